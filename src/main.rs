@@ -1,0 +1,167 @@
+//! The `mesobench` command line: parses arguments, calls the library, prints
+//! a short summary, and maps failures to exit codes (0 ok, 2 any error).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use mesobench::scenario::{self, Scenario, Source};
+
+#[derive(Parser)]
+#[command(
+    name = "mesobench",
+    version,
+    about = "Simulator and virtual test bench for pneumatic mesotherapy injection guns"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a scenario's session and write shots.csv, needles.csv, trace.csv,
+    /// summary.json, manifest.json and the trace and dose plots.
+    Run {
+        /// Scenario file (TOML); without it the embedded default
+        /// (identical to scenarios/reference.toml) runs.
+        scenario: Option<PathBuf>,
+        /// Output folder [default: output/<scenario name>/].
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Override any scenario key by its dotted path, e.g.
+        /// --set firmware.open_time_ms=25 (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// Print nothing but errors.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Validate a scenario and print the resolved SI parameters.
+    Check {
+        /// Scenario file (TOML).
+        scenario: PathBuf,
+        /// Override any scenario key by its dotted path (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    // A panic is a bug: report it in one line, without a backtrace, exit 2.
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("mesobench: internal error: {info}");
+    }));
+    let cli = Cli::parse();
+    match std::panic::catch_unwind(|| run(cli)) {
+        Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(e)) => {
+            if e.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            }) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+        Err(_) => ExitCode::from(2),
+    }
+}
+
+fn load(path: Option<&Path>, set: &[String]) -> anyhow::Result<(Scenario, String)> {
+    let (source, fallback) = match path {
+        Some(p) => (
+            Source::from_path(p)?,
+            p.file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or("scenario")
+                .to_string(),
+        ),
+        None => (
+            Source::default_scenario(),
+            scenario::DEFAULT_NAME.to_string(),
+        ),
+    };
+    let sc = scenario::load(&source, set, &fallback)?;
+    Ok((sc, source.name))
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Check { scenario, set } => {
+            let (sc, _) = load(Some(&scenario), &set)?;
+            println!("{}: valid", scenario.display());
+            println!("{}", serde_json::to_string_pretty(&sc)?);
+            Ok(())
+        }
+        Command::Run {
+            scenario,
+            out,
+            set,
+            quiet,
+        } => {
+            let (sc, source) = load(scenario.as_deref(), &set)?;
+            let dir = out.unwrap_or_else(|| Path::new("output").join(&sc.name));
+            let started = Instant::now();
+            let run =
+                mesobench::simulate(&sc, true).with_context(|| format!("scenario {}", sc.name))?;
+            let elapsed = started.elapsed();
+            let files = mesobench::report::write_run(&dir, &sc, &source, &set, &run)?;
+            if !quiet {
+                print_summary(&sc, &run, elapsed.as_secs_f64(), &dir, files.len());
+            }
+            Ok(())
+        }
+    }
+}
+
+fn print_summary(sc: &Scenario, run: &mesobench::Run, seconds: f64, dir: &Path, files: usize) {
+    let s = mesobench::report::summary(sc, run);
+    println!("mesobench {} — scenario '{}'", mesobench::VERSION, sc.name);
+    if !sc.description.is_empty() {
+        println!("  {}", sc.description);
+    }
+    println!(
+        "  shots {}   dose {:.3} µL ± {:.3} (CV {:.2} %)   range {:.3} – {:.3} µL",
+        s.shots,
+        s.dose_mean_ul,
+        s.dose_sd_ul,
+        100.0 * s.dose_cv,
+        s.dose_min_ul,
+        s.dose_max_ul
+    );
+    if s.needle_dose_mean_ul.len() > 1 {
+        let per: Vec<String> = s
+            .needle_dose_mean_ul
+            .iter()
+            .map(|d| format!("{d:.3}"))
+            .collect();
+        println!("  per needle (µL): {}", per.join("  "));
+    }
+    println!(
+        "  reflux {:.3} µL/shot   peak tissue {:.1} kPa   peak syringe {:.1} kPa   peak flow {:.0} µL/s",
+        s.leak_mean_ul, s.peak_tissue_pressure_kpa, s.peak_syringe_pressure_kpa, s.peak_flow_ul_s
+    );
+    println!(
+        "  t90 {:.2} ms   effective valve-open {:.2} ms   max Re {:.0}",
+        s.t90_mean_ms, s.valve_open_effective_mean_ms, s.max_reynolds
+    );
+    println!(
+        "  {} steps of {:.2} µs in {:.3} s ({:.0} µs per shot)",
+        run.result.steps,
+        run.result.effective_step * 1e6,
+        seconds,
+        seconds * 1e6 / s.shots.max(1) as f64
+    );
+    if let Some(stop) = &s.stopped {
+        println!("  stopped: {stop}");
+    }
+    for w in &s.warnings {
+        println!("  warning: {w}");
+    }
+    println!("  wrote {} files to {}", files, dir.display());
+}

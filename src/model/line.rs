@@ -1,0 +1,70 @@
+//! Pneumatic line from the valve to the handpiece (physics.md §2.3).
+//!
+//! The hose is split into `segments` lumped volumes joined by connections
+//! that carry the mass flow as a state (inertance L_seg/A) against a
+//! friction drop from the same smooth laminar/turbulent Darcy law as the
+//! needle. The capacitance V_seg/(n·R·T) and inertance per unit length make a
+//! ladder whose wave speed is √(n·R·T) (343 m/s for n = 1.4 at 20 °C), so the
+//! transport delay L/c and the line volume are both reproduced; friction
+//! gives the Andersen attenuation. A zero-length line (valve in the
+//! handpiece) has no segments: the valve feeds the chamber directly.
+
+use super::gas::{darcy_friction, MU_AIR, R_AIR};
+
+/// Line parameters (SI).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct LineParams {
+    /// Hose length, m (0: valve in the handpiece).
+    pub length: f64,
+    /// Hose inner diameter, m.
+    pub diameter: f64,
+    /// Number of lumped segments (≥ 4 when the length is not zero; physics.md §2.3).
+    pub segments: usize,
+    /// Polytropic exponent of the gas in the hose, – (1.4: adiabatic waves, c = 343 m/s).
+    pub polytropic: f64,
+    /// Gas temperature in the hose, K.
+    pub temperature: f64,
+}
+
+impl LineParams {
+    /// True when there is no hose (valve in the handpiece).
+    pub fn is_absent(&self) -> bool {
+        self.length <= 0.0 || self.segments == 0
+    }
+    /// Cross-section, m².
+    pub fn area(&self) -> f64 {
+        std::f64::consts::PI * self.diameter * self.diameter / 4.0
+    }
+    /// Total internal volume, m³.
+    pub fn volume(&self) -> f64 {
+        self.area() * self.length
+    }
+    /// Volume of one segment, m³.
+    pub fn segment_volume(&self) -> f64 {
+        self.volume() / self.segments as f64
+    }
+    /// Wave speed √(n·R·T), m/s.
+    pub fn wave_speed(&self) -> f64 {
+        (self.polytropic * R_AIR * self.temperature).sqrt()
+    }
+    /// Transport delay L/c, s.
+    pub fn transport_delay(&self) -> f64 {
+        self.length / self.wave_speed()
+    }
+    /// Friction pressure drop over one connection for mass flow `w` (kg/s)
+    /// at mean pressure `p` (Pa abs): (ΔP, dΔP/dw, Re).
+    #[inline]
+    pub fn connection_drop(&self, w: f64, p: f64) -> (f64, f64, f64) {
+        let a = self.area();
+        let d = self.diameter;
+        let l = self.length / self.segments as f64;
+        let rho = p / (R_AIR * self.temperature);
+        let re = w.abs() * d / (a * MU_AIR);
+        let (f, df) = darcy_friction(re);
+        // ΔP = f·(l/d)·w|w|/(2ρA²)
+        let k = l / (2.0 * d * rho * a * a);
+        let dp = f * k * w * w.abs();
+        let ddp = k * (2.0 * f * w.abs() + df * (d / (a * MU_AIR)) * w * w);
+        (dp, ddp, re)
+    }
+}

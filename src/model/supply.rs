@@ -1,0 +1,71 @@
+//! Supply and pressure regulator (physics.md §1.4).
+//!
+//! The regulator output is a pressure source with static droop and a
+//! first-order response: τ·dp/dt = p_target − p, with
+//! p_target = min(p_set − droop·Q_ANR, p_reservoir). An optional finite
+//! reservoir (a cartridge or a small tank) empties isothermally through the
+//! regulator, so the supply sags over a session.
+
+use super::gas::{self, R_AIR};
+
+/// Supply and regulator parameters (SI).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SupplyParams {
+    /// Regulator set pressure, Pa absolute. Default 3 bar(g): middle of the
+    /// 2–4 bar(g) drive pressures of physics.md §2.4 and §8.
+    pub p_set: f64,
+    /// Static droop, Pa per (m³/s ANR). Default 0.1 bar per 100 L/min ANR,
+    /// a small mechanical regulator [D].
+    pub droop: f64,
+    /// First-order time constant of the regulator, s. Default 20 ms, in the
+    /// 10–50 ms range for small mechanical regulators (physics.md §1.4 [R]).
+    pub tau: f64,
+    /// Supply gas temperature, K. Default 293.15 K.
+    pub temperature: f64,
+    /// Optional finite reservoir upstream of the regulator.
+    pub reservoir: Option<Reservoir>,
+}
+
+/// A finite gas reservoir that empties isothermally.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Reservoir {
+    /// Volume, m³.
+    pub volume: f64,
+    /// Initial pressure, Pa absolute.
+    pub p_initial: f64,
+}
+
+impl SupplyParams {
+    /// Pressure the regulator steers towards for a given reservoir pressure
+    /// and outflow (kg/s), Pa absolute.
+    #[inline]
+    pub fn target(&self, p_reservoir: f64, q_mass: f64) -> f64 {
+        let droop = self.droop * gas::Iso6358::anr_volume_flow(q_mass.max(0.0));
+        let p = self.p_set - droop;
+        if self.reservoir.is_some() {
+            p.min(p_reservoir)
+        } else {
+            p
+        }
+    }
+
+    /// Advance the regulator output `p` by `dt` towards `target` (exact
+    /// solution of the first-order lag for a constant target).
+    #[inline]
+    pub fn advance_output(&self, p: f64, target: f64, dt: f64) -> f64 {
+        if self.tau <= 0.0 {
+            target
+        } else {
+            target + (p - target) * (-dt / self.tau).exp()
+        }
+    }
+
+    /// Reservoir pressure change for a mass drawn `dm` (kg), isothermal, Pa.
+    #[inline]
+    pub fn reservoir_drop(&self, dm: f64) -> f64 {
+        match &self.reservoir {
+            Some(r) => dm * R_AIR * self.temperature / r.volume,
+            None => 0.0,
+        }
+    }
+}

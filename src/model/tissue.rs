@@ -1,0 +1,102 @@
+//! Tissue back-pressure at each injection site (physics.md §5.2, model 1).
+//!
+//! p_t = p_open + V_b/C_t + R_t·Q_tis, with dV_b/dt = Q_tis − V_b/τ_abs, and a
+//! reflux path along the needle track above the leak pressure:
+//! Q_leak = max(0, p_t − p_leak)/R_leak, Q_tis = Q_needle − Q_leak. The site
+//! accepts liquid only (no back-flow from the bleb into the needle), so the
+//! opening pressure acts as a cracking pressure. All pressures are gauge.
+
+/// One injection site (SI; pressures gauge, Pa).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct TissueParams {
+    /// Opening pressure, Pa.
+    pub p_open: f64,
+    /// Secant bleb compliance, m³/Pa.
+    pub compliance: f64,
+    /// Flow resistance of the tissue, Pa·s/m³.
+    pub resistance: f64,
+    /// Pressure above which liquid refluxes along the needle track, Pa.
+    pub leak_pressure: f64,
+    /// Resistance of the reflux path, Pa·s/m³.
+    pub leak_resistance: f64,
+    /// Absorption time constant of the bleb, s.
+    pub absorption_time: f64,
+}
+
+/// Site pressure for a given needle flow.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SitePressure {
+    /// Gauge pressure at the needle tip, Pa.
+    pub p: f64,
+    /// dp/dQ_needle, Pa·s/m³ (exact within the current leak regime).
+    pub slope: f64,
+    /// Reflux flow, m³/s.
+    pub q_leak: f64,
+}
+
+/// Tissue presets by name.
+pub const PRESETS: [&str; 2] = ["intradermal", "subcutaneous"];
+
+impl TissueParams {
+    /// A preset site, or None for an unknown name.
+    ///
+    /// * `intradermal` (papule/nappage, 1–2 mm): p_open 30 kPa (20–50 kPa
+    ///   fitted to Gupta et al. 2011, physics.md §5.3), C_t 7.5e-12 m³/Pa
+    ///   (Gupta's secant compliance, §5.2), R_t 3e10 Pa·s/m³ (1e10–1e11 fit
+    ///   range, §5.3), leak onset 80 kPa (30–150 kPa, §5.3), reflux
+    ///   resistance 1e12 Pa·s/m³ [D: 0.1 mL/s through the track at 100 kPa
+    ///   excess], absorption 30 s [D, placeholder].
+    /// * `subcutaneous` (4–6 mm): p_open 5 kPa (2–10 kPa, §5.3), C_t 3e-11
+    ///   m³/Pa (1e-11–1e-10, §5.3), R_t 5e9 Pa·s/m³ (Darcy with Thomsen
+    ///   2014 permeability, §5.2), leak onset 200 kPa ("rarely relevant",
+    ///   §5.3), reflux 1e12 Pa·s/m³, absorption 60 s [D].
+    pub fn preset(name: &str) -> Option<TissueParams> {
+        match name {
+            "intradermal" => Some(TissueParams {
+                p_open: 30e3,
+                compliance: 7.5e-12,
+                resistance: 3e10,
+                leak_pressure: 80e3,
+                leak_resistance: 1e12,
+                absorption_time: 30.0,
+            }),
+            "subcutaneous" => Some(TissueParams {
+                p_open: 5e3,
+                compliance: 3e-11,
+                resistance: 5e9,
+                leak_pressure: 200e3,
+                leak_resistance: 1e12,
+                absorption_time: 60.0,
+            }),
+            _ => None,
+        }
+    }
+
+    /// Gauge pressure with no flow for bleb volume `v_b`, Pa.
+    #[inline]
+    pub fn static_pressure(&self, v_b: f64) -> f64 {
+        self.p_open + v_b / self.compliance
+    }
+
+    /// Site pressure and reflux at needle flow `q` ≥ 0 (m³/s), bleb `v_b` (m³).
+    #[inline]
+    pub fn at_flow(&self, q: f64, v_b: f64) -> SitePressure {
+        let base = self.static_pressure(v_b);
+        let p = base + self.resistance * q;
+        if p <= self.leak_pressure {
+            SitePressure {
+                p,
+                slope: self.resistance,
+                q_leak: 0.0,
+            }
+        } else {
+            let r = self.resistance / self.leak_resistance;
+            let p = (base + self.resistance * q + r * self.leak_pressure) / (1.0 + r);
+            SitePressure {
+                p,
+                slope: self.resistance / (1.0 + r),
+                q_leak: (p - self.leak_pressure) / self.leak_resistance,
+            }
+        }
+    }
+}

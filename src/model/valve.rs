@@ -1,0 +1,244 @@
+//! 3/2 solenoid valve: supply → chamber when energised, chamber → exhaust
+//! when not (physics.md §3).
+//!
+//! Two latency models:
+//! * [`Actuation::Coil`]: the coil current follows v = R·i + d(L(x)·i)/dt with
+//!   a gap-dominated inductance L(g) = L0·(g0 + g_fe)/(g + g_fe); the magnetic
+//!   force is F = ½·i²·dL/dx; the armature (mass, spring preload and rate,
+//!   pressure force on the seat, damping) travels between end stops. The
+//!   opening and closing delays therefore come from the L/R rise, the pull-in
+//!   threshold, the travel and the flux decay through the flyback clamp
+//!   (physics.md §3.1). Coil resistance follows copper's +0.393 %/K.
+//! * [`Actuation::Catalogue`]: a catalogue response time (JIS test) split
+//!   into a dead time and a linear travel, for valves known only by their
+//!   datasheet (physics.md §3.2).
+//!
+//! Seat flow: ISO 6358 (C, b, m) scaled by the opening fraction on the
+//! supply side and by its complement on the exhaust side (poppet between two
+//! seats: a short cross-flow while in travel).
+
+use super::gas::Iso6358;
+
+/// Valve parameters (SI).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ValveParams {
+    /// Supply → outlet (P→A) flow element at full opening.
+    pub inlet: Iso6358,
+    /// Outlet → exhaust (A→R) flow element at full closure.
+    pub exhaust: Iso6358,
+    /// How the opening follows the command.
+    pub actuation: Actuation,
+}
+
+/// Valve actuation model.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(tag = "model", rename_all = "snake_case")]
+pub enum Actuation {
+    /// Electromagnetic coil and armature (physics.md §3.1).
+    Coil(Coil),
+    /// Catalogue response times (physics.md §3.2).
+    Catalogue(Catalogue),
+}
+
+/// Electromagnetic coil and armature (SI).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Coil {
+    /// Drive voltage, V.
+    pub voltage: f64,
+    /// Coil resistance at 20 °C, Ω.
+    pub resistance_20c: f64,
+    /// Coil temperature, K.
+    pub temperature: f64,
+    /// Inductance with the armature at rest (gap g0), H.
+    pub inductance: f64,
+    /// Magnetic air gap with the armature at rest, m.
+    pub gap: f64,
+    /// Iron path reluctance expressed as an equivalent air gap, m.
+    pub iron_gap: f64,
+    /// Armature stroke, m (< gap).
+    pub stroke: f64,
+    /// Armature mass, kg.
+    pub armature_mass: f64,
+    /// Return spring preload, N.
+    pub spring_preload: f64,
+    /// Return spring rate, N/m.
+    pub spring_rate: f64,
+    /// Seat area on which the supply pressure holds the poppet closed, m².
+    pub seat_area: f64,
+    /// Viscous damping of the armature, N·s/m.
+    pub damping: f64,
+    /// Flyback clamp voltage while the current decays, V (0.7 for a plain
+    /// diode, tens of volts for a Zener/TVS clamp).
+    pub clamp_voltage: f64,
+}
+
+/// Catalogue response times (SI).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Catalogue {
+    /// Response time to full opening after the command rises, s.
+    pub t_on: f64,
+    /// Response time to full closure after the command falls, s.
+    pub t_off: f64,
+    /// Fraction of each response time spent in travel (the rest is dead time), –.
+    pub travel_fraction: f64,
+}
+
+/// Copper resistance temperature coefficient, 1/K (physics.md §3.2).
+pub const COPPER_ALPHA: f64 = 0.00393;
+
+impl Coil {
+    /// Coil resistance at its temperature, Ω.
+    pub fn resistance(&self) -> f64 {
+        self.resistance_20c * (1.0 + COPPER_ALPHA * (self.temperature - 293.15))
+    }
+
+    /// Inductance L(x) and dL/dx at armature position `x` (m from rest).
+    #[inline]
+    pub fn inductance_at(&self, x: f64) -> (f64, f64) {
+        let g = (self.gap - x).max(0.0) + self.iron_gap;
+        let k = self.inductance * (self.gap + self.iron_gap);
+        (k / g, k / (g * g))
+    }
+
+    /// Steady current when energised, A.
+    pub fn steady_current(&self) -> f64 {
+        self.voltage / self.resistance()
+    }
+
+    /// Pull-in current: the current at which the magnetic force at rest equals
+    /// the spring preload plus the pressure force of `dp` (Pa) on the seat, A.
+    pub fn pull_in_current(&self, dp: f64) -> f64 {
+        let (_, dl) = self.inductance_at(0.0);
+        (2.0 * (self.spring_preload + dp.max(0.0) * self.seat_area) / dl).sqrt()
+    }
+
+    /// Closed-form estimate of the opening delay (physics.md §3.1):
+    /// t_e = τ·ln(1/(1 − I_pull/I_ss)) plus t_m = sqrt(2·s·m/F_net), with F_net
+    /// the mean net force over the stroke at the steady current. Returns None
+    /// if the valve cannot pull in.
+    pub fn opening_delay_estimate(&self, dp: f64) -> Option<f64> {
+        let i_ss = self.steady_current();
+        let i_p = self.pull_in_current(dp);
+        if i_p >= i_ss {
+            return None;
+        }
+        let tau = self.inductance / self.resistance();
+        let t_e = tau * (1.0 / (1.0 - i_p / i_ss)).ln();
+        // Mean net force over the stroke with the current at I_ss.
+        let n = 16;
+        let mut f = 0.0;
+        for k in 0..n {
+            let x = (k as f64 + 0.5) / n as f64 * self.stroke;
+            let (_, dl) = self.inductance_at(x);
+            let open = x / self.stroke;
+            f += 0.5 * i_ss * i_ss * dl
+                - (self.spring_preload + self.spring_rate * x)
+                - dp.max(0.0) * self.seat_area * (1.0 - open);
+        }
+        f /= n as f64;
+        if f <= 0.0 {
+            return None;
+        }
+        Some(t_e + (2.0 * self.stroke * self.armature_mass / f).sqrt())
+    }
+}
+
+/// Dynamic state of the valve actuator.
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize)]
+pub struct ValveState {
+    /// Coil current, A (coil model).
+    pub current: f64,
+    /// Armature position, m (coil model).
+    pub x: f64,
+    /// Armature velocity, m/s (coil model).
+    pub v: f64,
+    /// Opening fraction, – (0 closed to exhaust, 1 fully open to supply).
+    pub opening: f64,
+    /// Time since the last command edge, s (catalogue model).
+    pub since_edge: f64,
+    /// Last command seen, (catalogue model and edge detection).
+    pub last_cmd: bool,
+}
+
+impl ValveParams {
+    /// Advance the actuator by `dt` under `command` with `dp_seat` (Pa) across
+    /// the inlet seat. Returns nothing; updates `s.opening`.
+    #[inline]
+    pub fn advance(&self, s: &mut ValveState, command: bool, dp_seat: f64, dt: f64) {
+        match &self.actuation {
+            Actuation::Coil(c) => advance_coil(c, s, command, dp_seat, dt),
+            Actuation::Catalogue(c) => advance_catalogue(c, s, command, dt),
+        }
+    }
+}
+
+#[inline]
+fn advance_coil(c: &Coil, s: &mut ValveState, command: bool, dp_seat: f64, dt: f64) {
+    let r = c.resistance();
+    let (l, dl) = c.inductance_at(s.x);
+    // Motional EMF i·dL/dx·v acts as an extra voltage drop.
+    let emf = s.current * dl * s.v;
+    // L di/dt = V − emf − R i over dt with L and emf frozen: the decay factor
+    // e^−a, a = dt·R/L, is exact; for small a its (1,1) Padé form (the
+    // trapezoidal rule, error a³/12) costs no exponential.
+    let a = dt * r / l;
+    let decay = if a < 0.05 {
+        (1.0 - 0.5 * a) / (1.0 + 0.5 * a)
+    } else {
+        (-a).exp()
+    };
+    if command {
+        let i_inf = (c.voltage - emf) / r;
+        s.current = i_inf + (s.current - i_inf) * decay;
+    } else if s.current > 0.0 {
+        let i_inf = (-c.clamp_voltage - emf) / r;
+        let i = i_inf + (s.current - i_inf) * decay;
+        s.current = i.max(0.0);
+    }
+    let f_mag = 0.5 * s.current * s.current * dl;
+    let open = s.x / c.stroke;
+    let f = f_mag
+        - (c.spring_preload + c.spring_rate * s.x)
+        - dp_seat.max(0.0) * c.seat_area * (1.0 - open)
+        - c.damping * s.v;
+    // Semi-implicit (symplectic) Euler with inelastic end stops.
+    let mut v = s.v + dt * f / c.armature_mass;
+    let mut x = s.x + dt * v;
+    if x <= 0.0 {
+        x = 0.0;
+        v = v.max(0.0);
+    } else if x >= c.stroke {
+        x = c.stroke;
+        v = v.min(0.0);
+    }
+    s.x = x;
+    s.v = v;
+    s.opening = x / c.stroke;
+}
+
+#[inline]
+fn advance_catalogue(c: &Catalogue, s: &mut ValveState, command: bool, dt: f64) {
+    if command != s.last_cmd {
+        s.last_cmd = command;
+        s.since_edge = 0.0;
+    }
+    let (t_resp, target) = if command {
+        (c.t_on, 1.0)
+    } else {
+        (c.t_off, 0.0)
+    };
+    let t_travel = (c.travel_fraction * t_resp).max(1e-12);
+    let t_dead = t_resp - c.travel_fraction * t_resp;
+    // Time this step spends past the dead time.
+    let t0 = s.since_edge;
+    s.since_edge += dt;
+    let moving = (s.since_edge - t_dead.max(t0)).max(0.0);
+    if moving > 0.0 {
+        let step = moving / t_travel;
+        s.opening = if target > s.opening {
+            (s.opening + step).min(1.0)
+        } else {
+            (s.opening - step).max(0.0)
+        };
+    }
+}

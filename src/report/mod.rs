@@ -1,0 +1,416 @@
+//! Reports: flat CSV rows, JSON summaries and manifests, and plots.
+//!
+//! Human units appear here only (µL, kPa, ms). Every file is written to a
+//! temporary name in its folder and renamed into place, so a reader never
+//! sees a half-written file and an interrupted run leaves earlier files whole.
+
+pub mod plot;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::scenario::Scenario;
+use crate::sim::{ShotRecord, TraceSample};
+use crate::stats::describe;
+use crate::Run;
+
+/// A report that could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// File system error.
+    #[error("cannot write {path}: {source}")]
+    Io {
+        /// File.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// Plotting error.
+    #[error("cannot draw {path}: {message}")]
+    Plot {
+        /// File.
+        path: PathBuf,
+        /// Cause.
+        message: String,
+    },
+}
+
+/// Write `bytes` to `path` atomically (temporary file, then rename).
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
+    let io = |source| ReportError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let tmp = tmp_path(path);
+    let mut f = std::fs::File::create(&tmp).map_err(io)?;
+    f.write_all(bytes).map_err(io)?;
+    f.sync_all().map_err(io)?;
+    drop(f);
+    std::fs::rename(&tmp, path).map_err(io)
+}
+
+/// Temporary sibling of `path` that keeps its extension (plotters picks the
+/// image format from it).
+pub(crate) fn tmp_path(path: &Path) -> PathBuf {
+    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("out");
+    let ext = path.extension().and_then(|s| s.to_str()).unwrap_or("tmp");
+    path.with_file_name(format!(".{stem}.partial.{ext}"))
+}
+
+/// One row of `shots.csv` (human units).
+#[derive(Debug, serde::Serialize)]
+pub struct ShotRow {
+    /// Shot index.
+    pub shot: usize,
+    /// Trigger time, ms.
+    pub t_start_ms: f64,
+    /// Commanded open time, ms.
+    pub open_time_cmd_ms: f64,
+    /// Effective valve open time ∫opening dt, ms.
+    pub valve_open_effective_ms: f64,
+    /// Opening delay, ms.
+    pub valve_t_on_ms: f64,
+    /// Closing delay, ms.
+    pub valve_t_off_ms: f64,
+    /// Delivered into tissue, µL.
+    pub dose_ul: f64,
+    /// Refluxed, µL.
+    pub leak_ul: f64,
+    /// Swept by the plunger, µL.
+    pub expelled_ul: f64,
+    /// Change of compressed storage, µL.
+    pub stored_change_ul: f64,
+    /// Peak flow, µL/s.
+    pub peak_flow_ul_s: f64,
+    /// Peak syringe pressure, kPa gauge.
+    pub peak_syringe_kpa: f64,
+    /// Peak tissue pressure, kPa gauge.
+    pub peak_tissue_kpa: f64,
+    /// Peak chamber pressure, kPa gauge.
+    pub peak_chamber_kpa: f64,
+    /// Time to 90 % of the dose, ms.
+    pub t90_ms: f64,
+    /// Maximum needle Reynolds number.
+    pub max_reynolds: f64,
+    /// Supply pressure at trigger, kPa gauge.
+    pub supply_start_kpa: f64,
+    /// Chamber pressure at trigger, kPa gauge.
+    pub chamber_start_kpa: f64,
+    /// Chamber temperature at trigger, °C.
+    pub chamber_temp_start_c: f64,
+    /// Piston position at trigger, mm.
+    pub piston_start_mm: f64,
+    /// Plunger travel at the end of the shot, mm.
+    pub plunger_end_mm: f64,
+    /// Inlet choked during the shot.
+    pub inlet_choked: bool,
+    /// Plant steps.
+    pub steps: u64,
+}
+
+impl From<&ShotRecord> for ShotRow {
+    fn from(r: &ShotRecord) -> ShotRow {
+        ShotRow {
+            shot: r.index,
+            t_start_ms: r.t_start * 1e3,
+            open_time_cmd_ms: r.open_time_cmd * 1e3,
+            valve_open_effective_ms: r.valve_open_effective * 1e3,
+            valve_t_on_ms: r.valve_t_on * 1e3,
+            valve_t_off_ms: r.valve_t_off * 1e3,
+            dose_ul: r.dose * 1e9,
+            leak_ul: r.leak * 1e9,
+            expelled_ul: r.expelled * 1e9,
+            stored_change_ul: r.stored_change * 1e9,
+            peak_flow_ul_s: r.peak_flow * 1e9,
+            peak_syringe_kpa: r.peak_syringe_pressure / 1e3,
+            peak_tissue_kpa: r.peak_tissue_pressure / 1e3,
+            peak_chamber_kpa: r.peak_chamber_pressure / 1e3,
+            t90_ms: r.t90 * 1e3,
+            max_reynolds: r.max_re,
+            supply_start_kpa: r.supply_pressure_start / 1e3,
+            chamber_start_kpa: r.chamber_pressure_start / 1e3,
+            chamber_temp_start_c: r.chamber_temperature_start - 273.15,
+            piston_start_mm: r.piston_start * 1e3,
+            plunger_end_mm: r.plunger_end * 1e3,
+            inlet_choked: r.inlet_choked,
+            steps: r.steps,
+        }
+    }
+}
+
+/// One row of `needles.csv`: one needle in one shot.
+#[derive(Debug, serde::Serialize)]
+pub struct NeedleRow {
+    /// Shot index.
+    pub shot: usize,
+    /// Needle index.
+    pub needle: usize,
+    /// Delivered into this site, µL.
+    pub dose_ul: f64,
+    /// Refluxed at this site, µL.
+    pub leak_ul: f64,
+    /// Share of the shot's dose, –.
+    pub share: f64,
+    /// Peak site pressure, kPa gauge.
+    pub peak_tissue_kpa: f64,
+    /// Maximum Reynolds number.
+    pub max_reynolds: f64,
+}
+
+/// One row of `trace.csv`.
+#[derive(Debug, serde::Serialize)]
+pub struct TraceRow {
+    /// Time, ms.
+    pub t_ms: f64,
+    /// Valve command (0/1).
+    pub valve_cmd: u8,
+    /// Valve opening, –.
+    pub valve_opening: f64,
+    /// Coil current, A.
+    pub coil_current_a: f64,
+    /// Supply, kPa gauge.
+    pub supply_kpa: f64,
+    /// Valve outlet, kPa gauge.
+    pub valve_outlet_kpa: f64,
+    /// Chamber, kPa gauge.
+    pub chamber_kpa: f64,
+    /// Chamber gas temperature, °C.
+    pub chamber_temp_c: f64,
+    /// Piston position, mm.
+    pub piston_mm: f64,
+    /// Plunger travel, mm.
+    pub plunger_mm: f64,
+    /// Syringe, kPa gauge.
+    pub syringe_kpa: f64,
+    /// Tissue at needle 1, kPa gauge.
+    pub tissue_kpa: f64,
+    /// Total needle flow, µL/s.
+    pub flow_ul_s: f64,
+    /// Delivered so far, µL.
+    pub delivered_ul: f64,
+    /// Refluxed so far, µL.
+    pub leaked_ul: f64,
+}
+
+impl From<&TraceSample> for TraceRow {
+    fn from(s: &TraceSample) -> TraceRow {
+        TraceRow {
+            t_ms: s.t * 1e3,
+            valve_cmd: s.command as u8,
+            valve_opening: s.opening,
+            coil_current_a: s.coil_current,
+            supply_kpa: s.supply / 1e3,
+            valve_outlet_kpa: s.valve_outlet / 1e3,
+            chamber_kpa: s.chamber / 1e3,
+            chamber_temp_c: s.chamber_temperature - 273.15,
+            piston_mm: s.piston * 1e3,
+            plunger_mm: s.plunger * 1e3,
+            syringe_kpa: s.syringe / 1e3,
+            tissue_kpa: s.tissue / 1e3,
+            flow_ul_s: s.flow * 1e9,
+            delivered_ul: s.delivered * 1e9,
+            leaked_ul: s.leaked * 1e9,
+        }
+    }
+}
+
+/// `summary.json`.
+#[derive(Debug, serde::Serialize)]
+pub struct Summary {
+    /// Scenario name.
+    pub scenario: String,
+    /// Completed shots.
+    pub shots: usize,
+    /// Mean dose, µL.
+    pub dose_mean_ul: f64,
+    /// Dose SD (n − 1), µL.
+    pub dose_sd_ul: f64,
+    /// Dose CV, –.
+    pub dose_cv: f64,
+    /// Smallest dose, µL.
+    pub dose_min_ul: f64,
+    /// Largest dose, µL.
+    pub dose_max_ul: f64,
+    /// Mean reflux per shot, µL.
+    pub leak_mean_ul: f64,
+    /// Mean expelled volume per shot, µL.
+    pub expelled_mean_ul: f64,
+    /// Highest tissue pressure, kPa gauge.
+    pub peak_tissue_pressure_kpa: f64,
+    /// Highest syringe pressure, kPa gauge.
+    pub peak_syringe_pressure_kpa: f64,
+    /// Highest flow, µL/s.
+    pub peak_flow_ul_s: f64,
+    /// Mean time to 90 % of the dose, ms.
+    pub t90_mean_ms: f64,
+    /// Mean effective valve-open time, ms.
+    pub valve_open_effective_mean_ms: f64,
+    /// Largest needle Reynolds number.
+    pub max_reynolds: f64,
+    /// Mean dose per needle, µL.
+    pub needle_dose_mean_ul: Vec<f64>,
+    /// Why the session stopped early, if it did.
+    pub stopped: Option<String>,
+    /// Model-validity and outcome warnings.
+    pub warnings: Vec<String>,
+}
+
+/// Build the summary of a run.
+pub fn summary(sc: &Scenario, run: &Run) -> Summary {
+    let shots = &run.result.shots;
+    let doses: Vec<f64> = shots.iter().map(|s| s.dose * 1e9).collect();
+    let d = describe(&doses);
+    let mean_of =
+        |f: &dyn Fn(&ShotRecord) -> f64| describe(&shots.iter().map(f).collect::<Vec<_>>()).mean;
+    let max_of = |f: &dyn Fn(&ShotRecord) -> f64| shots.iter().map(f).fold(0.0, f64::max);
+    let n = sc.params.needles.len();
+    Summary {
+        scenario: sc.name.clone(),
+        shots: shots.len(),
+        dose_mean_ul: d.mean,
+        dose_sd_ul: d.sd,
+        dose_cv: d.cv,
+        dose_min_ul: d.min,
+        dose_max_ul: d.max,
+        leak_mean_ul: mean_of(&|s| s.leak * 1e9),
+        expelled_mean_ul: mean_of(&|s| s.expelled * 1e9),
+        peak_tissue_pressure_kpa: max_of(&|s| s.peak_tissue_pressure / 1e3),
+        peak_syringe_pressure_kpa: max_of(&|s| s.peak_syringe_pressure / 1e3),
+        peak_flow_ul_s: max_of(&|s| s.peak_flow * 1e9),
+        t90_mean_ms: mean_of(&|s| s.t90 * 1e3),
+        valve_open_effective_mean_ms: mean_of(&|s| s.valve_open_effective * 1e3),
+        max_reynolds: max_of(&|s| s.max_re),
+        needle_dose_mean_ul: (0..n)
+            .map(|i| mean_of(&|s| s.needles[i].dose * 1e9))
+            .collect(),
+        stopped: run.result.stopped.clone(),
+        warnings: run.result.warnings.clone(),
+    }
+}
+
+/// `manifest.json`: everything needed to reproduce the run.
+#[derive(Debug, serde::Serialize)]
+pub struct Manifest<'a> {
+    /// mesobench version.
+    pub mesobench_version: &'a str,
+    /// Scenario name.
+    pub scenario: &'a str,
+    /// Scenario source (path or the embedded default).
+    pub source: &'a str,
+    /// `--set` overrides, in order.
+    pub overrides: &'a [String],
+    /// Master seed.
+    pub seed: u64,
+    /// Resolved SI scenario (parameters, solver, firmware, session).
+    pub resolved: &'a Scenario,
+    /// Solver counts.
+    pub solver_stats: SolverStats,
+}
+
+/// Step counts of a run.
+#[derive(Debug, serde::Serialize)]
+pub struct SolverStats {
+    /// Effective plant step, s.
+    pub effective_step_s: f64,
+    /// Plant steps per firmware tick.
+    pub substeps_per_tick: u64,
+    /// Total plant steps.
+    pub steps_total: u64,
+    /// Steps per shot.
+    pub steps_per_shot: Vec<u64>,
+}
+
+fn csv_bytes<T: serde::Serialize>(
+    rows: impl Iterator<Item = T>,
+    path: &Path,
+) -> Result<Vec<u8>, ReportError> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    for r in rows {
+        w.serialize(r).map_err(|e| ReportError::Io {
+            path: path.to_owned(),
+            source: std::io::Error::other(e),
+        })?;
+    }
+    w.into_inner().map_err(|e| ReportError::Io {
+        path: path.to_owned(),
+        source: std::io::Error::other(e.to_string()),
+    })
+}
+
+fn json_bytes<T: serde::Serialize>(v: &T) -> Vec<u8> {
+    let mut s = serde_json::to_vec_pretty(v).expect("plain data serializes");
+    s.push(b'\n');
+    s
+}
+
+/// Write every output of a run into `dir`; returns the files written.
+pub fn write_run(
+    dir: &Path,
+    sc: &Scenario,
+    source: &str,
+    overrides: &[String],
+    run: &Run,
+) -> Result<Vec<PathBuf>, ReportError> {
+    std::fs::create_dir_all(dir).map_err(|source| ReportError::Io {
+        path: dir.to_owned(),
+        source,
+    })?;
+    let mut written = Vec::new();
+    let mut put = |name: &str, bytes: Vec<u8>| -> Result<(), ReportError> {
+        let p = dir.join(name);
+        write_atomic(&p, &bytes)?;
+        written.push(p);
+        Ok(())
+    };
+    let shots = &run.result.shots;
+    put(
+        "shots.csv",
+        csv_bytes(shots.iter().map(ShotRow::from), &dir.join("shots.csv"))?,
+    )?;
+    let needle_rows = shots.iter().flat_map(|s| {
+        s.needles.iter().enumerate().map(move |(i, n)| NeedleRow {
+            shot: s.index,
+            needle: i,
+            dose_ul: n.dose * 1e9,
+            leak_ul: n.leak * 1e9,
+            share: if s.dose > 0.0 { n.dose / s.dose } else { 0.0 },
+            peak_tissue_kpa: n.peak_site_pressure / 1e3,
+            max_reynolds: n.max_re,
+        })
+    });
+    put(
+        "needles.csv",
+        csv_bytes(needle_rows, &dir.join("needles.csv"))?,
+    )?;
+    put(
+        "trace.csv",
+        csv_bytes(run.trace.iter().map(TraceRow::from), &dir.join("trace.csv"))?,
+    )?;
+    put("summary.json", json_bytes(&summary(sc, run)))?;
+    let manifest = Manifest {
+        mesobench_version: crate::VERSION,
+        scenario: &sc.name,
+        source,
+        overrides,
+        seed: sc.seed,
+        resolved: sc,
+        solver_stats: SolverStats {
+            effective_step_s: run.result.effective_step,
+            substeps_per_tick: run.result.substeps,
+            steps_total: run.result.steps,
+            steps_per_shot: shots.iter().map(|s| s.steps).collect(),
+        },
+    };
+    put("manifest.json", json_bytes(&manifest))?;
+    for name in ["trace.png", "trace.svg"] {
+        let p = dir.join(name);
+        plot::trace(&p, &sc.name, &run.trace)?;
+        written.push(p);
+    }
+    for name in ["doses.png", "doses.svg"] {
+        let p = dir.join(name);
+        plot::doses(&p, &sc.name, shots)?;
+        written.push(p);
+    }
+    Ok(written)
+}

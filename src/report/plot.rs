@@ -1,0 +1,296 @@
+//! Plots with plotters, PNG and SVG, using an embedded DejaVu Sans font so
+//! they render on a machine with no system fonts (plotters' `ab_glyph`
+//! backend; its `ttf` feature must stay off).
+
+use std::path::Path;
+use std::sync::Once;
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use super::{tmp_path, write_atomic, ReportError};
+use crate::sim::{ShotRecord, TraceSample};
+
+static FONTS: Once = Once::new();
+
+/// Register the embedded font as "sans-serif" (idempotent; call before plotting).
+pub fn register_fonts() {
+    FONTS.call_once(|| {
+        use plotters::style::{register_font, FontStyle};
+        // The embedded faces are valid TrueType data; registration cannot fail.
+        let _ = register_font("sans-serif", FontStyle::Normal, dejavu::sans::regular());
+        let _ = register_font("sans-serif", FontStyle::Bold, dejavu::sans::bold());
+    });
+}
+
+const SIZE: (u32, u32) = (1200, 900);
+const FONT: &str = "sans-serif";
+
+type DrawResult = Result<(), String>;
+
+fn err<E: std::fmt::Display>(e: E) -> String {
+    e.to_string()
+}
+
+/// Render `draw` to `path` as PNG or SVG according to its extension.
+fn render(
+    path: &Path,
+    draw: impl Fn(DrawingArea<SVGBackend, Shift>) -> DrawResult,
+    draw_png: impl Fn(DrawingArea<BitMapBackend, Shift>) -> DrawResult,
+) -> Result<(), ReportError> {
+    register_fonts();
+    let fail = |message: String| ReportError::Plot {
+        path: path.to_owned(),
+        message,
+    };
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("svg") => {
+            let mut s = String::new();
+            {
+                let root = SVGBackend::with_string(&mut s, SIZE).into_drawing_area();
+                draw(root.clone()).map_err(fail)?;
+                root.present().map_err(|e| fail(e.to_string()))?;
+            }
+            write_atomic(path, s.as_bytes())
+        }
+        _ => {
+            let tmp = tmp_path(path);
+            {
+                let root = BitMapBackend::new(&tmp, SIZE).into_drawing_area();
+                draw_png(root.clone()).map_err(fail)?;
+                root.present().map_err(|e| fail(e.to_string()))?;
+            }
+            std::fs::rename(&tmp, path).map_err(|source| ReportError::Io {
+                path: path.to_owned(),
+                source,
+            })
+        }
+    }
+}
+
+fn range(values: impl Iterator<Item = f64>, pad_zero: bool) -> (f64, f64) {
+    let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
+    for v in values.filter(|v| v.is_finite()) {
+        lo = lo.min(v);
+        hi = hi.max(v);
+    }
+    if !lo.is_finite() {
+        return (0.0, 1.0);
+    }
+    if pad_zero {
+        lo = lo.min(0.0);
+    }
+    if hi - lo < 1e-9 {
+        hi = lo + 1.0;
+    }
+    let pad = 0.05 * (hi - lo);
+    (lo - if pad_zero && lo == 0.0 { 0.0 } else { pad }, hi + pad)
+}
+
+/// Pressures, flow and valve state against time.
+pub fn trace(path: &Path, name: &str, samples: &[TraceSample]) -> Result<(), ReportError> {
+    render(
+        path,
+        |r| draw_trace(r, name, samples),
+        |r| draw_trace(r, name, samples),
+    )
+}
+
+fn draw_trace<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    name: &str,
+    s: &[TraceSample],
+) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE).map_err(err)?;
+    let root = root
+        .titled(&format!("{name}: pressures, flow and valve"), (FONT, 24))
+        .map_err(err)?;
+    let (top, rest) = root.split_vertically(SIZE.1 as i32 * 45 / 100);
+    let (mid, bottom) = rest.split_vertically(SIZE.1 as i32 * 25 / 100);
+    let (t0, t1) = range(s.iter().map(|x| x.t * 1e3), false);
+
+    // Pressures.
+    let series: [(&str, RGBColor, fn(&TraceSample) -> f64); 4] = [
+        ("supply", RGBColor(120, 120, 120), |x| x.supply / 1e3),
+        ("chamber", RGBColor(31, 119, 180), |x| x.chamber / 1e3),
+        ("syringe", RGBColor(214, 39, 40), |x| x.syringe / 1e3),
+        ("tissue (needle 1)", RGBColor(44, 160, 44), |x| {
+            x.tissue / 1e3
+        }),
+    ];
+    let (p0, p1) = range(
+        s.iter()
+            .flat_map(|x| series.iter().map(move |(_, _, f)| f(x))),
+        true,
+    );
+    let mut c = ChartBuilder::on(&top)
+        .margin(10)
+        .x_label_area_size(30)
+        .y_label_area_size(70)
+        .build_cartesian_2d(t0..t1, p0..p1)
+        .map_err(err)?;
+    c.configure_mesh()
+        .y_desc("pressure, kPa (gauge)")
+        .label_style((FONT, 14))
+        .draw()
+        .map_err(err)?;
+    for (label, color, f) in series {
+        c.draw_series(LineSeries::new(
+            s.iter().map(|x| (x.t * 1e3, f(x))),
+            color.stroke_width(2),
+        ))
+        .map_err(err)?
+        .label(label)
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+    }
+    c.configure_series_labels()
+        .label_font((FONT, 14))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(err)?;
+
+    // Flow.
+    let (q0, q1) = range(s.iter().map(|x| x.flow * 1e9), true);
+    let mut c = ChartBuilder::on(&mid)
+        .margin(10)
+        .x_label_area_size(30)
+        .y_label_area_size(70)
+        .build_cartesian_2d(t0..t1, q0..q1)
+        .map_err(err)?;
+    c.configure_mesh()
+        .y_desc("needle flow, µL/s")
+        .label_style((FONT, 14))
+        .draw()
+        .map_err(err)?;
+    c.draw_series(LineSeries::new(
+        s.iter().map(|x| (x.t * 1e3, x.flow * 1e9)),
+        RGBColor(148, 103, 189).stroke_width(2),
+    ))
+    .map_err(err)?;
+
+    // Valve command and opening.
+    let mut c = ChartBuilder::on(&bottom)
+        .margin(10)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d(t0..t1, -0.05..1.1)
+        .map_err(err)?;
+    c.configure_mesh()
+        .x_desc("time, ms")
+        .y_desc("valve")
+        .label_style((FONT, 14))
+        .draw()
+        .map_err(err)?;
+    c.draw_series(LineSeries::new(
+        s.iter()
+            .map(|x| (x.t * 1e3, if x.command { 1.0 } else { 0.0 })),
+        BLACK.stroke_width(1),
+    ))
+    .map_err(err)?
+    .label("command")
+    .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK));
+    c.draw_series(LineSeries::new(
+        s.iter().map(|x| (x.t * 1e3, x.opening)),
+        RGBColor(255, 127, 14).stroke_width(2),
+    ))
+    .map_err(err)?
+    .label("opening")
+    .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RGBColor(255, 127, 14)));
+    c.configure_series_labels()
+        .label_font((FONT, 14))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(err)?;
+    Ok(())
+}
+
+/// Dose (and reflux, and each needle's share) per shot.
+pub fn doses(path: &Path, name: &str, shots: &[ShotRecord]) -> Result<(), ReportError> {
+    render(
+        path,
+        |r| draw_doses(r, name, shots),
+        |r| draw_doses(r, name, shots),
+    )
+}
+
+fn draw_doses<DB: DrawingBackend>(
+    root: DrawingArea<DB, Shift>,
+    name: &str,
+    shots: &[ShotRecord],
+) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE).map_err(err)?;
+    let n = shots.len().max(1) as f64;
+    let needles = shots.first().map(|s| s.needles.len()).unwrap_or(1);
+    let (_, y1) = range(
+        shots.iter().flat_map(|s| [s.dose * 1e9, s.leak * 1e9]),
+        true,
+    );
+    let mut c = ChartBuilder::on(&root)
+        .caption(format!("{name}: dose per shot"), (FONT, 24))
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(70)
+        .build_cartesian_2d(-0.5..(n - 0.5), 0.0..y1)
+        .map_err(err)?;
+    c.configure_mesh()
+        .x_desc("shot")
+        .y_desc("volume, µL")
+        .label_style((FONT, 14))
+        .draw()
+        .map_err(err)?;
+    let blue = RGBColor(31, 119, 180);
+    c.draw_series(
+        shots
+            .iter()
+            .map(|s| Circle::new((s.index as f64, s.dose * 1e9), 5, blue.filled())),
+    )
+    .map_err(err)?
+    .label("dose into tissue")
+    .legend(move |(x, y)| Circle::new((x + 10, y), 5, blue.filled()));
+    if shots.len() > 1 {
+        c.draw_series(LineSeries::new(
+            shots.iter().map(|s| (s.index as f64, s.dose * 1e9)),
+            blue,
+        ))
+        .map_err(err)?;
+    }
+    let red = RGBColor(214, 39, 40);
+    c.draw_series(
+        shots
+            .iter()
+            .map(|s| TriangleMarker::new((s.index as f64, s.leak * 1e9), 6, red.filled())),
+    )
+    .map_err(err)?
+    .label("reflux to the surface")
+    .legend(move |(x, y)| TriangleMarker::new((x + 10, y), 6, red.filled()));
+    if needles > 1 {
+        for k in 0..needles {
+            let color = Palette99::pick(k + 2).to_rgba();
+            c.draw_series(shots.iter().map(move |s| {
+                Cross::new(
+                    (s.index as f64, s.needles[k].dose * 1e9),
+                    5,
+                    color.stroke_width(2),
+                )
+            }))
+            .map_err(err)?
+            .label(format!("needle {}", k + 1))
+            .legend(move |(x, y)| Cross::new((x + 10, y), 5, color.stroke_width(2)));
+        }
+    }
+    c.configure_series_labels()
+        .label_font((FONT, 14))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(err)?;
+    Ok(())
+}

@@ -1,0 +1,1219 @@
+//! Scenario files: TOML with human units in the key names, converted once to
+//! SI and range-checked before anything runs.
+//!
+//! Parsing has two stages (as ripgrep's low/high arguments): [`Raw`] mirrors
+//! the file (every key optional, unknown keys rejected), then
+//! [`Scenario::from_raw`] fills defaults, converts to SI and checks ranges
+//! into [`Scenario`], which downstream code uses and which cannot hold bar or
+//! ms. `--set key.path=value` overrides are applied to the parsed document.
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+use crate::model::chamber::{ChamberParams, Thermal};
+use crate::model::fluid::{Fluid, Rheology};
+use crate::model::gas::{Iso6358, DM3_PER_S_BAR, P_ATM};
+use crate::model::hydraulics::Conduit;
+use crate::model::line::LineParams;
+use crate::model::piston::{PistonParams, Stribeck};
+use crate::model::supply::{Reservoir, SupplyParams};
+use crate::model::syringe::SyringeParams;
+use crate::model::tissue::TissueParams;
+use crate::model::valve::{Actuation, Catalogue, Coil, ValveParams};
+use crate::model::{self, Params, TubingParams};
+use crate::sim::{SessionSettings, SolverSettings};
+
+/// The default scenario, identical to `scenarios/reference.toml`.
+pub const DEFAULT_SCENARIO: &str = include_str!("../scenarios/reference.toml");
+/// Name of the default scenario.
+pub const DEFAULT_NAME: &str = "reference";
+
+/// A scenario that could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ScenarioError {
+    /// The file could not be read.
+    #[error("cannot read scenario {path}: {source}")]
+    Io {
+        /// File.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// TOML syntax or schema error (the message carries line, column and a caret).
+    #[error("{path}: {message}")]
+    Parse {
+        /// File.
+        path: String,
+        /// toml's message.
+        message: String,
+    },
+    /// A `--set` override that is malformed or names no key.
+    #[error("--set {arg}: {message}")]
+    Override {
+        /// The argument as given.
+        arg: String,
+        /// What is wrong and what is allowed.
+        message: String,
+    },
+    /// A value outside its allowed range, or an inconsistent combination.
+    #[error("{location}: {key} = {value} is not allowed: {allowed}")]
+    Invalid {
+        /// `file:line:column`, or `--set key=value`.
+        location: String,
+        /// Dotted key.
+        key: String,
+        /// The value given.
+        value: String,
+        /// What is allowed.
+        allowed: String,
+    },
+}
+
+macro_rules! raw_section {
+    ($(#[$m:meta])* $name:ident { $($(#[$fm:meta])* $field:ident : $ty:ty),* $(,)? }) => {
+        $(#[$m])*
+        #[derive(Debug, Clone, Default, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        #[allow(missing_docs)]
+        pub struct $name { $($(#[$fm])* pub $field: Option<$ty>),* }
+    };
+}
+
+/// The scenario file as written (human units in the key names).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct Raw {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub seed: Option<u64>,
+    #[serde(default)]
+    pub solver: RawSolver,
+    #[serde(default)]
+    pub firmware: RawFirmware,
+    #[serde(default)]
+    pub session: RawSession,
+    #[serde(default)]
+    pub ambient: RawAmbient,
+    #[serde(default)]
+    pub supply: RawSupply,
+    #[serde(default)]
+    pub valve: RawValve,
+    #[serde(default)]
+    pub line: RawLine,
+    #[serde(default)]
+    pub chamber: RawChamber,
+    #[serde(default)]
+    pub piston: RawPiston,
+    #[serde(default)]
+    pub syringe: RawSyringe,
+    pub tubing: Option<RawTubing>,
+    #[serde(default)]
+    pub needle: RawNeedle,
+    #[serde(default)]
+    pub fluid: RawFluid,
+    #[serde(default)]
+    pub tissue: RawTissue,
+}
+
+raw_section!(/** `[solver]` */ RawSolver { step_us: f64, trace_interval_us: f64, max_tail_ms: f64 });
+raw_section!(/** `[firmware]` */ RawFirmware { kind: String, tick_hz: f64, open_time_ms: f64 });
+raw_section!(/** `[session]` */ RawSession { shots: i64, rate_hz: f64 });
+raw_section!(/** `[ambient]` */ RawAmbient { pressure_kpa: f64, temperature_c: f64 });
+raw_section!(/** `[supply]` */ RawSupply {
+    pressure_bar: f64, regulator_tau_ms: f64, droop_bar_per_100lpm: f64,
+    reservoir_volume_ml: f64, reservoir_pressure_bar: f64,
+});
+raw_section!(/** `[valve]` */ RawValve {
+    model: String, c_dm3_per_s_bar: f64, b: f64, m: f64,
+    exhaust_c_dm3_per_s_bar: f64, exhaust_b: f64,
+    voltage_v: f64, coil_resistance_ohm: f64, coil_temperature_c: f64, inductance_mh: f64,
+    gap_mm: f64, iron_gap_mm: f64, stroke_mm: f64, armature_mass_g: f64,
+    spring_preload_n: f64, spring_rate_n_per_mm: f64, seat_diameter_mm: f64,
+    damping_n_s_per_m: f64, clamp_voltage_v: f64,
+    response_on_ms: f64, response_off_ms: f64, travel_fraction: f64,
+});
+raw_section!(/** `[line]` */ RawLine { length_mm: f64, inner_diameter_mm: f64, segments: i64, polytropic: f64 });
+raw_section!(/** `[chamber]` */ RawChamber {
+    dead_volume_ml: f64, thermal: String, alpha_in: f64, alpha_out: f64, alpha: f64, wall_h_w_per_m2k: f64,
+});
+raw_section!(/** `[piston]` */ RawPiston {
+    diameter_mm: f64, mass_g: f64, spring_preload_n: f64, spring_rate_n_per_mm: f64, stroke_mm: f64,
+    seal_coulomb_n: f64, seal_viscous_n_s_per_m: f64,
+});
+raw_section!(/** `[syringe]` */ RawSyringe {
+    preset: String, inner_diameter_mm: f64, fill_ml: f64, dead_space_ml: f64,
+    break_loose_n: f64, glide_n: f64, stribeck_velocity_mm_s: f64, viscous_n_s_per_m: f64,
+    wall_compliance_ul_per_bar: f64, bubble_ul: f64,
+});
+raw_section!(/** `[tubing]` */ RawTubing { length_mm: f64, inner_diameter_mm: f64, compliance_ul_per_bar: f64 });
+raw_section!(/** `[needle]` */ RawNeedle {
+    gauge: i64, inner_diameter_mm: f64, length_mm: f64, count: i64, minor_loss_k: f64,
+    id_deviation_pct: Vec<f64>,
+});
+raw_section!(/** `[fluid]` */ RawFluid {
+    preset: String, model: String, density_kg_m3: f64, viscosity_mpa_s: f64,
+    consistency_pa_sn: f64, flow_index: f64, eta0_pa_s: f64, eta_inf_mpa_s: f64, lambda_s: f64,
+    temperature_c: f64,
+});
+raw_section!(/** `[tissue]` */ RawTissue {
+    preset: String, opening_pressure_kpa: f64, compliance_ul_per_kpa: f64, resistance_kpa_s_per_ml: f64,
+    leak_pressure_kpa: f64, leak_resistance_kpa_s_per_ml: f64, absorption_time_s: f64,
+    new_site_each_shot: bool, opening_pressure_deviation_pct: Vec<f64>,
+});
+
+/// Firmware chosen by `firmware.kind`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum FirmwareSpec {
+    /// Timed valve pulse per shot.
+    OpenLoop {
+        /// Open time, s.
+        open_time: f64,
+    },
+}
+
+/// A validated scenario (SI).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Scenario {
+    /// Scenario name (output folder name).
+    pub name: String,
+    /// Free text.
+    pub description: String,
+    /// Master seed for every random stream.
+    pub seed: u64,
+    /// Plant parameters.
+    pub params: Params,
+    /// Solver settings.
+    pub solver: SolverSettings,
+    /// Firmware.
+    pub firmware: FirmwareSpec,
+    /// Session.
+    pub session: SessionSettings,
+}
+
+/// Where the scenario text came from, for error messages.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// Display name (a path, or `<default scenario>`).
+    pub name: String,
+    /// The text.
+    pub text: String,
+}
+
+impl Source {
+    /// Read a scenario file.
+    pub fn from_path(path: &Path) -> Result<Source, ScenarioError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        Ok(Source {
+            name: path.display().to_string(),
+            text,
+        })
+    }
+    /// The embedded default scenario.
+    pub fn default_scenario() -> Source {
+        Source {
+            name: "<default scenario: scenarios/reference.toml>".into(),
+            text: DEFAULT_SCENARIO.into(),
+        }
+    }
+}
+
+/// Load, override and validate a scenario.
+///
+/// `fallback_name` names the scenario when the file has no `name` key
+/// (normally the file stem).
+pub fn load(
+    source: &Source,
+    overrides: &[String],
+    fallback_name: &str,
+) -> Result<Scenario, ScenarioError> {
+    // Stage 1: the file on its own, for errors with line and column.
+    let raw: Raw = toml::from_str(&source.text).map_err(|e| ScenarioError::Parse {
+        path: source.name.clone(),
+        message: e.to_string().trim_end().to_string(),
+    })?;
+    let mut set_keys = Vec::new();
+    let raw = if overrides.is_empty() {
+        raw
+    } else {
+        let mut doc: toml::Table =
+            toml::from_str(&source.text).map_err(|e| ScenarioError::Parse {
+                path: source.name.clone(),
+                message: e.to_string(),
+            })?;
+        for arg in overrides {
+            let key = apply_override(&mut doc, arg)?;
+            set_keys.push((key, arg.clone()));
+        }
+        let value = toml::Value::Table(doc);
+        serde_path_to_error::deserialize::<_, Raw>(value).map_err(|e| {
+            let path = e.path().to_string();
+            let arg = set_keys
+                .iter()
+                .find(|(k, _)| path.starts_with(k.as_str()) || k.starts_with(&path))
+                .map(|(_, a)| a.clone())
+                .unwrap_or_else(|| path.clone());
+            ScenarioError::Override {
+                arg,
+                message: format!("{}: {}", path, e.into_inner()),
+            }
+        })?
+    };
+    let ctx = Ctx {
+        source,
+        set_keys: &set_keys,
+    };
+    Scenario::from_raw(raw, &ctx, fallback_name)
+}
+
+/// Apply one `key.path=value` to a parsed document; returns the key.
+fn apply_override(doc: &mut toml::Table, arg: &str) -> Result<String, ScenarioError> {
+    let bad = |m: &str| ScenarioError::Override {
+        arg: arg.into(),
+        message: m.into(),
+    };
+    let (key, value) = arg
+        .split_once('=')
+        .ok_or_else(|| bad("expected KEY=VALUE, for example firmware.open_time_ms=25"))?;
+    let key = key.trim();
+    if key.is_empty() || key.split('.').any(|p| p.is_empty()) {
+        return Err(bad(
+            "the key must be a dotted path such as supply.pressure_bar",
+        ));
+    }
+    let value = value.trim();
+    let parsed: toml::Value = match toml::from_str::<toml::Table>(&format!("v = {value}")) {
+        Ok(mut t) => t.remove("v").unwrap_or(toml::Value::String(value.into())),
+        Err(_) => toml::Value::String(value.into()),
+    };
+    let parts: Vec<&str> = key.split('.').collect();
+    let mut table = doc;
+    for part in &parts[..parts.len() - 1] {
+        let entry = table
+            .entry(part.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        table = match entry {
+            toml::Value::Table(t) => t,
+            _ => return Err(bad(&format!("`{part}` is a value, not a table"))),
+        };
+    }
+    table.insert(parts[parts.len() - 1].to_string(), parsed);
+    Ok(key.to_string())
+}
+
+/// Validation context: where keys were written.
+struct Ctx<'a> {
+    source: &'a Source,
+    set_keys: &'a [(String, String)],
+}
+
+impl Ctx<'_> {
+    fn location(&self, key: &str) -> String {
+        if let Some((_, arg)) = self.set_keys.iter().find(|(k, _)| k == key) {
+            return format!("--set {arg}");
+        }
+        match locate(&self.source.text, key) {
+            Some((line, col)) => format!("{}:{}:{}", self.source.name, line, col),
+            None => self.source.name.clone(),
+        }
+    }
+
+    fn invalid(
+        &self,
+        key: &str,
+        value: impl std::fmt::Display,
+        allowed: impl Into<String>,
+    ) -> ScenarioError {
+        ScenarioError::Invalid {
+            location: self.location(key),
+            key: key.into(),
+            value: value.to_string(),
+            allowed: allowed.into(),
+        }
+    }
+
+    /// A number in [lo, hi] (inclusive), with a default.
+    fn num(
+        &self,
+        v: Option<f64>,
+        default: f64,
+        key: &str,
+        lo: f64,
+        hi: f64,
+        unit: &str,
+    ) -> Result<f64, ScenarioError> {
+        let x = v.unwrap_or(default);
+        if !x.is_finite() || x < lo || x > hi {
+            return Err(self.invalid(
+                key,
+                fmt_num(x),
+                format!("a number from {} to {} {}", fmt_num(lo), fmt_num(hi), unit),
+            ));
+        }
+        Ok(x)
+    }
+
+    fn int(
+        &self,
+        v: Option<i64>,
+        default: i64,
+        key: &str,
+        lo: i64,
+        hi: i64,
+    ) -> Result<i64, ScenarioError> {
+        let x = v.unwrap_or(default);
+        if x < lo || x > hi {
+            return Err(self.invalid(key, x, format!("a whole number from {lo} to {hi}")));
+        }
+        Ok(x)
+    }
+
+    fn choice<'s>(
+        &self,
+        v: &'s Option<String>,
+        default: &'s str,
+        key: &str,
+        allowed: &[&str],
+    ) -> Result<&'s str, ScenarioError> {
+        let x = v.as_deref().unwrap_or(default);
+        if !allowed.contains(&x) {
+            return Err(self.invalid(
+                key,
+                format!("\"{x}\""),
+                format!("one of {}", allowed.join(", ")),
+            ));
+        }
+        Ok(x)
+    }
+}
+
+fn fmt_num(x: f64) -> String {
+    if x != 0.0 && (x.abs() >= 1e6 || x.abs() < 1e-3) {
+        format!("{x:e}")
+    } else {
+        format!("{x}")
+    }
+}
+
+/// Line and column (1-based) of the value of a dotted key in a TOML text
+/// written as `[table]` headers and `key = value` lines.
+pub fn locate(text: &str, dotted: &str) -> Option<(usize, usize)> {
+    let (table, key) = match dotted.rsplit_once('.') {
+        Some((t, k)) => (t, k),
+        None => ("", dotted),
+    };
+    let mut current = String::new();
+    for (i, line) in text.lines().enumerate() {
+        let trimmed = line.trim_start();
+        if let Some(rest) = trimmed.strip_prefix('[') {
+            if let Some(end) = rest.find(']') {
+                current = rest[..end].trim().to_string();
+            }
+            continue;
+        }
+        if current == table {
+            if let Some(rest) = trimmed.strip_prefix(key) {
+                let rest_t = rest.trim_start();
+                if rest_t.starts_with('=') {
+                    let indent = line.len() - trimmed.len();
+                    let eq = key.len() + (rest.len() - rest_t.len());
+                    let value_off = rest_t[1..].len() - rest_t[1..].trim_start().len();
+                    return Some((i + 1, indent + eq + 1 + value_off + 1));
+                }
+            }
+        }
+    }
+    None
+}
+
+impl Scenario {
+    fn from_raw(raw: Raw, c: &Ctx, fallback_name: &str) -> Result<Scenario, ScenarioError> {
+        let name = raw
+            .name
+            .clone()
+            .unwrap_or_else(|| fallback_name.to_string());
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '-')
+        {
+            return Err(c.invalid(
+                "name",
+                format!("\"{name}\""),
+                "letters, digits, '_' and '-' (it names the output folder)",
+            ));
+        }
+        let seed = raw.seed.unwrap_or(1);
+
+        // Ambient.
+        let p_atm = c.num(
+            raw.ambient.pressure_kpa,
+            P_ATM / 1e3,
+            "ambient.pressure_kpa",
+            50.0,
+            110.0,
+            "kPa",
+        )? * 1e3;
+        let t_amb = c.num(
+            raw.ambient.temperature_c,
+            20.0,
+            "ambient.temperature_c",
+            0.0,
+            45.0,
+            "°C",
+        )? + 273.15;
+
+        // Solver and firmware.
+        let r = &raw.solver;
+        let step = c.num(r.step_us, 25.0, "solver.step_us", 0.1, 200.0, "µs")? * 1e-6;
+        let trace_interval = c.num(
+            r.trace_interval_us,
+            50.0,
+            "solver.trace_interval_us",
+            1.0,
+            1e6,
+            "µs",
+        )? * 1e-6;
+        let max_tail = c.num(
+            r.max_tail_ms,
+            300.0,
+            "solver.max_tail_ms",
+            1.0,
+            10_000.0,
+            "ms",
+        )? * 1e-3;
+        let f = &raw.firmware;
+        c.choice(&f.kind, "open_loop", "firmware.kind", &["open_loop"])?;
+        let tick = 1.0
+            / c.num(
+                f.tick_hz,
+                10_000.0,
+                "firmware.tick_hz",
+                100.0,
+                20_000.0,
+                "Hz",
+            )?;
+        let open_time = c.num(
+            f.open_time_ms,
+            40.0,
+            "firmware.open_time_ms",
+            0.1,
+            2000.0,
+            "ms",
+        )? * 1e-3;
+        let s = &raw.session;
+        let shots = c.int(s.shots, 1, "session.shots", 1, 1_000_000)? as usize;
+        let rate = c.num(s.rate_hz, 2.0, "session.rate_hz", 0.01, 50.0, "Hz")?;
+        let period = 1.0 / rate;
+        if open_time >= period {
+            return Err(c.invalid(
+                "firmware.open_time_ms",
+                fmt_num(open_time * 1e3),
+                format!(
+                    "less than the shot period {} ms (session.rate_hz = {})",
+                    fmt_num(period * 1e3),
+                    fmt_num(rate)
+                ),
+            ));
+        }
+
+        // Supply.
+        let r = &raw.supply;
+        let p_set = c.num(
+            r.pressure_bar,
+            3.0,
+            "supply.pressure_bar",
+            0.2,
+            10.0,
+            "bar (gauge)",
+        )? * 1e5
+            + p_atm;
+        let tau = c.num(
+            r.regulator_tau_ms,
+            20.0,
+            "supply.regulator_tau_ms",
+            0.0,
+            1000.0,
+            "ms",
+        )? * 1e-3;
+        // bar per 100 L/min ANR → Pa per m³/s.
+        let droop = c.num(
+            r.droop_bar_per_100lpm,
+            0.1,
+            "supply.droop_bar_per_100lpm",
+            0.0,
+            10.0,
+            "bar per 100 L/min",
+        )? * 1e5
+            / (100e-3 / 60.0);
+        let reservoir = match (r.reservoir_volume_ml, r.reservoir_pressure_bar) {
+            (None, None) => None,
+            (v, pr) => {
+                let volume = c.num(v, 50.0, "supply.reservoir_volume_ml", 1.0, 1e5, "mL")? * 1e-6;
+                let p0 = c.num(
+                    pr,
+                    6.0,
+                    "supply.reservoir_pressure_bar",
+                    0.2,
+                    300.0,
+                    "bar (gauge)",
+                )? * 1e5
+                    + p_atm;
+                Some(Reservoir {
+                    volume,
+                    p_initial: p0,
+                })
+            }
+        };
+        let supply = SupplyParams {
+            p_set,
+            droop,
+            tau,
+            temperature: t_amb,
+            reservoir,
+        };
+
+        // Valve.
+        let v = &raw.valve;
+        let model = c.choice(&v.model, "coil", "valve.model", &["coil", "catalogue"])?;
+        let cc = c.num(
+            v.c_dm3_per_s_bar,
+            0.1,
+            "valve.c_dm3_per_s_bar",
+            0.001,
+            10.0,
+            "dm³/(s·bar)",
+        )? * DM3_PER_S_BAR;
+        let b = c.num(v.b, 0.3, "valve.b", 0.0, 0.95, "(critical pressure ratio)")?;
+        let m = c.num(v.m, 0.5, "valve.m", 0.3, 1.0, "(subsonic exponent)")?;
+        let ce = c.num(
+            v.exhaust_c_dm3_per_s_bar,
+            cc / DM3_PER_S_BAR,
+            "valve.exhaust_c_dm3_per_s_bar",
+            0.001,
+            10.0,
+            "dm³/(s·bar)",
+        )? * DM3_PER_S_BAR;
+        let be = c.num(
+            v.exhaust_b,
+            b,
+            "valve.exhaust_b",
+            0.0,
+            0.95,
+            "(critical pressure ratio)",
+        )?;
+        let actuation = if model == "coil" {
+            let gap = c.num(v.gap_mm, 0.5, "valve.gap_mm", 0.05, 5.0, "mm")? * 1e-3;
+            let stroke = c.num(v.stroke_mm, 0.3, "valve.stroke_mm", 0.02, 5.0, "mm")? * 1e-3;
+            if stroke >= gap {
+                return Err(c.invalid(
+                    "valve.stroke_mm",
+                    fmt_num(stroke * 1e3),
+                    format!("less than valve.gap_mm = {}", fmt_num(gap * 1e3)),
+                ));
+            }
+            let seat_d = c.num(
+                v.seat_diameter_mm,
+                1.0,
+                "valve.seat_diameter_mm",
+                0.1,
+                5.0,
+                "mm",
+            )? * 1e-3;
+            let coil = Coil {
+                voltage: c.num(v.voltage_v, 12.0, "valve.voltage_v", 1.0, 48.0, "V")?,
+                resistance_20c: c.num(
+                    v.coil_resistance_ohm,
+                    30.0,
+                    "valve.coil_resistance_ohm",
+                    0.5,
+                    1000.0,
+                    "Ω",
+                )?,
+                temperature: c.num(
+                    v.coil_temperature_c,
+                    20.0,
+                    "valve.coil_temperature_c",
+                    -20.0,
+                    180.0,
+                    "°C",
+                )? + 273.15,
+                inductance: c.num(
+                    v.inductance_mh,
+                    30.0,
+                    "valve.inductance_mh",
+                    0.1,
+                    1000.0,
+                    "mH",
+                )? * 1e-3,
+                gap,
+                iron_gap: c.num(v.iron_gap_mm, 0.1, "valve.iron_gap_mm", 0.0, 5.0, "mm")? * 1e-3,
+                stroke,
+                armature_mass: c.num(
+                    v.armature_mass_g,
+                    2.0,
+                    "valve.armature_mass_g",
+                    0.05,
+                    50.0,
+                    "g",
+                )? * 1e-3,
+                spring_preload: c.num(
+                    v.spring_preload_n,
+                    1.5,
+                    "valve.spring_preload_n",
+                    0.0,
+                    100.0,
+                    "N",
+                )?,
+                spring_rate: c.num(
+                    v.spring_rate_n_per_mm,
+                    0.5,
+                    "valve.spring_rate_n_per_mm",
+                    0.0,
+                    100.0,
+                    "N/mm",
+                )? * 1e3,
+                seat_area: std::f64::consts::PI * seat_d * seat_d / 4.0,
+                damping: c.num(
+                    v.damping_n_s_per_m,
+                    1.0,
+                    "valve.damping_n_s_per_m",
+                    0.0,
+                    100.0,
+                    "N·s/m",
+                )?,
+                clamp_voltage: c.num(
+                    v.clamp_voltage_v,
+                    0.7,
+                    "valve.clamp_voltage_v",
+                    0.0,
+                    200.0,
+                    "V",
+                )?,
+            };
+            let dp = p_set - p_atm;
+            if coil.pull_in_current(dp) >= coil.steady_current() {
+                return Err(c.invalid(
+                    "valve.voltage_v",
+                    fmt_num(coil.voltage),
+                    format!(
+                        "a drive that pulls the armature in: the steady current {:.3} A is below the {:.3} A needed against the spring preload and {:.2} bar on the seat",
+                        coil.steady_current(),
+                        coil.pull_in_current(dp),
+                        dp / 1e5
+                    ),
+                ));
+            }
+            Actuation::Coil(coil)
+        } else {
+            Actuation::Catalogue(Catalogue {
+                t_on: c.num(
+                    v.response_on_ms,
+                    4.0,
+                    "valve.response_on_ms",
+                    0.05,
+                    100.0,
+                    "ms",
+                )? * 1e-3,
+                t_off: c.num(
+                    v.response_off_ms,
+                    4.0,
+                    "valve.response_off_ms",
+                    0.05,
+                    100.0,
+                    "ms",
+                )? * 1e-3,
+                travel_fraction: c.num(
+                    v.travel_fraction,
+                    0.3,
+                    "valve.travel_fraction",
+                    0.01,
+                    1.0,
+                    "",
+                )?,
+            })
+        };
+        let valve = ValveParams {
+            inlet: Iso6358 { c: cc, b, m },
+            exhaust: Iso6358 { c: ce, b: be, m },
+            actuation,
+        };
+
+        // Line.
+        let l = &raw.line;
+        let length = c.num(l.length_mm, 0.0, "line.length_mm", 0.0, 10_000.0, "mm")? * 1e-3;
+        let line = LineParams {
+            length,
+            diameter: c.num(
+                l.inner_diameter_mm,
+                2.5,
+                "line.inner_diameter_mm",
+                0.5,
+                10.0,
+                "mm",
+            )? * 1e-3,
+            segments: if length > 0.0 {
+                c.int(l.segments, 8, "line.segments", 4, 64)? as usize
+            } else {
+                0
+            },
+            polytropic: c.num(l.polytropic, 1.4, "line.polytropic", 1.0, 1.4, "")?,
+            temperature: t_amb,
+        };
+
+        // Chamber and piston.
+        let ch = &raw.chamber;
+        let thermal = match c.choice(
+            &ch.thermal,
+            "polytropic",
+            "chamber.thermal",
+            &["polytropic", "energy"],
+        )? {
+            "polytropic" => Thermal::Polytropic {
+                alpha_in: c.num(ch.alpha_in, 1.4, "chamber.alpha_in", 1.0, 1.4, "")?,
+                alpha_out: c.num(ch.alpha_out, 1.0, "chamber.alpha_out", 1.0, 1.4, "")?,
+                alpha: c.num(ch.alpha, 1.2, "chamber.alpha", 1.0, 1.4, "")?,
+            },
+            _ => Thermal::Energy {
+                h: c.num(
+                    ch.wall_h_w_per_m2k,
+                    50.0,
+                    "chamber.wall_h_w_per_m2k",
+                    0.0,
+                    1000.0,
+                    "W/(m²·K)",
+                )?,
+                t_wall: t_amb,
+            },
+        };
+        let chamber = ChamberParams {
+            dead_volume: c.num(
+                ch.dead_volume_ml,
+                0.5,
+                "chamber.dead_volume_ml",
+                0.005,
+                100.0,
+                "mL",
+            )? * 1e-6,
+            thermal,
+        };
+        let pi = &raw.piston;
+        let bore = c.num(pi.diameter_mm, 8.0, "piston.diameter_mm", 2.0, 50.0, "mm")? * 1e-3;
+        let piston = PistonParams {
+            mass: c.num(pi.mass_g, 10.0, "piston.mass_g", 0.5, 500.0, "g")? * 1e-3,
+            area: std::f64::consts::PI * bore * bore / 4.0,
+            spring_preload: c.num(
+                pi.spring_preload_n,
+                3.0,
+                "piston.spring_preload_n",
+                0.0,
+                200.0,
+                "N",
+            )?,
+            spring_rate: c.num(
+                pi.spring_rate_n_per_mm,
+                0.5,
+                "piston.spring_rate_n_per_mm",
+                0.0,
+                50.0,
+                "N/mm",
+            )? * 1e3,
+            stroke: c.num(pi.stroke_mm, 5.0, "piston.stroke_mm", 0.1, 50.0, "mm")? * 1e-3,
+            seal_coulomb: c.num(
+                pi.seal_coulomb_n,
+                0.486,
+                "piston.seal_coulomb_n",
+                0.0,
+                50.0,
+                "N",
+            )?,
+            seal_viscous: c.num(
+                pi.seal_viscous_n_s_per_m,
+                4.47,
+                "piston.seal_viscous_n_s_per_m",
+                0.0,
+                1000.0,
+                "N·s/m",
+            )?,
+        };
+
+        // Syringe.
+        let sy = &raw.syringe;
+        let names: Vec<&str> = model::syringe::PRESETS.iter().map(|p| p.0).collect();
+        let preset = c.choice(&sy.preset, "bd_1ml", "syringe.preset", &names)?;
+        let (_, d0, dead0, cap) = *model::syringe::PRESETS
+            .iter()
+            .find(|p| p.0 == preset)
+            .expect("checked");
+        let d = c.num(
+            sy.inner_diameter_mm,
+            d0 * 1e3,
+            "syringe.inner_diameter_mm",
+            1.0,
+            30.0,
+            "mm",
+        )? * 1e-3;
+        let fill = c.num(sy.fill_ml, cap * 1e6, "syringe.fill_ml", 0.01, 50.0, "mL")? * 1e-6;
+        let dead_space = c.num(
+            sy.dead_space_ml,
+            dead0 * 1e6,
+            "syringe.dead_space_ml",
+            0.0,
+            1.0,
+            "mL",
+        )? * 1e-6;
+        if dead_space >= fill {
+            return Err(c.invalid(
+                "syringe.fill_ml",
+                fmt_num(fill * 1e6),
+                format!("more than the dead space {} mL", fmt_num(dead_space * 1e6)),
+            ));
+        }
+        let glide = c.num(sy.glide_n, 2.5, "syringe.glide_n", 0.0, 50.0, "N")?;
+        let break_loose = c.num(
+            sy.break_loose_n,
+            4.0,
+            "syringe.break_loose_n",
+            0.0,
+            50.0,
+            "N",
+        )?;
+        if break_loose < glide {
+            return Err(c.invalid(
+                "syringe.break_loose_n",
+                fmt_num(break_loose),
+                format!("at least syringe.glide_n = {}", fmt_num(glide)),
+            ));
+        }
+        let syringe = SyringeParams {
+            area: std::f64::consts::PI * d * d / 4.0,
+            fill_volume: fill,
+            dead_space,
+            friction: Stribeck {
+                break_loose,
+                glide,
+                v_s: c.num(
+                    sy.stribeck_velocity_mm_s,
+                    1.0,
+                    "syringe.stribeck_velocity_mm_s",
+                    0.01,
+                    100.0,
+                    "mm/s",
+                )? * 1e-3,
+                viscous: c.num(
+                    sy.viscous_n_s_per_m,
+                    20.0,
+                    "syringe.viscous_n_s_per_m",
+                    0.0,
+                    1000.0,
+                    "N·s/m",
+                )?,
+            },
+            // µL/bar → m³/Pa.
+            wall_compliance: c.num(
+                sy.wall_compliance_ul_per_bar,
+                0.15,
+                "syringe.wall_compliance_ul_per_bar",
+                0.0,
+                100.0,
+                "µL/bar",
+            )? * 1e-9
+                / 1e5,
+            bubble: c.num(sy.bubble_ul, 0.0, "syringe.bubble_ul", 0.0, 500.0, "µL")? * 1e-9,
+        };
+
+        // Fluid.
+        let fl = &raw.fluid;
+        let temp = c.num(
+            fl.temperature_c,
+            20.0,
+            "fluid.temperature_c",
+            4.0,
+            45.0,
+            "°C",
+        )? + 273.15;
+        let mut fluid = match (&fl.preset, &fl.model) {
+            (Some(_), Some(_)) => {
+                return Err(c.invalid(
+                    "fluid.model",
+                    format!("\"{}\"", fl.model.as_deref().unwrap_or("")),
+                    "either fluid.preset or fluid.model, not both",
+                ))
+            }
+            (_, None) => {
+                let p = c.choice(&fl.preset, "saline", "fluid.preset", &model::fluid::PRESETS)?;
+                Fluid::preset(p).expect("checked")
+            }
+            (None, Some(_)) => {
+                let kind = c.choice(
+                    &fl.model,
+                    "newtonian",
+                    "fluid.model",
+                    &["newtonian", "power_law", "carreau"],
+                )?;
+                let rheology = match kind {
+                    "newtonian" => Rheology::Newtonian {
+                        mu: c.num(
+                            fl.viscosity_mpa_s,
+                            1.0,
+                            "fluid.viscosity_mpa_s",
+                            0.1,
+                            1e6,
+                            "mPa·s",
+                        )? * 1e-3,
+                    },
+                    "power_law" => Rheology::PowerLaw {
+                        k: c.num(
+                            fl.consistency_pa_sn,
+                            5.0,
+                            "fluid.consistency_pa_sn",
+                            1e-4,
+                            1000.0,
+                            "Pa·sⁿ",
+                        )?,
+                        n: c.num(fl.flow_index, 0.4, "fluid.flow_index", 0.1, 1.0, "")?,
+                        eta0: c.num(fl.eta0_pa_s, 10.0, "fluid.eta0_pa_s", 1e-3, 1e4, "Pa·s")?,
+                    },
+                    _ => Rheology::Carreau {
+                        eta0: c.num(fl.eta0_pa_s, 3.9, "fluid.eta0_pa_s", 1e-3, 1e4, "Pa·s")?,
+                        eta_inf: c.num(
+                            fl.eta_inf_mpa_s,
+                            1.0,
+                            "fluid.eta_inf_mpa_s",
+                            0.1,
+                            1000.0,
+                            "mPa·s",
+                        )? * 1e-3,
+                        lambda: c.num(fl.lambda_s, 0.66, "fluid.lambda_s", 1e-6, 1e3, "s")?,
+                        n: c.num(fl.flow_index, 0.4, "fluid.flow_index", 0.1, 1.0, "")?,
+                    },
+                };
+                Fluid {
+                    name: format!("custom_{kind}"),
+                    density: 1000.0,
+                    compressibility: 4.6e-10,
+                    rheology,
+                }
+            }
+        };
+        fluid.density = c.num(
+            fl.density_kg_m3,
+            fluid.density,
+            "fluid.density_kg_m3",
+            500.0,
+            2000.0,
+            "kg/m³",
+        )?;
+        let fluid = fluid.at_temperature(temp);
+
+        // Tubing.
+        let tubing = match &raw.tubing {
+            None => None,
+            Some(t) => {
+                let len = c.num(t.length_mm, 150.0, "tubing.length_mm", 1.0, 3000.0, "mm")? * 1e-3;
+                let id = c.num(
+                    t.inner_diameter_mm,
+                    0.5,
+                    "tubing.inner_diameter_mm",
+                    0.1,
+                    5.0,
+                    "mm",
+                )? * 1e-3;
+                let comp = c.num(
+                    t.compliance_ul_per_bar,
+                    0.3,
+                    "tubing.compliance_ul_per_bar",
+                    0.001,
+                    100.0,
+                    "µL/bar",
+                )? * 1e-14;
+                Some(TubingParams {
+                    conduit: Conduit::new(len, id, 0.0, &fluid),
+                    compliance: comp,
+                })
+            }
+        };
+
+        // Needles.
+        let nd = &raw.needle;
+        let count = c.int(nd.count, 1, "needle.count", 1, 9)? as usize;
+        let gauge = c.int(nd.gauge, 30, "needle.gauge", 1, 99)?;
+        let gauges: Vec<String> = model::NEEDLE_GAUGES
+            .iter()
+            .map(|g| g.0.to_string())
+            .collect();
+        let id = match model::needle_inner_diameter(gauge as u32) {
+            Some(d) => d,
+            None => {
+                return Err(c.invalid(
+                    "needle.gauge",
+                    gauge,
+                    format!(
+                        "one of {} (or give needle.inner_diameter_mm)",
+                        gauges.join(", ")
+                    ),
+                ))
+            }
+        };
+        let id = c.num(
+            nd.inner_diameter_mm,
+            id * 1e3,
+            "needle.inner_diameter_mm",
+            0.05,
+            1.0,
+            "mm",
+        )? * 1e-3;
+        let nlen = c.num(nd.length_mm, 4.0, "needle.length_mm", 0.5, 100.0, "mm")? * 1e-3;
+        let k_minor = c.num(nd.minor_loss_k, 2.5, "needle.minor_loss_k", 0.0, 10.0, "")?;
+        let devs = per_needle(
+            c,
+            &nd.id_deviation_pct,
+            count,
+            "needle.id_deviation_pct",
+            20.0,
+        )?;
+        let needles = devs
+            .iter()
+            .map(|dv| Conduit::new(nlen, id * (1.0 + dv / 100.0), k_minor, &fluid))
+            .collect();
+
+        // Tissue.
+        let ti = &raw.tissue;
+        let tp = c.choice(
+            &ti.preset,
+            "intradermal",
+            "tissue.preset",
+            &model::tissue::PRESETS,
+        )?;
+        let base = TissueParams::preset(tp).expect("checked");
+        let site = TissueParams {
+            p_open: c.num(
+                ti.opening_pressure_kpa,
+                base.p_open / 1e3,
+                "tissue.opening_pressure_kpa",
+                0.0,
+                500.0,
+                "kPa",
+            )? * 1e3,
+            // µL/kPa → m³/Pa.
+            compliance: c.num(
+                ti.compliance_ul_per_kpa,
+                base.compliance * 1e12,
+                "tissue.compliance_ul_per_kpa",
+                0.01,
+                1e4,
+                "µL/kPa",
+            )? * 1e-12,
+            // kPa·s/mL → Pa·s/m³.
+            resistance: c.num(
+                ti.resistance_kpa_s_per_ml,
+                base.resistance * 1e-9,
+                "tissue.resistance_kpa_s_per_ml",
+                0.0,
+                1e5,
+                "kPa·s/mL",
+            )? * 1e9,
+            leak_pressure: c.num(
+                ti.leak_pressure_kpa,
+                base.leak_pressure / 1e3,
+                "tissue.leak_pressure_kpa",
+                0.0,
+                1000.0,
+                "kPa",
+            )? * 1e3,
+            leak_resistance: c.num(
+                ti.leak_resistance_kpa_s_per_ml,
+                base.leak_resistance * 1e-9,
+                "tissue.leak_resistance_kpa_s_per_ml",
+                1.0,
+                1e7,
+                "kPa·s/mL",
+            )? * 1e9,
+            absorption_time: c.num(
+                ti.absorption_time_s,
+                base.absorption_time,
+                "tissue.absorption_time_s",
+                0.1,
+                1e5,
+                "s",
+            )?,
+        };
+        let pdev = per_needle(
+            c,
+            &ti.opening_pressure_deviation_pct,
+            count,
+            "tissue.opening_pressure_deviation_pct",
+            50.0,
+        )?;
+        let sites = pdev
+            .iter()
+            .map(|dv| TissueParams {
+                p_open: site.p_open * (1.0 + dv / 100.0),
+                ..site.clone()
+            })
+            .collect();
+
+        let params = Params {
+            p_atm,
+            t_ambient: t_amb,
+            supply,
+            valve,
+            line,
+            chamber,
+            piston,
+            syringe,
+            fluid,
+            tubing,
+            needles,
+            sites,
+            new_site_each_shot: ti.new_site_each_shot.unwrap_or(true),
+        };
+        Ok(Scenario {
+            name,
+            description: raw.description.unwrap_or_default(),
+            seed,
+            params,
+            solver: SolverSettings {
+                step,
+                tick,
+                trace_interval,
+                max_tail,
+            },
+            firmware: FirmwareSpec::OpenLoop { open_time },
+            session: SessionSettings { shots, period },
+        })
+    }
+}
+
+fn per_needle(
+    c: &Ctx,
+    v: &Option<Vec<f64>>,
+    count: usize,
+    key: &str,
+    limit: f64,
+) -> Result<Vec<f64>, ScenarioError> {
+    match v {
+        None => Ok(vec![0.0; count]),
+        Some(list) => {
+            if list.len() != count {
+                return Err(c.invalid(
+                    key,
+                    format!("{list:?}"),
+                    format!("a list of {count} numbers, one per needle (needle.count = {count})"),
+                ));
+            }
+            if let Some(x) = list.iter().find(|x| !x.is_finite() || x.abs() > limit) {
+                return Err(c.invalid(
+                    key,
+                    fmt_num(*x),
+                    format!("percentages from -{limit} to {limit}"),
+                ));
+            }
+            Ok(list.clone())
+        }
+    }
+}

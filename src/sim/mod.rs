@@ -1,0 +1,12 @@
+//! Simulation: the plant state, the fixed-step integrator and the
+//! co-simulation of the plant with the firmware over sessions of shots.
+
+pub mod plant;
+pub mod session;
+pub mod trace;
+
+pub use plant::{Plant, PlantState, Signals, SimError};
+pub use session::{
+    run_session, Observer, SessionResult, SessionSettings, ShotRecord, SolverSettings,
+};
+pub use trace::{TraceRecorder, TraceSample};

@@ -1,0 +1,686 @@
+//! Plant state and the fixed-step integrator.
+//!
+//! # Scheme
+//! One step of length `dt` is a partitioned, first-order scheme:
+//! 1. Valve actuator: exact exponential update of the coil current with the
+//!    inductance and motional EMF frozen over the step, then semi-implicit
+//!    Euler for the armature with inelastic end stops.
+//! 2. Pneumatics: the line connections' mass flows are advanced
+//!    semi-implicitly (friction linearised), then the node pressures with the
+//!    new flows (symplectic Euler for the line's LC ladder). The node fed by
+//!    the valve (first line node, or the chamber) is updated linearly
+//!    implicitly in its own pressure, because the ISO 6358 laminar branch
+//!    near p2/p1 → 1 makes it stiff for small volumes.
+//! 3. Piston, plunger and liquid: backward Euler on the piston velocity, the
+//!    syringe and hub pressures and every needle flow, with the flow laws
+//!    linearised at the start of the step (one Newton iteration, i.e. a
+//!    linearly implicit Euler step). The tree syringe → tubing → head →
+//!    needles → sites is eliminated in closed form, O(needles), with no
+//!    matrix. Stick-slip follows Karnopp: the stuck solution is tried first
+//!    and kept while the required friction stays under break-loose; the
+//!    one-way sites are an active set (a needle whose flow would reverse is
+//!    closed and the step re-solved).
+//!
+//! The liquid side is integrated on its stored volume, so expelled =
+//! delivered + leaked + stored holds to rounding. The scheme is stable for
+//! the stiff liquid node at any step; its accuracy is first order (the
+//! observed order is measured in the tests and reported in the README).
+
+use crate::model::gas::{Iso6358, R_AIR};
+use crate::model::hydraulics::Drop;
+use crate::model::piston::Stribeck;
+use crate::model::syringe::Storage;
+use crate::model::valve::{Actuation, ValveState};
+use crate::model::Params;
+
+/// Errors from the simulation.
+#[derive(Debug, thiserror::Error)]
+pub enum SimError {
+    /// A state became non-finite.
+    #[error("numerical failure in the {component} at t = {t_ms:.4} ms: {state}")]
+    NonFinite {
+        /// Plant element where the failure was detected.
+        component: &'static str,
+        /// Simulation time, ms.
+        t_ms: f64,
+        /// Description of the offending state.
+        state: String,
+    },
+}
+
+/// The full plant state (SI, pressures absolute).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlantState {
+    /// Time, s.
+    pub t: f64,
+    /// Regulator output pressure, Pa.
+    pub p_reg: f64,
+    /// Reservoir pressure, Pa (constant when there is no reservoir).
+    pub p_res: f64,
+    /// Valve actuator.
+    pub valve: ValveState,
+    /// Line node pressures, Pa.
+    pub line_p: Vec<f64>,
+    /// Line connection mass flows (node j → j+1, the last into the chamber), kg/s.
+    pub line_w: Vec<f64>,
+    /// Chamber pressure, Pa.
+    pub p_c: f64,
+    /// Chamber gas temperature, K.
+    pub t_c: f64,
+    /// Piston position from home, m.
+    pub x_p: f64,
+    /// Piston velocity, m/s.
+    pub v_p: f64,
+    /// Piston held by static friction.
+    pub stuck: bool,
+    /// Plunger travel since the start of the session, m.
+    pub z: f64,
+    /// Liquid volume stored in the syringe by compression, m³.
+    pub w_syr: f64,
+    /// Syringe liquid pressure, Pa.
+    pub p_s: f64,
+    /// Tubing flow, m³/s.
+    pub q_tube: f64,
+    /// Liquid volume stored in the tubing and head, m³.
+    pub w_hub: f64,
+    /// Head (needle hub) pressure, Pa.
+    pub p_hub: f64,
+    /// Needle flows, m³/s.
+    pub q_needle: Vec<f64>,
+    /// Bleb volumes at each site, m³.
+    pub v_bleb: Vec<f64>,
+    /// Total plunger-swept volume, m³.
+    pub expelled: f64,
+    /// Delivered into each site, m³.
+    pub delivered: Vec<f64>,
+    /// Refluxed at each site, m³.
+    pub leaked: Vec<f64>,
+    /// Gas mass drawn from the supply, kg.
+    pub supply_mass: f64,
+    /// The stopper has reached the bottom of the syringe.
+    pub syringe_empty: bool,
+}
+
+/// Signals computed during the last step, for observers and shot records.
+#[derive(Debug, Clone, Default)]
+pub struct Signals {
+    /// Mass flow through the valve inlet, kg/s.
+    pub q_valve_in: f64,
+    /// Mass flow out of the valve exhaust, kg/s.
+    pub q_valve_ex: f64,
+    /// Inlet choked in this step.
+    pub inlet_choked: bool,
+    /// Site gauge pressures, Pa.
+    pub p_site: Vec<f64>,
+    /// Reynolds number per needle.
+    pub re: Vec<f64>,
+    /// Reflux flow per site, m³/s.
+    pub q_leak: Vec<f64>,
+    /// Some flow curve was extrapolated beyond its table.
+    pub extrapolated: bool,
+    /// Largest line Mach number.
+    pub line_mach: f64,
+    /// Total needle flow after the step, m³/s.
+    pub q_total: f64,
+    /// Total delivered into all sites so far, m³.
+    pub delivered_total: f64,
+}
+
+/// A plant: parameters, state and scratch space. Advancing it allocates nothing.
+#[derive(Debug, Clone)]
+pub struct Plant {
+    /// Parameters (SI).
+    pub params: Params,
+    /// State.
+    pub state: PlantState,
+    /// Signals from the last step.
+    pub signals: Signals,
+    storage: Storage,
+    a: Vec<f64>,
+    b: Vec<f64>,
+    open: Vec<bool>,
+    drops: Vec<Drop>,
+    steps: u64,
+    cache: StepCache,
+}
+
+/// Coefficients that depend only on the parameters and the step length.
+#[derive(Debug, Clone, Default)]
+struct StepCache {
+    dt: f64,
+    supply_decay: f64,
+    absorb_decay: Vec<f64>,
+    needle_ci: Vec<f64>,
+    tube_ci: f64,
+    fric: Stribeck,
+    seal: Stribeck,
+    z_max: f64,
+}
+
+impl StepCache {
+    fn refresh(&mut self, p: &Params, dt: f64) {
+        if self.dt == dt {
+            return;
+        }
+        self.dt = dt;
+        self.supply_decay = if p.supply.tau > 0.0 {
+            (-dt / p.supply.tau).exp()
+        } else {
+            0.0
+        };
+        self.absorb_decay = p
+            .sites
+            .iter()
+            .map(|s| (-dt / s.absorption_time).exp())
+            .collect();
+        self.needle_ci = p.needles.iter().map(|n| n.inertance() / dt).collect();
+        self.tube_ci = p
+            .tubing
+            .as_ref()
+            .map(|t| t.conduit.inertance() / dt)
+            .unwrap_or(0.0);
+        self.seal = p.piston.seal();
+        self.fric = p.syringe.friction.plus(&self.seal);
+        self.z_max = (p.syringe.fill_volume - p.syringe.dead_space) / p.syringe.area;
+    }
+}
+
+impl Plant {
+    /// A plant at rest: atmosphere everywhere but the regulator, piston home.
+    pub fn new(params: Params) -> Plant {
+        let n = params.needles.len();
+        let segs = if params.line.is_absent() {
+            0
+        } else {
+            params.line.segments
+        };
+        let p_atm = params.p_atm;
+        let p_res = params
+            .supply
+            .reservoir
+            .as_ref()
+            .map(|r| r.p_initial)
+            .unwrap_or(params.supply.p_set);
+        let p_reg = params.supply.target(p_res, 0.0);
+        let storage = storage_for(&params, 0.0);
+        let state = PlantState {
+            t: 0.0,
+            p_reg,
+            p_res,
+            valve: ValveState::default(),
+            line_p: vec![p_atm; segs],
+            line_w: vec![0.0; segs],
+            p_c: p_atm,
+            t_c: params.t_ambient,
+            x_p: 0.0,
+            v_p: 0.0,
+            stuck: true,
+            z: 0.0,
+            w_syr: 0.0,
+            p_s: p_atm,
+            q_tube: 0.0,
+            w_hub: 0.0,
+            p_hub: p_atm,
+            q_needle: vec![0.0; n],
+            v_bleb: vec![0.0; n],
+            expelled: 0.0,
+            delivered: vec![0.0; n],
+            leaked: vec![0.0; n],
+            supply_mass: 0.0,
+            syringe_empty: false,
+        };
+        let signals = Signals {
+            p_site: vec![0.0; n],
+            re: vec![0.0; n],
+            q_leak: vec![0.0; n],
+            ..Default::default()
+        };
+        Plant {
+            params,
+            state,
+            signals,
+            storage,
+            a: vec![0.0; n],
+            b: vec![0.0; n],
+            open: vec![true; n],
+            drops: Vec::with_capacity(n),
+            steps: 0,
+            cache: StepCache::default(),
+        }
+    }
+
+    /// Number of steps taken so far.
+    pub fn steps(&self) -> u64 {
+        self.steps
+    }
+
+    /// Liquid volume left in the syringe, m³.
+    pub fn liquid_volume(&self) -> f64 {
+        self.params.syringe.fill_volume - self.params.syringe.area * self.state.z
+    }
+
+    /// Total volume stored by compression in the syringe and the tubing, m³.
+    pub fn stored_volume(&self) -> f64 {
+        self.state.w_syr + self.state.w_hub
+    }
+
+    /// Refresh the liquid compliance for the current fill (call between shots;
+    /// the stored volume is kept and the pressure follows).
+    pub fn refresh_storage(&mut self) {
+        self.storage = storage_for(&self.params, self.state.z);
+        self.state.p_s = self.storage.pressure(self.state.w_syr);
+    }
+
+    /// Move every site to fresh tissue (bleb volumes to zero).
+    pub fn new_sites(&mut self) {
+        for v in &mut self.state.v_bleb {
+            *v = 0.0;
+        }
+    }
+
+    /// Pressure at the valve outlet (first line node, or the chamber), Pa.
+    pub fn valve_outlet_pressure(&self) -> f64 {
+        self.state.line_p.first().copied().unwrap_or(self.state.p_c)
+    }
+
+    /// Advance by `dt` seconds with the valve commanded `command`.
+    pub fn step(&mut self, command: bool, dt: f64) -> Result<(), SimError> {
+        self.cache.refresh(&self.params, dt);
+        self.step_valve(command, dt);
+        self.step_pneumatics(dt);
+        self.step_liquid(dt);
+        self.state.t += dt;
+        self.steps += 1;
+        self.check()
+    }
+
+    fn step_valve(&mut self, command: bool, dt: f64) {
+        let dp = self.state.p_reg - self.valve_outlet_pressure();
+        self.params
+            .valve
+            .advance(&mut self.state.valve, command, dp, dt);
+    }
+
+    fn step_pneumatics(&mut self, dt: f64) {
+        let p = &self.params;
+        let s = &mut self.state;
+        let o = s.valve.opening;
+        let t_s = p.supply.temperature;
+        let segs = s.line_p.len();
+        // Volume of the chamber and its rate.
+        let v_c = p.chamber.dead_volume + p.piston.area * s.x_p;
+        let dv_c = p.piston.area * s.v_p;
+        let bore = (4.0 * p.piston.area / std::f64::consts::PI).sqrt();
+        let a_w = 2.0 * p.piston.area + std::f64::consts::PI * bore * v_c / p.piston.area;
+        // Valve flows at the outlet node.
+        let (p_out, t_out) = if segs > 0 {
+            (s.line_p[0], p.line.temperature)
+        } else {
+            (s.p_c, s.t_c)
+        };
+        let fin = p.valve.inlet.flow(o, s.p_reg, t_s, p_out, t_out);
+        let fex = p
+            .valve
+            .exhaust
+            .flow(1.0 - o, p.p_atm, p.t_ambient, p_out, t_out);
+        // fex.q is the flow from the atmosphere into the outlet (negative when venting).
+        let q_in = fin.q;
+        let q_ex = -fex.q;
+        self.signals.q_valve_in = q_in;
+        self.signals.q_valve_ex = q_ex;
+        self.signals.inlet_choked = fin.choked && o > 0.0;
+        let dq_net_dp = fin.dq_dp2 + fex.dq_dp2; // ∂(net inflow)/∂p_out
+
+        if segs > 0 {
+            let line = &p.line;
+            let a = line.area();
+            let lc = line.length / segs as f64;
+            let inert = lc / a;
+            let v_seg = line.segment_volume();
+            let k = line.polytropic * R_AIR * line.temperature / v_seg;
+            let mut mach: f64 = 0.0;
+            // Connection flows (semi-implicit friction).
+            for j in 0..segs {
+                let pa = s.line_p[j];
+                let pb = if j + 1 < segs { s.line_p[j + 1] } else { s.p_c };
+                let w = s.line_w[j];
+                let (dpf, g, _) = line.connection_drop(w, 0.5 * (pa + pb));
+                s.line_w[j] = (w + dt / inert * (pa - pb - dpf + g * w)) / (1.0 + dt / inert * g);
+                let rho = pa.max(pb) / (R_AIR * line.temperature);
+                mach = mach.max((s.line_w[j] / (rho * a)).abs() / line.wave_speed());
+            }
+            self.signals.line_mach = mach;
+            // First node: linearly implicit in its own pressure.
+            let f0 = k * (q_in + fex.q - s.line_w[0]);
+            let j0 = k * dq_net_dp;
+            s.line_p[0] += dt * f0 / (1.0 - dt * j0);
+            for j in 1..segs {
+                s.line_p[j] += dt * k * (s.line_w[j - 1] - s.line_w[j]);
+            }
+            // Chamber fed by the last connection.
+            let w = s.line_w[segs - 1];
+            let (qi, qo) = if w >= 0.0 { (w, 0.0) } else { (0.0, -w) };
+            let r = p
+                .chamber
+                .rates(s.p_c, s.t_c, v_c, dv_c, qi, line.temperature, qo, a_w);
+            s.p_c += dt * r.dp / (1.0 - dt * r.dp_dp_volume.min(0.0));
+            s.t_c *= (dt * r.dt / s.t_c).exp();
+        } else {
+            let (qi, qo, gi, go) = {
+                let mut qi = 0.0;
+                let mut qo = q_ex.max(0.0);
+                if q_in >= 0.0 {
+                    qi += q_in;
+                } else {
+                    qo -= q_in;
+                }
+                if q_ex < 0.0 {
+                    qi -= q_ex;
+                }
+                (qi, qo, fin.dq_dp2, -fex.dq_dp2)
+            };
+            let r = p.chamber.rates(s.p_c, s.t_c, v_c, dv_c, qi, t_s, qo, a_w);
+            // ∂(dp/dt)/∂p: inflow derivative through gain_in, outflow through gain_out.
+            let jac = r.dp_dp_volume.min(0.0) + r.gain_in * gi.min(0.0) - r.gain_out * go.max(0.0);
+            s.p_c += dt * r.dp / (1.0 - dt * jac.min(0.0));
+            s.t_c *= (dt * r.dt / s.t_c).exp();
+        }
+        // Supply: regulator lag towards its drooped target; reservoir drawn down.
+        let draw = q_in.max(0.0);
+        let target = p.supply.target(s.p_res, draw);
+        s.p_reg = target + (s.p_reg - target) * self.cache.supply_decay;
+        s.p_res -= p.supply.reservoir_drop(draw * dt);
+        s.supply_mass += draw * dt;
+    }
+
+    fn step_liquid(&mut self, dt: f64) {
+        let p = &self.params;
+        let s = &mut self.state;
+        let pa = p.p_atm;
+        let n = p.needles.len();
+        let area = p.syringe.area;
+        // Forces on the piston other than friction and liquid (forward +).
+        let fp =
+            (s.p_c - pa) * p.piston.area - (p.piston.spring_preload + p.piston.spring_rate * s.x_p);
+        // Needle linearisation: Q' = a + b·p_hub' (gauge).
+        self.drops.clear();
+        for k in 0..n {
+            let q = s.q_needle[k];
+            let d = p.needles[k].drop(q);
+            let site = p.sites[k].at_flow(q.max(0.0), s.v_bleb[k]);
+            let ci = self.cache.needle_ci[k];
+            let b = 1.0 / (ci + d.slope + site.slope);
+            self.a[k] = b * (ci * q - d.dp + d.slope * q - site.p + site.slope * q.max(0.0));
+            self.b[k] = b;
+            self.open[k] = true;
+            self.signals.re[k] = d.re;
+            self.drops.push(d);
+        }
+        self.signals.extrapolated = self.drops.iter().any(|d| d.extrapolated);
+        let c_syr = self.storage.compliance(s.p_s);
+        let ps_g = s.p_s - pa;
+        let ph_g = s.p_hub - pa;
+        let tube = p.tubing.as_ref();
+        let tube_lin = tube.map(|t| (self.cache.tube_ci, t.conduit.drop(s.q_tube), t.compliance));
+        let fric = self.cache.fric;
+        let seal = self.cache.seal;
+        let m = p.piston.mass;
+        let z_max = self.cache.z_max;
+
+        // Solve the liquid chain for a given plunger velocity, with the current
+        // open set; returns (p_s' gauge, Q_out', p_hub' gauge) as affine maps.
+        // p_s' = h0 + h1·v.
+        let mut v_new;
+        let mut plunger_v;
+        let mut iterations = 0;
+        loop {
+            let (mut sa, mut sb) = (0.0, 0.0);
+            for k in 0..n {
+                if self.open[k] {
+                    sa += self.a[k];
+                    sb += self.b[k];
+                }
+            }
+            // Q_out' = f0 + f1·p_s'.
+            let (f0, f1, hub) = match tube_lin {
+                Some((ci, d, ch)) => {
+                    let den = 1.0 + dt * sb / ch;
+                    let c0 = (ph_g - dt * sa / ch) / den;
+                    let c1 = (dt / ch) / den;
+                    let g = ci + d.slope + c1;
+                    let f0 = (-c0 + ci * s.q_tube - d.dp + d.slope * s.q_tube) / g;
+                    (f0, 1.0 / g, Some((c0, c1)))
+                }
+                None => (sa, sb, None),
+            };
+            let den = 1.0 + dt * f1 / c_syr;
+            let h0 = (ps_g - dt * f0 / c_syr) / den;
+            let h1 = (dt * area / c_syr) / den;
+            // Piston and plunger.
+            let engaged_force = fp - area * h0; // friction must cancel this to stay stuck
+            let (v, pv) = if s.v_p > 0.0 || (s.stuck && engaged_force > fric.break_loose) {
+                let dry = fric.dry(s.v_p.max(0.0));
+                let v =
+                    (m * s.v_p / dt + fp - dry - area * h0) / (m / dt + fric.viscous + area * h1);
+                if v > 0.0 {
+                    (v, v)
+                } else {
+                    (0.0, 0.0)
+                }
+            } else if s.v_p < 0.0 || (s.stuck && fp < -seal.break_loose) {
+                let v = (m * s.v_p / dt + fp + seal.glide) / (m / dt + seal.viscous);
+                (v.min(0.0), 0.0)
+            } else {
+                (0.0, 0.0)
+            };
+            // End stops: front stop, home, bottom of the syringe.
+            let mut v = v;
+            let mut pv = pv;
+            if s.x_p + dt * v > p.piston.stroke {
+                v = (p.piston.stroke - s.x_p) / dt;
+                pv = v.max(0.0);
+            }
+            if s.z + dt * pv > z_max {
+                pv = (z_max - s.z).max(0.0) / dt;
+                v = pv;
+            }
+            if s.x_p + dt * v < 0.0 {
+                v = -s.x_p / dt;
+            }
+            v_new = v;
+            plunger_v = pv;
+            let ps_new = h0 + h1 * pv;
+            let q_out = f0 + f1 * ps_new;
+            let ph_new = match hub {
+                Some((c0, c1)) => c0 + c1 * q_out,
+                None => ps_new,
+            };
+            // Active set: close any needle whose flow would reverse.
+            let mut changed = false;
+            for k in 0..n {
+                if self.open[k] && self.a[k] + self.b[k] * ph_new < 0.0 {
+                    self.open[k] = false;
+                    changed = true;
+                }
+            }
+            iterations += 1;
+            if !changed || iterations > n {
+                // Commit.
+                let mut q_sum = 0.0;
+                for k in 0..n {
+                    let q = if self.open[k] {
+                        (self.a[k] + self.b[k] * ph_new).max(0.0)
+                    } else {
+                        0.0
+                    };
+                    s.q_needle[k] = q;
+                    q_sum += q;
+                }
+                match tube {
+                    Some(t) => {
+                        s.q_tube = q_out;
+                        s.w_hub += dt * (q_out - q_sum);
+                        s.p_hub = pa + s.w_hub / t.compliance;
+                        s.w_syr += dt * (area * pv - q_out);
+                    }
+                    None => {
+                        s.w_syr += dt * (area * pv - q_sum);
+                    }
+                }
+                break;
+            }
+        }
+        s.p_s = self.storage.pressure(s.w_syr);
+        if tube.is_none() {
+            s.p_hub = s.p_s;
+        }
+        // Mechanics update.
+        let stopped = v_new == 0.0;
+        s.x_p = (s.x_p + dt * v_new).clamp(0.0, p.piston.stroke);
+        s.v_p = if (s.x_p >= p.piston.stroke && v_new > 0.0) || (s.x_p <= 0.0 && v_new < 0.0) {
+            0.0
+        } else {
+            v_new
+        };
+        s.stuck = stopped || s.v_p == 0.0;
+        s.z += dt * plunger_v;
+        s.expelled += dt * area * plunger_v;
+        if s.z >= z_max - 1e-15 {
+            s.syringe_empty = true;
+        }
+        // Sites: reflux split, bleb growth with exact absorption decay.
+        let mut q_total = 0.0;
+        let mut delivered_total = 0.0;
+        for k in 0..n {
+            let q = s.q_needle[k];
+            q_total += q;
+            let site = p.sites[k].at_flow(q, s.v_bleb[k]);
+            let q_tis = q - site.q_leak;
+            s.v_bleb[k] = s.v_bleb[k] * self.cache.absorb_decay[k] + dt * q_tis;
+            s.delivered[k] += dt * q_tis;
+            s.leaked[k] += dt * site.q_leak;
+            self.signals.p_site[k] = if q > 0.0 {
+                site.p
+            } else {
+                p.sites[k].static_pressure(s.v_bleb[k])
+            };
+            self.signals.q_leak[k] = site.q_leak;
+            delivered_total += s.delivered[k];
+        }
+        self.signals.q_total = q_total;
+        self.signals.delivered_total = delivered_total;
+    }
+
+    fn check(&self) -> Result<(), SimError> {
+        let s = &self.state;
+        // Fast path: NaN and infinities propagate through a sum.
+        let mut sum = s.p_reg
+            + s.p_res
+            + s.valve.current
+            + s.valve.x
+            + s.p_c
+            + s.t_c
+            + s.x_p
+            + s.v_p
+            + s.p_s
+            + s.p_hub
+            + s.q_tube;
+        for v in s
+            .line_p
+            .iter()
+            .chain(&s.line_w)
+            .chain(&s.q_needle)
+            .chain(&s.v_bleb)
+        {
+            sum += v;
+        }
+        if sum.is_finite() && s.p_c > 0.0 && s.t_c > 0.0 {
+            return Ok(());
+        }
+        let t_ms = s.t * 1e3;
+        let bad = |component: &'static str, state: String| {
+            Err(SimError::NonFinite {
+                component,
+                t_ms,
+                state,
+            })
+        };
+        if !(s.p_reg.is_finite() && s.p_res.is_finite()) {
+            return bad(
+                "supply",
+                format!("regulator {} Pa, reservoir {} Pa", s.p_reg, s.p_res),
+            );
+        }
+        if !(s.valve.current.is_finite() && s.valve.x.is_finite() && s.valve.opening.is_finite()) {
+            return bad(
+                "valve",
+                format!(
+                    "coil current {} A, armature {} m",
+                    s.valve.current, s.valve.x
+                ),
+            );
+        }
+        if s.line_p
+            .iter()
+            .chain(s.line_w.iter())
+            .any(|v| !v.is_finite())
+        {
+            return bad(
+                "line",
+                format!("pressures {:?} Pa, flows {:?} kg/s", s.line_p, s.line_w),
+            );
+        }
+        if !(s.p_c.is_finite() && s.t_c.is_finite() && s.p_c > 0.0 && s.t_c > 0.0) {
+            return bad(
+                "chamber",
+                format!("pressure {} Pa, temperature {} K", s.p_c, s.t_c),
+            );
+        }
+        if !(s.x_p.is_finite() && s.v_p.is_finite()) {
+            return bad(
+                "piston",
+                format!("position {} m, velocity {} m/s", s.x_p, s.v_p),
+            );
+        }
+        if !(s.p_s.is_finite() && s.p_hub.is_finite() && s.q_tube.is_finite()) {
+            return bad(
+                "syringe",
+                format!("pressure {} Pa, hub {} Pa", s.p_s, s.p_hub),
+            );
+        }
+        if s.q_needle
+            .iter()
+            .chain(s.v_bleb.iter())
+            .any(|v| !v.is_finite())
+        {
+            return bad(
+                "needle",
+                format!("flows {:?} m³/s, blebs {:?} m³", s.q_needle, s.v_bleb),
+            );
+        }
+        Ok(())
+    }
+
+    /// Flows of an ISO element, exposed for validation.
+    pub fn iso_flow(e: &Iso6358, open: f64, p1: f64, t1: f64, p2: f64, t2: f64) -> f64 {
+        e.flow(open, p1, t1, p2, t2).q
+    }
+
+    /// True when the valve actuator is at rest and de-energised.
+    pub fn valve_at_rest(&self) -> bool {
+        let v = &self.state.valve;
+        match self.params.valve.actuation {
+            Actuation::Coil(_) => v.current == 0.0 && v.x == 0.0 && v.v == 0.0,
+            Actuation::Catalogue(_) => v.opening == 0.0,
+        }
+    }
+}
+
+fn storage_for(params: &Params, z: f64) -> Storage {
+    let liquid = (params.syringe.fill_volume - params.syringe.area * z).max(0.0);
+    Storage {
+        c: params.fluid.compressibility * liquid + params.syringe.wall_compliance,
+        air: params.syringe.bubble,
+        p_atm: params.p_atm,
+    }
+}
