@@ -469,7 +469,7 @@ impl Scenario {
 
         // Solver and firmware.
         let r = &raw.solver;
-        let step = c.num(r.step_us, 25.0, "solver.step_us", 0.1, 200.0, "µs")? * 1e-6;
+        let step = c.num(r.step_us, 50.0, "solver.step_us", 0.1, 200.0, "µs")? * 1e-6;
         let trace_interval = c.num(
             r.trace_interval_us,
             50.0,

@@ -27,7 +27,6 @@
 //! observed order is measured in the tests and reported in the README).
 
 use crate::model::gas::{Iso6358, R_AIR};
-use crate::model::hydraulics::Drop;
 use crate::model::piston::Stribeck;
 use crate::model::syringe::Storage;
 use crate::model::valve::{Actuation, ValveState};
@@ -139,7 +138,6 @@ pub struct Plant {
     a: Vec<f64>,
     b: Vec<f64>,
     open: Vec<bool>,
-    drops: Vec<Drop>,
     steps: u64,
     cache: StepCache,
 }
@@ -243,7 +241,6 @@ impl Plant {
             a: vec![0.0; n],
             b: vec![0.0; n],
             open: vec![true; n],
-            drops: Vec::with_capacity(n),
             steps: 0,
             cache: StepCache::default(),
         }
@@ -403,7 +400,7 @@ impl Plant {
         let fp =
             (s.p_c - pa) * p.piston.area - (p.piston.spring_preload + p.piston.spring_rate * s.x_p);
         // Needle linearisation: Q' = a + b·p_hub' (gauge).
-        self.drops.clear();
+        let mut extrapolated = false;
         for k in 0..n {
             let q = s.q_needle[k];
             let d = p.needles[k].drop(q);
@@ -414,9 +411,9 @@ impl Plant {
             self.b[k] = b;
             self.open[k] = true;
             self.signals.re[k] = d.re;
-            self.drops.push(d);
+            extrapolated |= d.extrapolated;
         }
-        self.signals.extrapolated = self.drops.iter().any(|d| d.extrapolated);
+        self.signals.extrapolated = extrapolated;
         let c_syr = self.storage.compliance(s.p_s);
         let ps_g = s.p_s - pa;
         let ph_g = s.p_hub - pa;
