@@ -936,18 +936,22 @@ impl Scenario {
             45.0,
             "°C",
         )? + 273.15;
+        // A preset or a model sets the law; the law's own parameter keys override it.
         let mut fluid = match (&fl.preset, &fl.model) {
-            (Some(_), Some(_)) => {
+            (Some(p), Some(m)) => {
                 return Err(c.invalid(
                     "fluid.model",
-                    format!("\"{}\"", fl.model.as_deref().unwrap_or("")),
-                    "either fluid.preset or fluid.model, not both",
+                    format!("\"{m}\""),
+                    format!("either fluid.preset (here \"{p}\") or fluid.model, not both"),
                 ))
             }
-            (_, None) => {
-                let p = c.choice(&fl.preset, "saline", "fluid.preset", &model::fluid::PRESETS)?;
-                Fluid::preset(p).expect("checked")
-            }
+            (_, None) => Fluid::preset(c.choice(
+                &fl.preset,
+                "saline",
+                "fluid.preset",
+                &model::fluid::PRESETS,
+            )?)
+            .expect("checked"),
             (None, Some(_)) => {
                 let kind = c.choice(
                     &fl.model,
@@ -956,40 +960,17 @@ impl Scenario {
                     &["newtonian", "power_law", "carreau"],
                 )?;
                 let rheology = match kind {
-                    "newtonian" => Rheology::Newtonian {
-                        mu: c.num(
-                            fl.viscosity_mpa_s,
-                            1.0,
-                            "fluid.viscosity_mpa_s",
-                            0.1,
-                            1e6,
-                            "mPa·s",
-                        )? * 1e-3,
-                    },
+                    "newtonian" => Rheology::Newtonian { mu: 1.0e-3 },
                     "power_law" => Rheology::PowerLaw {
-                        k: c.num(
-                            fl.consistency_pa_sn,
-                            5.0,
-                            "fluid.consistency_pa_sn",
-                            1e-4,
-                            1000.0,
-                            "Pa·sⁿ",
-                        )?,
-                        n: c.num(fl.flow_index, 0.4, "fluid.flow_index", 0.1, 1.0, "")?,
-                        eta0: c.num(fl.eta0_pa_s, 10.0, "fluid.eta0_pa_s", 1e-3, 1e4, "Pa·s")?,
+                        k: 5.0,
+                        n: 0.4,
+                        eta0: 10.0,
                     },
                     _ => Rheology::Carreau {
-                        eta0: c.num(fl.eta0_pa_s, 3.9, "fluid.eta0_pa_s", 1e-3, 1e4, "Pa·s")?,
-                        eta_inf: c.num(
-                            fl.eta_inf_mpa_s,
-                            1.0,
-                            "fluid.eta_inf_mpa_s",
-                            0.1,
-                            1000.0,
-                            "mPa·s",
-                        )? * 1e-3,
-                        lambda: c.num(fl.lambda_s, 0.66, "fluid.lambda_s", 1e-6, 1e3, "s")?,
-                        n: c.num(fl.flow_index, 0.4, "fluid.flow_index", 0.1, 1.0, "")?,
+                        eta0: 3.9,
+                        eta_inf: 1.0e-3,
+                        lambda: 0.66,
+                        n: 0.4,
                     },
                 };
                 Fluid {
@@ -997,6 +978,86 @@ impl Scenario {
                     density: 1000.0,
                     compressibility: 4.6e-10,
                     rheology,
+                }
+            }
+        };
+        let not_for = |key: &str, v: &Option<f64>, law: &str| -> Result<(), ScenarioError> {
+            match v {
+                Some(x) => Err(c.invalid(
+                    key,
+                    fmt_num(*x),
+                    format!("no value: it does not apply to a {law} fluid"),
+                )),
+                None => Ok(()),
+            }
+        };
+        fluid.rheology = match fluid.rheology {
+            Rheology::Newtonian { mu } => {
+                for (k, v) in [
+                    ("fluid.consistency_pa_sn", &fl.consistency_pa_sn),
+                    ("fluid.flow_index", &fl.flow_index),
+                    ("fluid.eta0_pa_s", &fl.eta0_pa_s),
+                    ("fluid.eta_inf_mpa_s", &fl.eta_inf_mpa_s),
+                    ("fluid.lambda_s", &fl.lambda_s),
+                ] {
+                    not_for(k, v, "newtonian")?;
+                }
+                Rheology::Newtonian {
+                    mu: c.num(
+                        fl.viscosity_mpa_s,
+                        mu * 1e3,
+                        "fluid.viscosity_mpa_s",
+                        0.1,
+                        1e6,
+                        "mPa·s",
+                    )? * 1e-3,
+                }
+            }
+            Rheology::PowerLaw { k, n, eta0 } => {
+                for (key, v) in [
+                    ("fluid.viscosity_mpa_s", &fl.viscosity_mpa_s),
+                    ("fluid.eta_inf_mpa_s", &fl.eta_inf_mpa_s),
+                    ("fluid.lambda_s", &fl.lambda_s),
+                ] {
+                    not_for(key, v, "power-law")?;
+                }
+                Rheology::PowerLaw {
+                    k: c.num(
+                        fl.consistency_pa_sn,
+                        k,
+                        "fluid.consistency_pa_sn",
+                        1e-4,
+                        1000.0,
+                        "Pa·sⁿ",
+                    )?,
+                    n: c.num(fl.flow_index, n, "fluid.flow_index", 0.1, 1.0, "")?,
+                    eta0: c.num(fl.eta0_pa_s, eta0, "fluid.eta0_pa_s", 1e-3, 1e4, "Pa·s")?,
+                }
+            }
+            Rheology::Carreau {
+                eta0,
+                eta_inf,
+                lambda,
+                n,
+            } => {
+                for (key, v) in [
+                    ("fluid.viscosity_mpa_s", &fl.viscosity_mpa_s),
+                    ("fluid.consistency_pa_sn", &fl.consistency_pa_sn),
+                ] {
+                    not_for(key, v, "Carreau")?;
+                }
+                Rheology::Carreau {
+                    eta0: c.num(fl.eta0_pa_s, eta0, "fluid.eta0_pa_s", 1e-3, 1e4, "Pa·s")?,
+                    eta_inf: c.num(
+                        fl.eta_inf_mpa_s,
+                        eta_inf * 1e3,
+                        "fluid.eta_inf_mpa_s",
+                        0.1,
+                        1000.0,
+                        "mPa·s",
+                    )? * 1e-3,
+                    lambda: c.num(fl.lambda_s, lambda, "fluid.lambda_s", 1e-6, 1e3, "s")?,
+                    n: c.num(fl.flow_index, n, "fluid.flow_index", 0.1, 1.0, "")?,
                 }
             }
         };

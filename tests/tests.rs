@@ -1,1 +1,8 @@
+//! mesobench integration tests (one binary, as ripgrep does).
 
+mod cli;
+mod closed_forms;
+mod conservation;
+mod convergence;
+mod trends;
+mod util;

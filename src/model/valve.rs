@@ -235,10 +235,10 @@ fn advance_catalogue(c: &Catalogue, s: &mut ValveState, command: bool, dt: f64) 
     let moving = (s.since_edge - t_dead.max(t0)).max(0.0);
     if moving > 0.0 {
         let step = moving / t_travel;
-        s.opening = if target > s.opening {
-            (s.opening + step).min(1.0)
-        } else {
-            (s.opening - step).max(0.0)
-        };
+        if target > s.opening {
+            s.opening = (s.opening + step).min(1.0);
+        } else if target < s.opening {
+            s.opening = (s.opening - step).max(0.0);
+        }
     }
 }

@@ -106,6 +106,8 @@ pub struct ShotRow {
     pub inlet_choked: bool,
     /// Plant steps.
     pub steps: u64,
+    /// Plunger breakaways (more than one: stick-slip).
+    pub breakaways: u32,
 }
 
 impl From<&ShotRecord> for ShotRow {
@@ -134,6 +136,7 @@ impl From<&ShotRecord> for ShotRow {
             plunger_end_mm: r.plunger_end * 1e3,
             inlet_choked: r.inlet_choked,
             steps: r.steps,
+            breakaways: r.breakaways,
         }
     }
 }

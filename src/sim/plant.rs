@@ -123,6 +123,8 @@ pub struct Signals {
     pub q_total: f64,
     /// Total delivered into all sites so far, m³.
     pub delivered_total: f64,
+    /// The plunger broke loose (stuck → sliding forward) in this step.
+    pub breakaway: bool,
 }
 
 /// A plant: parameters, state and scratch space. Advancing it allocates nothing.
@@ -532,6 +534,7 @@ impl Plant {
             s.p_hub = s.p_s;
         }
         // Mechanics update.
+        self.signals.breakaway = s.stuck && plunger_v > 0.0;
         let stopped = v_new == 0.0;
         s.x_p = (s.x_p + dt * v_new).clamp(0.0, p.piston.stroke);
         s.v_p = if (s.x_p >= p.piston.stroke && v_new > 0.0) || (s.x_p <= 0.0 && v_new < 0.0) {

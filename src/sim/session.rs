@@ -114,6 +114,8 @@ pub struct ShotRecord {
     pub hit_stroke: bool,
     /// Plant steps taken.
     pub steps: u64,
+    /// Times the plunger broke loose from rest (more than one: stick-slip).
+    pub breakaways: u32,
     /// Per-needle results.
     pub needles: Vec<NeedleShot>,
     /// Flags raised during the shot (see [`Flags`]).
@@ -213,6 +215,7 @@ pub fn run_session(
             inlet_choked: false,
             hit_stroke: false,
             steps: 0,
+            breakaways: 0,
             needles: vec![
                 NeedleShot {
                     dose: 0.0,
@@ -263,6 +266,7 @@ pub fn run_session(
                     rec.valve_t_off = t_rel - t_fall;
                 }
                 rec.inlet_choked |= sig.inlet_choked;
+                rec.breakaways += sig.breakaway as u32;
                 rec.hit_stroke |= s.x_p >= plant.params.piston.stroke;
                 rec.flags.extrapolated |= sig.extrapolated;
                 rec.flags.line_mach = rec.flags.line_mach.max(sig.line_mach);
@@ -444,6 +448,16 @@ fn warnings(plant: &Plant, shots: &[ShotRecord], stopped: Option<&str>) -> Vec<S
             total * 1e9,
             leaky,
             shots.len()
+        ));
+    }
+    let slip = count(&|s| s.breakaways > 1);
+    if slip > 0 {
+        let worst = shots.iter().map(|s| s.breakaways).max().unwrap_or(0);
+        w.push(format!(
+            "the plunger stick-slipped in {} of {} shots (up to {} breakaways in a shot): the drive force is close to the stopper friction, so the dose depends on the friction law's details and converges slowly with the step (check with solver.step_us ≤ 10)",
+            slip,
+            shots.len(),
+            worst
         ));
     }
     let stroke = count(&|s| s.hit_stroke);

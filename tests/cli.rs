@@ -1,0 +1,343 @@
+//! The binary on every shipped scenario and on malformed input.
+
+use crate::util::{root, scenario_files, stem};
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn mesobench(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mesobench"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("binary runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+const OUTPUTS: [&str; 9] = [
+    "shots.csv",
+    "needles.csv",
+    "trace.csv",
+    "summary.json",
+    "manifest.json",
+    "trace.png",
+    "trace.svg",
+    "doses.png",
+    "doses.svg",
+];
+
+fn assert_outputs(dir: &Path) {
+    for f in OUTPUTS {
+        let p = dir.join(f);
+        let bytes = std::fs::read(&p).unwrap_or_else(|_| panic!("{} missing", p.display()));
+        assert!(bytes.len() > 100, "{} is tiny", p.display());
+        if f.ends_with(".png") {
+            assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{f} is not a PNG");
+        }
+        if f.ends_with(".svg") {
+            let s = String::from_utf8(bytes).unwrap();
+            assert!(s.contains("<svg") && s.contains("<text"), "{f} has no text");
+        }
+    }
+    // No temporary files are left behind.
+    for e in std::fs::read_dir(dir).unwrap() {
+        let name = e.unwrap().file_name().to_string_lossy().into_owned();
+        assert!(!name.contains(".partial."), "left {name}");
+    }
+}
+
+fn summary(dir: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(dir.join("summary.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn every_shipped_scenario_runs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let files = scenario_files();
+    assert!(files.len() >= 6);
+    for f in files {
+        let out = tmp.path().join(stem(&f));
+        let o = mesobench(&["run", f.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+        assert!(o.status.success(), "{}: {}", f.display(), stderr(&o));
+        assert!(String::from_utf8_lossy(&o.stdout).contains("dose"));
+        assert_outputs(&out);
+        let s = summary(&out);
+        for key in [
+            "shots",
+            "dose_mean_ul",
+            "dose_sd_ul",
+            "dose_cv",
+            "dose_min_ul",
+            "dose_max_ul",
+            "leak_mean_ul",
+            "peak_tissue_pressure_kpa",
+            "max_reynolds",
+            "warnings",
+        ] {
+            assert!(s.get(key).is_some(), "{}: summary lacks {key}", f.display());
+        }
+        assert!(s["dose_mean_ul"].as_f64().unwrap() > 0.0);
+        let m: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+        assert!(m["solver_stats"]["steps_total"].as_u64().unwrap() > 0);
+        assert!(
+            m["resolved"]["params"]["supply"]["p_set"].as_f64().unwrap() > 1e5,
+            "manifest holds SI values"
+        );
+        let check = mesobench(&["check", f.to_str().unwrap()]);
+        assert!(check.status.success(), "{}", stderr(&check));
+    }
+}
+
+#[test]
+fn default_run_is_the_reference_scenario_and_deterministic() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = tmp.path().join("a");
+    let b = tmp.path().join("b");
+    let c = tmp.path().join("c");
+    assert!(mesobench(&["run", "--out", a.to_str().unwrap()])
+        .status
+        .success());
+    assert!(mesobench(&[
+        "run",
+        "scenarios/reference.toml",
+        "--out",
+        b.to_str().unwrap()
+    ])
+    .status
+    .success());
+    assert!(mesobench(&["run", "--quiet", "--out", c.to_str().unwrap()])
+        .status
+        .success());
+    for f in [
+        "shots.csv",
+        "needles.csv",
+        "trace.csv",
+        "summary.json",
+        "trace.svg",
+        "doses.svg",
+        "trace.png",
+    ] {
+        let fa = std::fs::read(a.join(f)).unwrap();
+        assert_eq!(
+            fa,
+            std::fs::read(b.join(f)).unwrap(),
+            "{f} differs between the default and scenarios/reference.toml"
+        );
+        assert_eq!(
+            fa,
+            std::fs::read(c.join(f)).unwrap(),
+            "{f} differs between two identical runs"
+        );
+    }
+    let s = summary(&a);
+    let dose = s["dose_mean_ul"].as_f64().unwrap();
+    assert!(
+        (15.0..25.0).contains(&dose),
+        "reference shot should be about 20 µL, got {dose}"
+    );
+}
+
+#[test]
+fn set_overrides_any_key_and_lands_in_the_manifest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = mesobench(&[
+        "run",
+        "--out",
+        tmp.path().to_str().unwrap(),
+        "--set",
+        "firmware.open_time_ms=25",
+        "--set",
+        "solver.step_us=2.5",
+        "--set",
+        "session.shots=1",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(tmp.path().join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(m["overrides"][0], "firmware.open_time_ms=25");
+    assert!((m["resolved"]["firmware"]["open_time"].as_f64().unwrap() - 0.025).abs() < 1e-12);
+    assert!((m["solver_stats"]["effective_step_s"].as_f64().unwrap() - 2.5e-6).abs() < 1e-12);
+    assert_eq!(summary(tmp.path())["shots"], 1);
+}
+
+#[test]
+fn empty_syringe_stops_the_session_with_a_message() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = mesobench(&[
+        "run",
+        "--out",
+        tmp.path().to_str().unwrap(),
+        "--set",
+        "syringe.fill_ml=0.15",
+        "--set",
+        "session.shots=20",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s = summary(tmp.path());
+    let stopped = s["stopped"].as_str().expect("stopped message");
+    assert!(stopped.contains("syringe is empty"), "{stopped}");
+    assert!(s["shots"].as_u64().unwrap() < 20);
+}
+
+/// Run on a scenario text; expect exit 2 and every fragment in stderr.
+fn rejects(text: &str, sets: &[&str], fragments: &[&str]) {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("bad.toml");
+    std::fs::write(&path, text).unwrap();
+    let mut args = vec![
+        "run",
+        path.to_str().unwrap(),
+        "--out",
+        tmp.path().to_str().unwrap(),
+    ];
+    for s in sets {
+        args.push("--set");
+        args.push(s);
+    }
+    let o = mesobench(&args);
+    let err = stderr(&o);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "expected exit 2, got {:?}: {err}",
+        o.status.code()
+    );
+    for f in fragments {
+        assert!(err.contains(f), "stderr lacks {f:?}:\n{err}");
+    }
+    assert!(
+        !err.contains("panicked") && !err.contains("backtrace") && !err.contains("RUST_BACKTRACE"),
+        "{err}"
+    );
+    assert!(
+        !tmp.path().join("summary.json").exists(),
+        "a rejected scenario must not produce results"
+    );
+}
+
+const GOOD: &str = "name = \"t\"\n[supply]\npressure_bar = 3.0\n[needle]\ngauge = 30\n";
+
+#[test]
+fn out_of_range_value_names_file_line_key_value_and_range() {
+    rejects(
+        "name = \"t\"\n[supply]\npressure_bar = 50.0\n",
+        &[],
+        &["bad.toml:3:16", "supply.pressure_bar = 50", "0.2 to 10 bar"],
+    );
+}
+
+#[test]
+fn unknown_key_is_an_error_with_its_line() {
+    rejects(
+        "name = \"t\"\n[supply]\npresure_bar = 3.0\n",
+        &[],
+        &["bad.toml", "line 3", "unknown field", "presure_bar"],
+    );
+}
+
+#[test]
+fn syntax_error_names_the_line() {
+    rejects(
+        "name = \"t\"\n[supply\npressure_bar = 3.0\n",
+        &[],
+        &["bad.toml", "line 2"],
+    );
+}
+
+#[test]
+fn wrong_type_is_an_error() {
+    rejects(
+        "name = \"t\"\n[needle]\ngauge = \"thirty\"\n",
+        &[],
+        &["bad.toml", "line 3"],
+    );
+}
+
+#[test]
+fn unsupported_gauge_lists_the_allowed_ones() {
+    rejects(
+        "[needle]\ngauge = 29\n",
+        &[],
+        &[
+            "bad.toml:2:9",
+            "needle.gauge = 29",
+            "27, 30, 31, 32, 33, 34",
+        ],
+    );
+}
+
+#[test]
+fn inconsistent_values_are_errors() {
+    rejects(
+        "[firmware]\nopen_time_ms = 600\n[session]\nrate_hz = 2\n",
+        &[],
+        &["firmware.open_time_ms = 600", "shot period 500 ms"],
+    );
+    rejects(
+        "[syringe]\nbreak_loose_n = 1\nglide_n = 3\n",
+        &[],
+        &["syringe.break_loose_n = 1", "at least syringe.glide_n = 3"],
+    );
+    rejects(
+        "[needle]\ncount = 3\nid_deviation_pct = [1, 2]\n",
+        &[],
+        &["needle.id_deviation_pct", "a list of 3 numbers"],
+    );
+    rejects(
+        "[valve]\nvoltage_v = 1.5\n",
+        &[],
+        &["valve.voltage_v = 1.5", "pulls the armature in"],
+    );
+    rejects(
+        "[fluid]\npreset = \"saline\"\nflow_index = 0.5\n",
+        &[],
+        &["fluid.flow_index", "does not apply to a newtonian fluid"],
+    );
+}
+
+#[test]
+fn bad_set_overrides_are_named() {
+    rejects(
+        GOOD,
+        &["supply.pressure_bar=-1"],
+        &["--set supply.pressure_bar=-1", "0.2 to 10 bar"],
+    );
+    rejects(
+        GOOD,
+        &["supply.pressure_bar=abc"],
+        &["--set supply.pressure_bar=abc", "invalid type"],
+    );
+    rejects(
+        GOOD,
+        &["supply.nope=3"],
+        &["--set supply.nope=3", "unknown field"],
+    );
+    rejects(GOOD, &["novalue"], &["--set novalue", "KEY=VALUE"]);
+    rejects(
+        GOOD,
+        &["supply.pressure_bar.deep=1"],
+        &["--set supply.pressure_bar.deep=1"],
+    );
+}
+
+#[test]
+fn missing_file_is_an_error() {
+    let o = mesobench(&["run", "no/such/file.toml"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("cannot read scenario no/such/file.toml"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn check_prints_resolved_si_parameters() {
+    let o = mesobench(&["check", "scenarios/reference.toml"]);
+    assert!(o.status.success());
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("valid") && out.contains("\"p_set\""), "{out}");
+}

@@ -1,0 +1,60 @@
+//! Shared helpers.
+
+use mesobench::scenario::{self, Scenario, Source};
+use mesobench::sim::ShotRecord;
+use std::path::{Path, PathBuf};
+
+/// Repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The default scenario with overrides.
+pub fn reference(sets: &[&str]) -> Scenario {
+    let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+    scenario::load(&Source::default_scenario(), &sets, "reference").expect("valid scenario")
+}
+
+/// A shipped scenario with overrides.
+pub fn shipped(name: &str, sets: &[&str]) -> Scenario {
+    let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+    let path = root().join("scenarios").join(format!("{name}.toml"));
+    scenario::load(&Source::from_path(&path).expect("readable"), &sets, name)
+        .expect("valid scenario")
+}
+
+/// Run a scenario and return its shots.
+pub fn shots(sc: &Scenario) -> Vec<ShotRecord> {
+    mesobench::simulate(sc, false)
+        .expect("simulation runs")
+        .result
+        .shots
+}
+
+/// Dose of a single-shot run of the reference scenario with overrides, µL.
+pub fn reference_dose(sets: &[&str]) -> f64 {
+    let mut all = vec!["session.shots=1"];
+    all.extend_from_slice(sets);
+    shots(&reference(&all))[0].dose * 1e9
+}
+
+/// Relative difference.
+pub fn rel(a: f64, b: f64) -> f64 {
+    (a - b).abs() / b.abs().max(1e-300)
+}
+
+/// All scenario files shipped in scenarios/.
+pub fn scenario_files() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(root().join("scenarios"))
+        .expect("scenarios/ exists")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// File stem.
+pub fn stem(p: &Path) -> String {
+    p.file_stem().unwrap().to_string_lossy().into_owned()
+}
