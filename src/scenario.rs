@@ -418,10 +418,10 @@ pub fn locate(text: &str, dotted: &str) -> Option<(usize, usize)> {
         if current == table {
             if let Some(rest) = trimmed.strip_prefix(key) {
                 let rest_t = rest.trim_start();
-                if rest_t.starts_with('=') {
+                if let Some(after) = rest_t.strip_prefix('=') {
                     let indent = line.len() - trimmed.len();
                     let eq = key.len() + (rest.len() - rest_t.len());
-                    let value_off = rest_t[1..].len() - rest_t[1..].trim_start().len();
+                    let value_off = after.len() - after.trim_start().len();
                     return Some((i + 1, indent + eq + 1 + value_off + 1));
                 }
             }

@@ -28,6 +28,9 @@ const FONT: &str = "sans-serif";
 
 type DrawResult = Result<(), String>;
 
+/// A trace series: label, colour and the value it plots.
+type Series = (&'static str, RGBColor, fn(&TraceSample) -> f64);
+
 fn err<E: std::fmt::Display>(e: E) -> String {
     e.to_string()
 }
@@ -113,7 +116,7 @@ where
     let (t0, t1) = range(s.iter().map(|x| x.t * 1e3), false);
 
     // Pressures.
-    let series: [(&str, RGBColor, fn(&TraceSample) -> f64); 4] = [
+    let series: [Series; 4] = [
         ("supply", RGBColor(120, 120, 120), |x| x.supply / 1e3),
         ("chamber", RGBColor(31, 119, 180), |x| x.chamber / 1e3),
         ("syringe", RGBColor(214, 39, 40), |x| x.syringe / 1e3),
