@@ -407,12 +407,24 @@ pub fn write_run(
     put("manifest.json", json_bytes(&manifest))?;
     for name in ["trace.png", "trace.svg"] {
         let p = dir.join(name);
-        plot::trace(&p, &sc.name, &run.trace)?;
+        plot::render(
+            &p,
+            &plot::TraceChart {
+                name: &sc.name,
+                samples: &run.trace,
+            },
+        )?;
         written.push(p);
     }
     for name in ["doses.png", "doses.svg"] {
         let p = dir.join(name);
-        plot::doses(&p, &sc.name, shots)?;
+        plot::render(
+            &p,
+            &plot::DoseChart {
+                name: &sc.name,
+                shots,
+            },
+        )?;
         written.push(p);
     }
     Ok(written)

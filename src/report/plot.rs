@@ -26,7 +26,8 @@ pub fn register_fonts() {
 const SIZE: (u32, u32) = (1200, 900);
 const FONT: &str = "sans-serif";
 
-type DrawResult = Result<(), String>;
+/// Result of drawing: an error message on failure.
+pub type DrawResult = Result<(), String>;
 
 /// A trace series: label, colour and the value it plots.
 type Series = (&'static str, RGBColor, fn(&TraceSample) -> f64);
@@ -35,12 +36,17 @@ fn err<E: std::fmt::Display>(e: E) -> String {
     e.to_string()
 }
 
-/// Render `draw` to `path` as PNG or SVG according to its extension.
-fn render(
-    path: &Path,
-    draw: impl Fn(DrawingArea<SVGBackend, Shift>) -> DrawResult,
-    draw_png: impl Fn(DrawingArea<BitMapBackend, Shift>) -> DrawResult,
-) -> Result<(), ReportError> {
+/// A chart that can draw itself on any plotters backend.
+pub trait Chart {
+    /// Draw on `root`.
+    fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> DrawResult
+    where
+        DB::ErrorType: 'static;
+}
+
+/// Render `chart` to `path` as PNG or SVG according to its extension,
+/// atomically (temporary file, then rename).
+pub fn render(path: &Path, chart: &impl Chart) -> Result<(), ReportError> {
     register_fonts();
     let fail = |message: String| ReportError::Plot {
         path: path.to_owned(),
@@ -51,7 +57,7 @@ fn render(
             let mut s = String::new();
             {
                 let root = SVGBackend::with_string(&mut s, SIZE).into_drawing_area();
-                draw(root.clone()).map_err(fail)?;
+                chart.draw(root.clone()).map_err(fail)?;
                 root.present().map_err(|e| fail(e.to_string()))?;
             }
             write_atomic(path, s.as_bytes())
@@ -60,7 +66,7 @@ fn render(
             let tmp = tmp_path(path);
             {
                 let root = BitMapBackend::new(&tmp, SIZE).into_drawing_area();
-                draw_png(root.clone()).map_err(fail)?;
+                chart.draw(root.clone()).map_err(fail)?;
                 root.present().map_err(|e| fail(e.to_string()))?;
             }
             std::fs::rename(&tmp, path).map_err(|source| ReportError::Io {
@@ -91,12 +97,20 @@ fn range(values: impl Iterator<Item = f64>, pad_zero: bool) -> (f64, f64) {
 }
 
 /// Pressures, flow and valve state against time.
-pub fn trace(path: &Path, name: &str, samples: &[TraceSample]) -> Result<(), ReportError> {
-    render(
-        path,
-        |r| draw_trace(r, name, samples),
-        |r| draw_trace(r, name, samples),
-    )
+pub struct TraceChart<'a> {
+    /// Scenario name for the title.
+    pub name: &'a str,
+    /// Samples.
+    pub samples: &'a [TraceSample],
+}
+
+impl Chart for TraceChart<'_> {
+    fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> DrawResult
+    where
+        DB::ErrorType: 'static,
+    {
+        draw_trace(root, self.name, self.samples)
+    }
 }
 
 fn draw_trace<DB: DrawingBackend>(
@@ -213,12 +227,20 @@ where
 }
 
 /// Dose (and reflux, and each needle's share) per shot.
-pub fn doses(path: &Path, name: &str, shots: &[ShotRecord]) -> Result<(), ReportError> {
-    render(
-        path,
-        |r| draw_doses(r, name, shots),
-        |r| draw_doses(r, name, shots),
-    )
+pub struct DoseChart<'a> {
+    /// Scenario name for the title.
+    pub name: &'a str,
+    /// Shots.
+    pub shots: &'a [ShotRecord],
+}
+
+impl Chart for DoseChart<'_> {
+    fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> DrawResult
+    where
+        DB::ErrorType: 'static,
+    {
+        draw_doses(root, self.name, self.shots)
+    }
 }
 
 fn draw_doses<DB: DrawingBackend>(
