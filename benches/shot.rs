@@ -5,17 +5,10 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use mesobench::scenario::{self, Source};
 
 fn reference_shot(c: &mut Criterion) {
-    let sc = scenario::load(
-        &Source::default_scenario(),
-        &["session.shots=1".into()],
-        "reference",
-    )
-    .expect("default scenario is valid");
+    let sc = scenario::load(&Source::default_scenario(), &["session.shots=1".into()], "reference")
+        .expect("default scenario is valid");
     let steps = mesobench::simulate(&sc, false).expect("runs").result.steps;
-    eprintln!(
-        "reference shot: {steps} plant steps of {} µs",
-        sc.solver.effective_step() * 1e6
-    );
+    eprintln!("reference shot: {steps} plant steps of {} µs", sc.solver.effective_step() * 1e6);
     c.bench_function("reference_shot", |b| {
         b.iter(|| mesobench::simulate(std::hint::black_box(&sc), false).expect("runs"))
     });

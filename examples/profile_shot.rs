@@ -6,10 +6,7 @@ fn main() {
         "reference",
     )
     .unwrap();
-    let n: usize = std::env::args()
-        .nth(1)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(200);
+    let n: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(200);
     let mut d = 0.0;
     for _ in 0..n {
         d += mesobench::simulate(&sc, false).unwrap().result.shots[0].dose;

@@ -45,9 +45,12 @@ pub mod scenario;
 pub mod sim;
 pub mod stats;
 
-use control::{Controller, OpenLoop};
-use scenario::{FirmwareSpec, Scenario};
-use sim::{Plant, SessionResult, SimError, TraceRecorder, TraceSample};
+use control::drive::Driver;
+use control::plugin::Plugin;
+use control::sensors::Sensors;
+use control::{Controller, FirmwareError, OpenLoop, PressurePid, VolumeTarget};
+use scenario::{FirmwareKind, Scenario};
+use sim::{FirmwareLoop, Plant, RunError, SessionResult, TraceRecorder, TraceSample};
 
 /// Version of this build, written into every manifest.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -61,29 +64,41 @@ pub struct Run {
     pub trace: Vec<TraceSample>,
 }
 
-/// Build the firmware a scenario asks for.
-pub fn controller_for(sc: &Scenario) -> Box<dyn Controller> {
-    match sc.firmware {
-        FirmwareSpec::OpenLoop { open_time } => Box::new(OpenLoop::new(open_time, sc.solver.tick)),
-    }
+/// Build the firmware a scenario asks for (a fresh context for a plugin).
+pub fn controller_for(sc: &Scenario) -> Result<Box<dyn Controller>, FirmwareError> {
+    Ok(match &sc.firmware.kind {
+        FirmwareKind::OpenLoop { open_time, pre, drive } => Box::new(OpenLoop::new(*open_time, *pre, *drive)),
+        FirmwareKind::PressurePid { open_time, pre, drive, measured, setpoint, step, pid } => Box::new(
+            PressurePid::new(OpenLoop::new(*open_time, *pre, *drive), *measured, *setpoint, *step, pid.clone()),
+        ),
+        FirmwareKind::VolumeTarget { target, lead, gain, max_open, drive } => {
+            Box::new(VolumeTarget::new(*target, *lead, *gain, *max_open, *drive))
+        }
+        FirmwareKind::Plugin { path, params } => Box::new(Plugin::load(path, params)?),
+    })
 }
 
-/// Simulate a scenario's session from rest, optionally recording a trace.
-pub fn simulate(sc: &Scenario, trace: bool) -> Result<Run, SimError> {
+/// Simulate a scenario's session from rest with its firmware, optionally recording a trace.
+pub fn simulate(sc: &Scenario, trace: bool) -> Result<Run, RunError> {
+    let mut fw = controller_for(sc)?;
+    simulate_with(sc, fw.as_mut(), trace)
+}
+
+/// Simulate a scenario's session with the given firmware.
+pub fn simulate_with(sc: &Scenario, controller: &mut dyn Controller, trace: bool) -> Result<Run, RunError> {
     let mut plant = Plant::new(sc.params.clone());
-    let mut fw = controller_for(sc);
+    let mut fw = FirmwareLoop {
+        controller,
+        sensors: Sensors::new(sc.firmware.sensors.clone(), sc.seed),
+        driver: Driver::new(sc.firmware.timer_tick),
+        delay_ticks: sc.firmware.compute_delay_ticks,
+    };
     if trace {
         let mut rec = TraceRecorder::new(sc.solver.trace_interval);
-        let result = sim::run_session(&mut plant, fw.as_mut(), &sc.solver, &sc.session, &mut rec)?;
-        Ok(Run {
-            result,
-            trace: rec.samples,
-        })
+        let result = sim::run_session(&mut plant, &mut fw, &sc.solver, &sc.session, &mut rec)?;
+        Ok(Run { result, trace: rec.samples })
     } else {
-        let result = sim::run_session(&mut plant, fw.as_mut(), &sc.solver, &sc.session, &mut ())?;
-        Ok(Run {
-            result,
-            trace: Vec::new(),
-        })
+        let result = sim::run_session(&mut plant, &mut fw, &sc.solver, &sc.session, &mut ())?;
+        Ok(Run { result, trace: Vec::new() })
     }
 }

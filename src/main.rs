@@ -60,8 +60,7 @@ fn main() -> ExitCode {
         Ok(Ok(())) => ExitCode::SUCCESS,
         Ok(Err(e)) => {
             if e.chain().any(|c| {
-                c.downcast_ref::<std::io::Error>()
-                    .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+                c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
             }) {
                 return ExitCode::SUCCESS;
             }
@@ -74,17 +73,8 @@ fn main() -> ExitCode {
 
 fn load(path: Option<&Path>, set: &[String]) -> anyhow::Result<(Scenario, String)> {
     let (source, fallback) = match path {
-        Some(p) => (
-            Source::from_path(p)?,
-            p.file_stem()
-                .and_then(|s| s.to_str())
-                .unwrap_or("scenario")
-                .to_string(),
-        ),
-        None => (
-            Source::default_scenario(),
-            scenario::DEFAULT_NAME.to_string(),
-        ),
+        Some(p) => (Source::from_path(p)?, p.file_stem().and_then(|s| s.to_str()).unwrap_or("scenario").to_string()),
+        None => (Source::default_scenario(), scenario::DEFAULT_NAME.to_string()),
     };
     let sc = scenario::load(&source, set, &fallback)?;
     Ok((sc, source.name))
@@ -98,17 +88,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&sc)?);
             Ok(())
         }
-        Command::Run {
-            scenario,
-            out,
-            set,
-            quiet,
-        } => {
+        Command::Run { scenario, out, set, quiet } => {
             let (sc, source) = load(scenario.as_deref(), &set)?;
             let dir = out.unwrap_or_else(|| Path::new("output").join(&sc.name));
             let started = Instant::now();
-            let run =
-                mesobench::simulate(&sc, true).with_context(|| format!("scenario {}", sc.name))?;
+            let run = mesobench::simulate(&sc, true).with_context(|| format!("scenario {}", sc.name))?;
             let elapsed = started.elapsed();
             let files = mesobench::report::write_run(&dir, &sc, &source, &set, &run)?;
             if !quiet {
@@ -135,11 +119,7 @@ fn print_summary(sc: &Scenario, run: &mesobench::Run, seconds: f64, dir: &Path, 
         s.dose_max_ul
     );
     if s.needle_dose_mean_ul.len() > 1 {
-        let per: Vec<String> = s
-            .needle_dose_mean_ul
-            .iter()
-            .map(|d| format!("{d:.3}"))
-            .collect();
+        let per: Vec<String> = s.needle_dose_mean_ul.iter().map(|d| format!("{d:.3}")).collect();
         println!("  per needle (µL): {}", per.join("  "));
     }
     println!(

@@ -10,6 +10,8 @@
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
+use crate::control::builtin::{AntiWindup, DriveSpec, Measured, Pid};
+use crate::control::sensors::{PressureSensorSpec, SensorSpec};
 use crate::model::chamber::{ChamberParams, Thermal};
 use crate::model::fluid::{Fluid, Rheology};
 use crate::model::gas::{Iso6358, DM3_PER_S_BAR, P_ATM};
@@ -92,6 +94,8 @@ pub struct Raw {
     #[serde(default)]
     pub firmware: RawFirmware,
     #[serde(default)]
+    pub sensors: RawSensors,
+    #[serde(default)]
     pub session: RawSession,
     #[serde(default)]
     pub ambient: RawAmbient,
@@ -117,12 +121,28 @@ pub struct Raw {
 }
 
 raw_section!(/** `[solver]` */ RawSolver { step_us: f64, trace_interval_us: f64, max_tail_ms: f64 });
-raw_section!(/** `[firmware]` */ RawFirmware { kind: String, tick_hz: f64, open_time_ms: f64 });
+raw_section!(/** `[firmware]` */ RawFirmware {
+    kind: String, tick_hz: f64, open_time_ms: f64, compute_delay_ticks: i64, timer_hz: f64, pre_pressurise_ms: f64,
+    drive: String, pwm_duty: f64, pwm_period_ms: f64, peak_ms: f64, hold_duty: f64,
+    measured: String, setpoint_bar: f64, setpoint_step_ms: f64, setpoint_step_bar: f64,
+    kp: f64, ki_per_s: f64, kd_s: f64, derivative_filter_ms: f64, u_min_bar: f64, u_max_bar: f64,
+    anti_windup: String, tracking_time_ms: f64,
+    target_ul: f64, lead_ms: f64, learn_gain: f64, max_open_ms: f64,
+    plugin: String, plugin_params: Vec<f64>,
+});
+raw_section!(/** `[sensors]` */ RawSensors {
+    encoder_resolution_um: f64, trigger_debounce_ms: f64, trigger_press_ms: f64,
+    supply: RawPressureSensor, chamber: RawPressureSensor, syringe: RawPressureSensor,
+});
+raw_section!(/** `[sensors.supply]`, `[sensors.chamber]`, `[sensors.syringe]` */ RawPressureSensor {
+    tau_ms: f64, noise_kpa: f64, offset_kpa: f64, gain_error_pct: f64, bits: i64, full_scale_bar: f64, sample_hz: f64,
+});
 raw_section!(/** `[session]` */ RawSession { shots: i64, rate_hz: f64 });
 raw_section!(/** `[ambient]` */ RawAmbient { pressure_kpa: f64, temperature_c: f64 });
 raw_section!(/** `[supply]` */ RawSupply {
     pressure_bar: f64, regulator_tau_ms: f64, droop_bar_per_100lpm: f64,
     reservoir_volume_ml: f64, reservoir_pressure_bar: f64,
+    regulator: String, inlet_sensitivity: f64, max_pressure_bar: f64,
 });
 raw_section!(/** `[valve]` */ RawValve {
     model: String, c_dm3_per_s_bar: f64, b: f64, m: f64,
@@ -162,14 +182,68 @@ raw_section!(/** `[tissue]` */ RawTissue {
     new_site_each_shot: bool, opening_pressure_deviation_pct: Vec<f64>,
 });
 
+/// Firmware and its hardware (SI).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct FirmwareSpec {
+    /// Which firmware and its settings.
+    pub kind: FirmwareKind,
+    /// Ticks between computing a command and applying it.
+    pub compute_delay_ticks: usize,
+    /// Hardware timer tick for PWM on-times, s.
+    pub timer_tick: f64,
+    /// Sensors the firmware reads.
+    pub sensors: SensorSpec,
+}
+
 /// Firmware chosen by `firmware.kind`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
-pub enum FirmwareSpec {
+pub enum FirmwareKind {
     /// Timed valve pulse per shot.
     OpenLoop {
         /// Open time, s.
         open_time: f64,
+        /// Delay between the trigger and the valve, s.
+        pre: f64,
+        /// Coil drive.
+        drive: DriveSpec,
+    },
+    /// Pressure PID on a proportional regulator, with timed shots.
+    PressurePid {
+        /// Open time, s.
+        open_time: f64,
+        /// Delay between the trigger and the valve, s.
+        pre: f64,
+        /// Coil drive.
+        drive: DriveSpec,
+        /// Which sensor is held.
+        measured: Measured,
+        /// Setpoint, Pa gauge.
+        setpoint: f64,
+        /// Optional setpoint step (time s, value Pa gauge).
+        step: Option<(f64, f64)>,
+        /// The controller.
+        pid: Pid,
+    },
+    /// Close when the encoder volume plus a latency lead reaches the target.
+    VolumeTarget {
+        /// Target, m³.
+        target: f64,
+        /// Initial (calibrated) latency lead, s.
+        lead: f64,
+        /// Learning gain, –.
+        gain: f64,
+        /// Longest open time, s.
+        max_open: f64,
+        /// Coil drive.
+        drive: DriveSpec,
+    },
+    /// A C plugin.
+    Plugin {
+        /// Shared library.
+        path: PathBuf,
+        /// Parameters passed to `mb_fw_create`.
+        params: Vec<f64>,
     },
 }
 
@@ -199,25 +273,24 @@ pub struct Source {
     pub name: String,
     /// The text.
     pub text: String,
+    /// Folder that relative paths in the scenario are resolved against.
+    pub dir: PathBuf,
 }
 
 impl Source {
     /// Read a scenario file.
     pub fn from_path(path: &Path) -> Result<Source, ScenarioError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Io {
-            path: path.to_owned(),
-            source,
-        })?;
-        Ok(Source {
-            name: path.display().to_string(),
-            text,
-        })
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ScenarioError::Io { path: path.to_owned(), source })?;
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Ok(Source { name: path.display().to_string(), text, dir })
     }
     /// The embedded default scenario.
     pub fn default_scenario() -> Source {
         Source {
             name: "<default scenario: scenarios/reference.toml>".into(),
             text: DEFAULT_SCENARIO.into(),
+            dir: PathBuf::from("scenarios"),
         }
     }
 }
@@ -226,11 +299,7 @@ impl Source {
 ///
 /// `fallback_name` names the scenario when the file has no `name` key
 /// (normally the file stem).
-pub fn load(
-    source: &Source,
-    overrides: &[String],
-    fallback_name: &str,
-) -> Result<Scenario, ScenarioError> {
+pub fn load(source: &Source, overrides: &[String], fallback_name: &str) -> Result<Scenario, ScenarioError> {
     // Stage 1: the file on its own, for errors with line and column.
     let raw: Raw = toml::from_str(&source.text).map_err(|e| ScenarioError::Parse {
         path: source.name.clone(),
@@ -240,11 +309,8 @@ pub fn load(
     let raw = if overrides.is_empty() {
         raw
     } else {
-        let mut doc: toml::Table =
-            toml::from_str(&source.text).map_err(|e| ScenarioError::Parse {
-                path: source.name.clone(),
-                message: e.to_string(),
-            })?;
+        let mut doc: toml::Table = toml::from_str(&source.text)
+            .map_err(|e| ScenarioError::Parse { path: source.name.clone(), message: e.to_string() })?;
         for arg in overrides {
             let key = apply_override(&mut doc, arg)?;
             set_keys.push((key, arg.clone()));
@@ -257,33 +323,21 @@ pub fn load(
                 .find(|(k, _)| path.starts_with(k.as_str()) || k.starts_with(&path))
                 .map(|(_, a)| a.clone())
                 .unwrap_or_else(|| path.clone());
-            ScenarioError::Override {
-                arg,
-                message: format!("{}: {}", path, e.into_inner()),
-            }
+            ScenarioError::Override { arg, message: format!("{}: {}", path, e.into_inner()) }
         })?
     };
-    let ctx = Ctx {
-        source,
-        set_keys: &set_keys,
-    };
+    let ctx = Ctx { source, set_keys: &set_keys };
     Scenario::from_raw(raw, &ctx, fallback_name)
 }
 
 /// Apply one `key.path=value` to a parsed document; returns the key.
 fn apply_override(doc: &mut toml::Table, arg: &str) -> Result<String, ScenarioError> {
-    let bad = |m: &str| ScenarioError::Override {
-        arg: arg.into(),
-        message: m.into(),
-    };
-    let (key, value) = arg
-        .split_once('=')
-        .ok_or_else(|| bad("expected KEY=VALUE, for example firmware.open_time_ms=25"))?;
+    let bad = |m: &str| ScenarioError::Override { arg: arg.into(), message: m.into() };
+    let (key, value) =
+        arg.split_once('=').ok_or_else(|| bad("expected KEY=VALUE, for example firmware.open_time_ms=25"))?;
     let key = key.trim();
     if key.is_empty() || key.split('.').any(|p| p.is_empty()) {
-        return Err(bad(
-            "the key must be a dotted path such as supply.pressure_bar",
-        ));
+        return Err(bad("the key must be a dotted path such as supply.pressure_bar"));
     }
     let value = value.trim();
     let parsed: toml::Value = match toml::from_str::<toml::Table>(&format!("v = {value}")) {
@@ -293,9 +347,7 @@ fn apply_override(doc: &mut toml::Table, arg: &str) -> Result<String, ScenarioEr
     let parts: Vec<&str> = key.split('.').collect();
     let mut table = doc;
     for part in &parts[..parts.len() - 1] {
-        let entry = table
-            .entry(part.to_string())
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let entry = table.entry(part.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
         table = match entry {
             toml::Value::Table(t) => t,
             _ => return Err(bad(&format!("`{part}` is a value, not a table"))),
@@ -322,12 +374,7 @@ impl Ctx<'_> {
         }
     }
 
-    fn invalid(
-        &self,
-        key: &str,
-        value: impl std::fmt::Display,
-        allowed: impl Into<String>,
-    ) -> ScenarioError {
+    fn invalid(&self, key: &str, value: impl std::fmt::Display, allowed: impl Into<String>) -> ScenarioError {
         ScenarioError::Invalid {
             location: self.location(key),
             key: key.into(),
@@ -337,15 +384,7 @@ impl Ctx<'_> {
     }
 
     /// A number in [lo, hi] (inclusive), with a default.
-    fn num(
-        &self,
-        v: Option<f64>,
-        default: f64,
-        key: &str,
-        lo: f64,
-        hi: f64,
-        unit: &str,
-    ) -> Result<f64, ScenarioError> {
+    fn num(&self, v: Option<f64>, default: f64, key: &str, lo: f64, hi: f64, unit: &str) -> Result<f64, ScenarioError> {
         let x = v.unwrap_or(default);
         if !x.is_finite() || x < lo || x > hi {
             return Err(self.invalid(
@@ -357,14 +396,7 @@ impl Ctx<'_> {
         Ok(x)
     }
 
-    fn int(
-        &self,
-        v: Option<i64>,
-        default: i64,
-        key: &str,
-        lo: i64,
-        hi: i64,
-    ) -> Result<i64, ScenarioError> {
+    fn int(&self, v: Option<i64>, default: i64, key: &str, lo: i64, hi: i64) -> Result<i64, ScenarioError> {
         let x = v.unwrap_or(default);
         if x < lo || x > hi {
             return Err(self.invalid(key, x, format!("a whole number from {lo} to {hi}")));
@@ -381,11 +413,7 @@ impl Ctx<'_> {
     ) -> Result<&'s str, ScenarioError> {
         let x = v.as_deref().unwrap_or(default);
         if !allowed.contains(&x) {
-            return Err(self.invalid(
-                key,
-                format!("\"{x}\""),
-                format!("one of {}", allowed.join(", ")),
-            ));
+            return Err(self.invalid(key, format!("\"{x}\""), format!("one of {}", allowed.join(", "))));
         }
         Ok(x)
     }
@@ -432,15 +460,8 @@ pub fn locate(text: &str, dotted: &str) -> Option<(usize, usize)> {
 
 impl Scenario {
     fn from_raw(raw: Raw, c: &Ctx, fallback_name: &str) -> Result<Scenario, ScenarioError> {
-        let name = raw
-            .name
-            .clone()
-            .unwrap_or_else(|| fallback_name.to_string());
-        if name.is_empty()
-            || !name
-                .chars()
-                .all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '-')
-        {
+        let name = raw.name.clone().unwrap_or_else(|| fallback_name.to_string());
+        if name.is_empty() || !name.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '-') {
             return Err(c.invalid(
                 "name",
                 format!("\"{name}\""),
@@ -450,61 +471,20 @@ impl Scenario {
         let seed = raw.seed.unwrap_or(1);
 
         // Ambient.
-        let p_atm = c.num(
-            raw.ambient.pressure_kpa,
-            P_ATM / 1e3,
-            "ambient.pressure_kpa",
-            50.0,
-            110.0,
-            "kPa",
-        )? * 1e3;
-        let t_amb = c.num(
-            raw.ambient.temperature_c,
-            20.0,
-            "ambient.temperature_c",
-            0.0,
-            45.0,
-            "°C",
-        )? + 273.15;
+        let p_atm = c.num(raw.ambient.pressure_kpa, P_ATM / 1e3, "ambient.pressure_kpa", 50.0, 110.0, "kPa")? * 1e3;
+        let t_amb = c.num(raw.ambient.temperature_c, 20.0, "ambient.temperature_c", 0.0, 45.0, "°C")? + 273.15;
 
         // Solver and firmware.
         let r = &raw.solver;
         let step = c.num(r.step_us, 50.0, "solver.step_us", 0.1, 200.0, "µs")? * 1e-6;
-        let trace_interval = c.num(
-            r.trace_interval_us,
-            50.0,
-            "solver.trace_interval_us",
-            1.0,
-            1e6,
-            "µs",
-        )? * 1e-6;
-        let max_tail = c.num(
-            r.max_tail_ms,
-            300.0,
-            "solver.max_tail_ms",
-            1.0,
-            10_000.0,
-            "ms",
-        )? * 1e-3;
+        let trace_interval = c.num(r.trace_interval_us, 50.0, "solver.trace_interval_us", 1.0, 1e6, "µs")? * 1e-6;
+        let max_tail = c.num(r.max_tail_ms, 300.0, "solver.max_tail_ms", 1.0, 10_000.0, "ms")? * 1e-3;
         let f = &raw.firmware;
-        c.choice(&f.kind, "open_loop", "firmware.kind", &["open_loop"])?;
-        let tick = 1.0
-            / c.num(
-                f.tick_hz,
-                10_000.0,
-                "firmware.tick_hz",
-                100.0,
-                20_000.0,
-                "Hz",
-            )?;
-        let open_time = c.num(
-            f.open_time_ms,
-            40.0,
-            "firmware.open_time_ms",
-            0.1,
-            2000.0,
-            "ms",
-        )? * 1e-3;
+        let kind = c
+            .choice(&f.kind, "open_loop", "firmware.kind", &["open_loop", "pressure_pid", "volume_target", "plugin"])?
+            .to_string();
+        let tick = 1.0 / c.num(f.tick_hz, 10_000.0, "firmware.tick_hz", 100.0, 20_000.0, "Hz")?;
+        let open_time = c.num(f.open_time_ms, 40.0, "firmware.open_time_ms", 0.1, 2000.0, "ms")? * 1e-3;
         let s = &raw.session;
         let shots = c.int(s.shots, 1, "session.shots", 1, 1_000_000)? as usize;
         let rate = c.num(s.rate_hz, 2.0, "session.rate_hz", 0.01, 50.0, "Hz")?;
@@ -513,81 +493,51 @@ impl Scenario {
             return Err(c.invalid(
                 "firmware.open_time_ms",
                 fmt_num(open_time * 1e3),
-                format!(
-                    "less than the shot period {} ms (session.rate_hz = {})",
-                    fmt_num(period * 1e3),
-                    fmt_num(rate)
-                ),
+                format!("less than the shot period {} ms (session.rate_hz = {})", fmt_num(period * 1e3), fmt_num(rate)),
             ));
         }
 
         // Supply.
         let r = &raw.supply;
-        let p_set = c.num(
-            r.pressure_bar,
-            3.0,
-            "supply.pressure_bar",
-            0.2,
-            10.0,
-            "bar (gauge)",
-        )? * 1e5
-            + p_atm;
-        let tau = c.num(
-            r.regulator_tau_ms,
-            20.0,
-            "supply.regulator_tau_ms",
-            0.0,
-            1000.0,
-            "ms",
-        )? * 1e-3;
+        let p_set = c.num(r.pressure_bar, 3.0, "supply.pressure_bar", 0.2, 10.0, "bar (gauge)")? * 1e5 + p_atm;
+        let tau = c.num(r.regulator_tau_ms, 20.0, "supply.regulator_tau_ms", 0.0, 1000.0, "ms")? * 1e-3;
         // bar per 100 L/min ANR → Pa per m³/s.
-        let droop = c.num(
-            r.droop_bar_per_100lpm,
-            0.1,
-            "supply.droop_bar_per_100lpm",
-            0.0,
-            10.0,
-            "bar per 100 L/min",
-        )? * 1e5
-            / (100e-3 / 60.0);
+        let droop =
+            c.num(r.droop_bar_per_100lpm, 0.1, "supply.droop_bar_per_100lpm", 0.0, 10.0, "bar per 100 L/min")? * 1e5
+                / (100e-3 / 60.0);
         let reservoir = match (r.reservoir_volume_ml, r.reservoir_pressure_bar) {
             (None, None) => None,
             (v, pr) => {
                 let volume = c.num(v, 50.0, "supply.reservoir_volume_ml", 1.0, 1e5, "mL")? * 1e-6;
-                let p0 = c.num(
-                    pr,
-                    6.0,
-                    "supply.reservoir_pressure_bar",
-                    0.2,
-                    300.0,
-                    "bar (gauge)",
-                )? * 1e5
-                    + p_atm;
-                Some(Reservoir {
-                    volume,
-                    p_initial: p0,
-                })
+                let p0 = c.num(pr, 6.0, "supply.reservoir_pressure_bar", 0.2, 300.0, "bar (gauge)")? * 1e5 + p_atm;
+                Some(Reservoir { volume, p_initial: p0 })
             }
         };
+        let proportional = c.choice(&r.regulator, "mechanical", "supply.regulator", &["mechanical", "proportional"])?
+            == "proportional";
         let supply = SupplyParams {
             p_set,
             droop,
             tau,
             temperature: t_amb,
             reservoir,
+            inlet_sensitivity: c.num(
+                r.inlet_sensitivity,
+                0.0,
+                "supply.inlet_sensitivity",
+                0.0,
+                0.5,
+                "(output change per inlet change)",
+            )?,
+            proportional,
+            p_set_max: c.num(r.max_pressure_bar, 8.0, "supply.max_pressure_bar", 0.2, 10.0, "bar (gauge)")? * 1e5
+                + p_atm,
         };
 
         // Valve.
         let v = &raw.valve;
         let model = c.choice(&v.model, "coil", "valve.model", &["coil", "catalogue"])?;
-        let cc = c.num(
-            v.c_dm3_per_s_bar,
-            0.1,
-            "valve.c_dm3_per_s_bar",
-            0.001,
-            10.0,
-            "dm³/(s·bar)",
-        )? * DM3_PER_S_BAR;
+        let cc = c.num(v.c_dm3_per_s_bar, 0.1, "valve.c_dm3_per_s_bar", 0.001, 10.0, "dm³/(s·bar)")? * DM3_PER_S_BAR;
         let b = c.num(v.b, 0.3, "valve.b", 0.0, 0.95, "(critical pressure ratio)")?;
         let m = c.num(v.m, 0.5, "valve.m", 0.3, 1.0, "(subsonic exponent)")?;
         let ce = c.num(
@@ -598,14 +548,7 @@ impl Scenario {
             10.0,
             "dm³/(s·bar)",
         )? * DM3_PER_S_BAR;
-        let be = c.num(
-            v.exhaust_b,
-            b,
-            "valve.exhaust_b",
-            0.0,
-            0.95,
-            "(critical pressure ratio)",
-        )?;
+        let be = c.num(v.exhaust_b, b, "valve.exhaust_b", 0.0, 0.95, "(critical pressure ratio)")?;
         let actuation = if model == "coil" {
             let gap = c.num(v.gap_mm, 0.5, "valve.gap_mm", 0.05, 5.0, "mm")? * 1e-3;
             let stroke = c.num(v.stroke_mm, 0.3, "valve.stroke_mm", 0.02, 5.0, "mm")? * 1e-3;
@@ -616,84 +559,23 @@ impl Scenario {
                     format!("less than valve.gap_mm = {}", fmt_num(gap * 1e3)),
                 ));
             }
-            let seat_d = c.num(
-                v.seat_diameter_mm,
-                1.0,
-                "valve.seat_diameter_mm",
-                0.1,
-                5.0,
-                "mm",
-            )? * 1e-3;
+            let seat_d = c.num(v.seat_diameter_mm, 1.0, "valve.seat_diameter_mm", 0.1, 5.0, "mm")? * 1e-3;
             let coil = Coil {
                 voltage: c.num(v.voltage_v, 12.0, "valve.voltage_v", 1.0, 48.0, "V")?,
-                resistance_20c: c.num(
-                    v.coil_resistance_ohm,
-                    30.0,
-                    "valve.coil_resistance_ohm",
-                    0.5,
-                    1000.0,
-                    "Ω",
-                )?,
-                temperature: c.num(
-                    v.coil_temperature_c,
-                    20.0,
-                    "valve.coil_temperature_c",
-                    -20.0,
-                    180.0,
-                    "°C",
-                )? + 273.15,
-                inductance: c.num(
-                    v.inductance_mh,
-                    30.0,
-                    "valve.inductance_mh",
-                    0.1,
-                    1000.0,
-                    "mH",
-                )? * 1e-3,
+                resistance_20c: c.num(v.coil_resistance_ohm, 30.0, "valve.coil_resistance_ohm", 0.5, 1000.0, "Ω")?,
+                temperature: c.num(v.coil_temperature_c, 20.0, "valve.coil_temperature_c", -20.0, 180.0, "°C")?
+                    + 273.15,
+                inductance: c.num(v.inductance_mh, 30.0, "valve.inductance_mh", 0.1, 1000.0, "mH")? * 1e-3,
                 gap,
                 iron_gap: c.num(v.iron_gap_mm, 0.1, "valve.iron_gap_mm", 0.0, 5.0, "mm")? * 1e-3,
                 stroke,
-                armature_mass: c.num(
-                    v.armature_mass_g,
-                    2.0,
-                    "valve.armature_mass_g",
-                    0.05,
-                    50.0,
-                    "g",
-                )? * 1e-3,
-                spring_preload: c.num(
-                    v.spring_preload_n,
-                    1.5,
-                    "valve.spring_preload_n",
-                    0.0,
-                    100.0,
-                    "N",
-                )?,
-                spring_rate: c.num(
-                    v.spring_rate_n_per_mm,
-                    0.5,
-                    "valve.spring_rate_n_per_mm",
-                    0.0,
-                    100.0,
-                    "N/mm",
-                )? * 1e3,
+                armature_mass: c.num(v.armature_mass_g, 2.0, "valve.armature_mass_g", 0.05, 50.0, "g")? * 1e-3,
+                spring_preload: c.num(v.spring_preload_n, 1.5, "valve.spring_preload_n", 0.0, 100.0, "N")?,
+                spring_rate: c.num(v.spring_rate_n_per_mm, 0.5, "valve.spring_rate_n_per_mm", 0.0, 100.0, "N/mm")?
+                    * 1e3,
                 seat_area: std::f64::consts::PI * seat_d * seat_d / 4.0,
-                damping: c.num(
-                    v.damping_n_s_per_m,
-                    1.0,
-                    "valve.damping_n_s_per_m",
-                    0.0,
-                    100.0,
-                    "N·s/m",
-                )?,
-                clamp_voltage: c.num(
-                    v.clamp_voltage_v,
-                    0.7,
-                    "valve.clamp_voltage_v",
-                    0.0,
-                    200.0,
-                    "V",
-                )?,
+                damping: c.num(v.damping_n_s_per_m, 1.0, "valve.damping_n_s_per_m", 0.0, 100.0, "N·s/m")?,
+                clamp_voltage: c.num(v.clamp_voltage_v, 0.7, "valve.clamp_voltage_v", 0.0, 200.0, "V")?,
             };
             let dp = p_set - p_atm;
             if coil.pull_in_current(dp) >= coil.steady_current() {
@@ -711,94 +593,39 @@ impl Scenario {
             Actuation::Coil(coil)
         } else {
             Actuation::Catalogue(Catalogue {
-                t_on: c.num(
-                    v.response_on_ms,
-                    4.0,
-                    "valve.response_on_ms",
-                    0.05,
-                    100.0,
-                    "ms",
-                )? * 1e-3,
-                t_off: c.num(
-                    v.response_off_ms,
-                    4.0,
-                    "valve.response_off_ms",
-                    0.05,
-                    100.0,
-                    "ms",
-                )? * 1e-3,
-                travel_fraction: c.num(
-                    v.travel_fraction,
-                    0.3,
-                    "valve.travel_fraction",
-                    0.01,
-                    1.0,
-                    "",
-                )?,
+                t_on: c.num(v.response_on_ms, 4.0, "valve.response_on_ms", 0.05, 100.0, "ms")? * 1e-3,
+                t_off: c.num(v.response_off_ms, 4.0, "valve.response_off_ms", 0.05, 100.0, "ms")? * 1e-3,
+                travel_fraction: c.num(v.travel_fraction, 0.3, "valve.travel_fraction", 0.01, 1.0, "")?,
             })
         };
-        let valve = ValveParams {
-            inlet: Iso6358 { c: cc, b, m },
-            exhaust: Iso6358 { c: ce, b: be, m },
-            actuation,
-        };
+        let valve = ValveParams { inlet: Iso6358 { c: cc, b, m }, exhaust: Iso6358 { c: ce, b: be, m }, actuation };
 
         // Line.
         let l = &raw.line;
         let length = c.num(l.length_mm, 0.0, "line.length_mm", 0.0, 10_000.0, "mm")? * 1e-3;
         let line = LineParams {
             length,
-            diameter: c.num(
-                l.inner_diameter_mm,
-                2.5,
-                "line.inner_diameter_mm",
-                0.5,
-                10.0,
-                "mm",
-            )? * 1e-3,
-            segments: if length > 0.0 {
-                c.int(l.segments, 8, "line.segments", 4, 64)? as usize
-            } else {
-                0
-            },
+            diameter: c.num(l.inner_diameter_mm, 2.5, "line.inner_diameter_mm", 0.5, 10.0, "mm")? * 1e-3,
+            segments: if length > 0.0 { c.int(l.segments, 8, "line.segments", 4, 64)? as usize } else { 0 },
             polytropic: c.num(l.polytropic, 1.4, "line.polytropic", 1.0, 1.4, "")?,
             temperature: t_amb,
         };
 
         // Chamber and piston.
         let ch = &raw.chamber;
-        let thermal = match c.choice(
-            &ch.thermal,
-            "polytropic",
-            "chamber.thermal",
-            &["polytropic", "energy"],
-        )? {
+        let thermal = match c.choice(&ch.thermal, "polytropic", "chamber.thermal", &["polytropic", "energy"])? {
             "polytropic" => Thermal::Polytropic {
                 alpha_in: c.num(ch.alpha_in, 1.4, "chamber.alpha_in", 1.0, 1.4, "")?,
                 alpha_out: c.num(ch.alpha_out, 1.0, "chamber.alpha_out", 1.0, 1.4, "")?,
                 alpha: c.num(ch.alpha, 1.2, "chamber.alpha", 1.0, 1.4, "")?,
             },
             _ => Thermal::Energy {
-                h: c.num(
-                    ch.wall_h_w_per_m2k,
-                    50.0,
-                    "chamber.wall_h_w_per_m2k",
-                    0.0,
-                    1000.0,
-                    "W/(m²·K)",
-                )?,
+                h: c.num(ch.wall_h_w_per_m2k, 50.0, "chamber.wall_h_w_per_m2k", 0.0, 1000.0, "W/(m²·K)")?,
                 t_wall: t_amb,
             },
         };
         let chamber = ChamberParams {
-            dead_volume: c.num(
-                ch.dead_volume_ml,
-                0.5,
-                "chamber.dead_volume_ml",
-                0.005,
-                100.0,
-                "mL",
-            )? * 1e-6,
+            dead_volume: c.num(ch.dead_volume_ml, 0.5, "chamber.dead_volume_ml", 0.005, 100.0, "mL")? * 1e-6,
             thermal,
         };
         let pi = &raw.piston;
@@ -806,31 +633,10 @@ impl Scenario {
         let piston = PistonParams {
             mass: c.num(pi.mass_g, 10.0, "piston.mass_g", 0.5, 500.0, "g")? * 1e-3,
             area: std::f64::consts::PI * bore * bore / 4.0,
-            spring_preload: c.num(
-                pi.spring_preload_n,
-                3.0,
-                "piston.spring_preload_n",
-                0.0,
-                200.0,
-                "N",
-            )?,
-            spring_rate: c.num(
-                pi.spring_rate_n_per_mm,
-                0.5,
-                "piston.spring_rate_n_per_mm",
-                0.0,
-                50.0,
-                "N/mm",
-            )? * 1e3,
+            spring_preload: c.num(pi.spring_preload_n, 3.0, "piston.spring_preload_n", 0.0, 200.0, "N")?,
+            spring_rate: c.num(pi.spring_rate_n_per_mm, 0.5, "piston.spring_rate_n_per_mm", 0.0, 50.0, "N/mm")? * 1e3,
             stroke: c.num(pi.stroke_mm, 5.0, "piston.stroke_mm", 0.1, 50.0, "mm")? * 1e-3,
-            seal_coulomb: c.num(
-                pi.seal_coulomb_n,
-                0.486,
-                "piston.seal_coulomb_n",
-                0.0,
-                50.0,
-                "N",
-            )?,
+            seal_coulomb: c.num(pi.seal_coulomb_n, 0.486, "piston.seal_coulomb_n", 0.0, 50.0, "N")?,
             seal_viscous: c.num(
                 pi.seal_viscous_n_s_per_m,
                 4.47,
@@ -845,27 +651,10 @@ impl Scenario {
         let sy = &raw.syringe;
         let names: Vec<&str> = model::syringe::PRESETS.iter().map(|p| p.0).collect();
         let preset = c.choice(&sy.preset, "bd_1ml", "syringe.preset", &names)?;
-        let (_, d0, dead0, cap) = *model::syringe::PRESETS
-            .iter()
-            .find(|p| p.0 == preset)
-            .expect("checked");
-        let d = c.num(
-            sy.inner_diameter_mm,
-            d0 * 1e3,
-            "syringe.inner_diameter_mm",
-            1.0,
-            30.0,
-            "mm",
-        )? * 1e-3;
+        let (_, d0, dead0, cap) = *model::syringe::PRESETS.iter().find(|p| p.0 == preset).expect("checked");
+        let d = c.num(sy.inner_diameter_mm, d0 * 1e3, "syringe.inner_diameter_mm", 1.0, 30.0, "mm")? * 1e-3;
         let fill = c.num(sy.fill_ml, cap * 1e6, "syringe.fill_ml", 0.01, 50.0, "mL")? * 1e-6;
-        let dead_space = c.num(
-            sy.dead_space_ml,
-            dead0 * 1e6,
-            "syringe.dead_space_ml",
-            0.0,
-            1.0,
-            "mL",
-        )? * 1e-6;
+        let dead_space = c.num(sy.dead_space_ml, dead0 * 1e6, "syringe.dead_space_ml", 0.0, 1.0, "mL")? * 1e-6;
         if dead_space >= fill {
             return Err(c.invalid(
                 "syringe.fill_ml",
@@ -874,14 +663,7 @@ impl Scenario {
             ));
         }
         let glide = c.num(sy.glide_n, 2.5, "syringe.glide_n", 0.0, 50.0, "N")?;
-        let break_loose = c.num(
-            sy.break_loose_n,
-            4.0,
-            "syringe.break_loose_n",
-            0.0,
-            50.0,
-            "N",
-        )?;
+        let break_loose = c.num(sy.break_loose_n, 4.0, "syringe.break_loose_n", 0.0, 50.0, "N")?;
         if break_loose < glide {
             return Err(c.invalid(
                 "syringe.break_loose_n",
@@ -896,22 +678,9 @@ impl Scenario {
             friction: Stribeck {
                 break_loose,
                 glide,
-                v_s: c.num(
-                    sy.stribeck_velocity_mm_s,
-                    1.0,
-                    "syringe.stribeck_velocity_mm_s",
-                    0.01,
-                    100.0,
-                    "mm/s",
-                )? * 1e-3,
-                viscous: c.num(
-                    sy.viscous_n_s_per_m,
-                    20.0,
-                    "syringe.viscous_n_s_per_m",
-                    0.0,
-                    1000.0,
-                    "N·s/m",
-                )?,
+                v_s: c.num(sy.stribeck_velocity_mm_s, 1.0, "syringe.stribeck_velocity_mm_s", 0.01, 100.0, "mm/s")?
+                    * 1e-3,
+                viscous: c.num(sy.viscous_n_s_per_m, 20.0, "syringe.viscous_n_s_per_m", 0.0, 1000.0, "N·s/m")?,
             },
             // µL/bar → m³/Pa.
             wall_compliance: c.num(
@@ -928,14 +697,7 @@ impl Scenario {
 
         // Fluid.
         let fl = &raw.fluid;
-        let temp = c.num(
-            fl.temperature_c,
-            20.0,
-            "fluid.temperature_c",
-            4.0,
-            45.0,
-            "°C",
-        )? + 273.15;
+        let temp = c.num(fl.temperature_c, 20.0, "fluid.temperature_c", 4.0, 45.0, "°C")? + 273.15;
         // A preset or a model sets the law; the law's own parameter keys override it.
         let mut fluid = match (&fl.preset, &fl.model) {
             (Some(p), Some(m)) => {
@@ -945,49 +707,22 @@ impl Scenario {
                     format!("either fluid.preset (here \"{p}\") or fluid.model, not both"),
                 ))
             }
-            (_, None) => Fluid::preset(c.choice(
-                &fl.preset,
-                "saline",
-                "fluid.preset",
-                &model::fluid::PRESETS,
-            )?)
-            .expect("checked"),
+            (_, None) => {
+                Fluid::preset(c.choice(&fl.preset, "saline", "fluid.preset", &model::fluid::PRESETS)?).expect("checked")
+            }
             (None, Some(_)) => {
-                let kind = c.choice(
-                    &fl.model,
-                    "newtonian",
-                    "fluid.model",
-                    &["newtonian", "power_law", "carreau"],
-                )?;
+                let kind = c.choice(&fl.model, "newtonian", "fluid.model", &["newtonian", "power_law", "carreau"])?;
                 let rheology = match kind {
                     "newtonian" => Rheology::Newtonian { mu: 1.0e-3 },
-                    "power_law" => Rheology::PowerLaw {
-                        k: 5.0,
-                        n: 0.4,
-                        eta0: 10.0,
-                    },
-                    _ => Rheology::Carreau {
-                        eta0: 3.9,
-                        eta_inf: 1.0e-3,
-                        lambda: 0.66,
-                        n: 0.4,
-                    },
+                    "power_law" => Rheology::PowerLaw { k: 5.0, n: 0.4, eta0: 10.0 },
+                    _ => Rheology::Carreau { eta0: 3.9, eta_inf: 1.0e-3, lambda: 0.66, n: 0.4 },
                 };
-                Fluid {
-                    name: format!("custom_{kind}"),
-                    density: 1000.0,
-                    compressibility: 4.6e-10,
-                    rheology,
-                }
+                Fluid { name: format!("custom_{kind}"), density: 1000.0, compressibility: 4.6e-10, rheology }
             }
         };
         let not_for = |key: &str, v: &Option<f64>, law: &str| -> Result<(), ScenarioError> {
             match v {
-                Some(x) => Err(c.invalid(
-                    key,
-                    fmt_num(*x),
-                    format!("no value: it does not apply to a {law} fluid"),
-                )),
+                Some(x) => Err(c.invalid(key, fmt_num(*x), format!("no value: it does not apply to a {law} fluid"))),
                 None => Ok(()),
             }
         };
@@ -1003,14 +738,7 @@ impl Scenario {
                     not_for(k, v, "newtonian")?;
                 }
                 Rheology::Newtonian {
-                    mu: c.num(
-                        fl.viscosity_mpa_s,
-                        mu * 1e3,
-                        "fluid.viscosity_mpa_s",
-                        0.1,
-                        1e6,
-                        "mPa·s",
-                    )? * 1e-3,
+                    mu: c.num(fl.viscosity_mpa_s, mu * 1e3, "fluid.viscosity_mpa_s", 0.1, 1e6, "mPa·s")? * 1e-3,
                 }
             }
             Rheology::PowerLaw { k, n, eta0 } => {
@@ -1022,53 +750,27 @@ impl Scenario {
                     not_for(key, v, "power-law")?;
                 }
                 Rheology::PowerLaw {
-                    k: c.num(
-                        fl.consistency_pa_sn,
-                        k,
-                        "fluid.consistency_pa_sn",
-                        1e-4,
-                        1000.0,
-                        "Pa·sⁿ",
-                    )?,
+                    k: c.num(fl.consistency_pa_sn, k, "fluid.consistency_pa_sn", 1e-4, 1000.0, "Pa·sⁿ")?,
                     n: c.num(fl.flow_index, n, "fluid.flow_index", 0.1, 1.0, "")?,
                     eta0: c.num(fl.eta0_pa_s, eta0, "fluid.eta0_pa_s", 1e-3, 1e4, "Pa·s")?,
                 }
             }
-            Rheology::Carreau {
-                eta0,
-                eta_inf,
-                lambda,
-                n,
-            } => {
-                for (key, v) in [
-                    ("fluid.viscosity_mpa_s", &fl.viscosity_mpa_s),
-                    ("fluid.consistency_pa_sn", &fl.consistency_pa_sn),
-                ] {
+            Rheology::Carreau { eta0, eta_inf, lambda, n } => {
+                for (key, v) in
+                    [("fluid.viscosity_mpa_s", &fl.viscosity_mpa_s), ("fluid.consistency_pa_sn", &fl.consistency_pa_sn)]
+                {
                     not_for(key, v, "Carreau")?;
                 }
                 Rheology::Carreau {
                     eta0: c.num(fl.eta0_pa_s, eta0, "fluid.eta0_pa_s", 1e-3, 1e4, "Pa·s")?,
-                    eta_inf: c.num(
-                        fl.eta_inf_mpa_s,
-                        eta_inf * 1e3,
-                        "fluid.eta_inf_mpa_s",
-                        0.1,
-                        1000.0,
-                        "mPa·s",
-                    )? * 1e-3,
+                    eta_inf: c.num(fl.eta_inf_mpa_s, eta_inf * 1e3, "fluid.eta_inf_mpa_s", 0.1, 1000.0, "mPa·s")?
+                        * 1e-3,
                     lambda: c.num(fl.lambda_s, lambda, "fluid.lambda_s", 1e-6, 1e3, "s")?,
                     n: c.num(fl.flow_index, n, "fluid.flow_index", 0.1, 1.0, "")?,
                 }
             }
         };
-        fluid.density = c.num(
-            fl.density_kg_m3,
-            fluid.density,
-            "fluid.density_kg_m3",
-            500.0,
-            2000.0,
-            "kg/m³",
-        )?;
+        fluid.density = c.num(fl.density_kg_m3, fluid.density, "fluid.density_kg_m3", 500.0, 2000.0, "kg/m³")?;
         let fluid = fluid.at_temperature(temp);
 
         // Tubing.
@@ -1076,26 +778,11 @@ impl Scenario {
             None => None,
             Some(t) => {
                 let len = c.num(t.length_mm, 150.0, "tubing.length_mm", 1.0, 3000.0, "mm")? * 1e-3;
-                let id = c.num(
-                    t.inner_diameter_mm,
-                    0.5,
-                    "tubing.inner_diameter_mm",
-                    0.1,
-                    5.0,
-                    "mm",
-                )? * 1e-3;
-                let comp = c.num(
-                    t.compliance_ul_per_bar,
-                    0.3,
-                    "tubing.compliance_ul_per_bar",
-                    0.001,
-                    100.0,
-                    "µL/bar",
-                )? * 1e-14;
-                Some(TubingParams {
-                    conduit: Conduit::new(len, id, 0.0, &fluid),
-                    compliance: comp,
-                })
+                let id = c.num(t.inner_diameter_mm, 0.5, "tubing.inner_diameter_mm", 0.1, 5.0, "mm")? * 1e-3;
+                let comp =
+                    c.num(t.compliance_ul_per_bar, 0.3, "tubing.compliance_ul_per_bar", 0.001, 100.0, "µL/bar")?
+                        * 1e-14;
+                Some(TubingParams { conduit: Conduit::new(len, id, 0.0, &fluid), compliance: comp })
             }
         };
 
@@ -1103,53 +790,26 @@ impl Scenario {
         let nd = &raw.needle;
         let count = c.int(nd.count, 1, "needle.count", 1, 9)? as usize;
         let gauge = c.int(nd.gauge, 30, "needle.gauge", 1, 99)?;
-        let gauges: Vec<String> = model::NEEDLE_GAUGES
-            .iter()
-            .map(|g| g.0.to_string())
-            .collect();
+        let gauges: Vec<String> = model::NEEDLE_GAUGES.iter().map(|g| g.0.to_string()).collect();
         let id = match model::needle_inner_diameter(gauge as u32) {
             Some(d) => d,
             None => {
                 return Err(c.invalid(
                     "needle.gauge",
                     gauge,
-                    format!(
-                        "one of {} (or give needle.inner_diameter_mm)",
-                        gauges.join(", ")
-                    ),
+                    format!("one of {} (or give needle.inner_diameter_mm)", gauges.join(", ")),
                 ))
             }
         };
-        let id = c.num(
-            nd.inner_diameter_mm,
-            id * 1e3,
-            "needle.inner_diameter_mm",
-            0.05,
-            1.0,
-            "mm",
-        )? * 1e-3;
+        let id = c.num(nd.inner_diameter_mm, id * 1e3, "needle.inner_diameter_mm", 0.05, 1.0, "mm")? * 1e-3;
         let nlen = c.num(nd.length_mm, 4.0, "needle.length_mm", 0.5, 100.0, "mm")? * 1e-3;
         let k_minor = c.num(nd.minor_loss_k, 2.5, "needle.minor_loss_k", 0.0, 10.0, "")?;
-        let devs = per_needle(
-            c,
-            &nd.id_deviation_pct,
-            count,
-            "needle.id_deviation_pct",
-            20.0,
-        )?;
-        let needles = devs
-            .iter()
-            .map(|dv| Conduit::new(nlen, id * (1.0 + dv / 100.0), k_minor, &fluid))
-            .collect();
+        let devs = per_needle(c, &nd.id_deviation_pct, count, "needle.id_deviation_pct", 20.0)?;
+        let needles = devs.iter().map(|dv| Conduit::new(nlen, id * (1.0 + dv / 100.0), k_minor, &fluid)).collect();
 
         // Tissue.
         let ti = &raw.tissue;
-        let tp = c.choice(
-            &ti.preset,
-            "intradermal",
-            "tissue.preset",
-            &model::tissue::PRESETS,
-        )?;
+        let tp = c.choice(&ti.preset, "intradermal", "tissue.preset", &model::tissue::PRESETS)?;
         let base = TissueParams::preset(tp).expect("checked");
         let site = TissueParams {
             p_open: c.num(
@@ -1203,20 +863,10 @@ impl Scenario {
                 "s",
             )?,
         };
-        let pdev = per_needle(
-            c,
-            &ti.opening_pressure_deviation_pct,
-            count,
-            "tissue.opening_pressure_deviation_pct",
-            50.0,
-        )?;
-        let sites = pdev
-            .iter()
-            .map(|dv| TissueParams {
-                p_open: site.p_open * (1.0 + dv / 100.0),
-                ..site.clone()
-            })
-            .collect();
+        let pdev =
+            per_needle(c, &ti.opening_pressure_deviation_pct, count, "tissue.opening_pressure_deviation_pct", 50.0)?;
+        let sites =
+            pdev.iter().map(|dv| TissueParams { p_open: site.p_open * (1.0 + dv / 100.0), ..site.clone() }).collect();
 
         let params = Params {
             p_atm,
@@ -1238,25 +888,188 @@ impl Scenario {
             description: raw.description.unwrap_or_default(),
             seed,
             params,
-            solver: SolverSettings {
-                step,
-                tick,
-                trace_interval,
-                max_tail,
-            },
-            firmware: FirmwareSpec::OpenLoop { open_time },
+            solver: SolverSettings { step, tick, trace_interval, max_tail },
+            firmware: firmware_spec(&raw.firmware, &raw.sensors, c, &kind, open_time, period, proportional)?,
             session: SessionSettings { shots, period },
         })
     }
 }
 
-fn per_needle(
+fn drive_spec(f: &RawFirmware, c: &Ctx) -> Result<DriveSpec, ScenarioError> {
+    Ok(match c.choice(&f.drive, "on", "firmware.drive", &["on", "pwm", "peak_and_hold"])? {
+        "on" => DriveSpec::On,
+        "pwm" => DriveSpec::Pwm {
+            duty: c.num(f.pwm_duty, 0.5, "firmware.pwm_duty", 0.0, 1.0, "")?,
+            period: c.num(f.pwm_period_ms, 0.05, "firmware.pwm_period_ms", 0.001, 1000.0, "ms")? * 1e-3,
+        },
+        _ => DriveSpec::PeakAndHold {
+            peak: c.num(f.peak_ms, 3.0, "firmware.peak_ms", 0.0, 100.0, "ms")? * 1e-3,
+            hold_duty: c.num(f.hold_duty, 0.4, "firmware.hold_duty", 0.0, 1.0, "")?,
+            period: c.num(f.pwm_period_ms, 0.05, "firmware.pwm_period_ms", 0.001, 1000.0, "ms")? * 1e-3,
+        },
+    })
+}
+
+fn pressure_sensor(
+    r: &Option<RawPressureSensor>,
     c: &Ctx,
-    v: &Option<Vec<f64>>,
-    count: usize,
-    key: &str,
-    limit: f64,
-) -> Result<Vec<f64>, ScenarioError> {
+    name: &str,
+    tick: f64,
+) -> Result<PressureSensorSpec, ScenarioError> {
+    let r = r.clone().unwrap_or_default();
+    let key = |k: &str| format!("sensors.{name}.{k}");
+    let sample_hz = c.num(r.sample_hz, 1.0 / tick, &key("sample_hz"), 1.0, 1.0 / tick, "Hz (at most the tick rate)")?;
+    Ok(PressureSensorSpec {
+        tau: c.num(r.tau_ms, 0.5, &key("tau_ms"), 0.0, 1000.0, "ms")? * 1e-3,
+        noise_sd: c.num(r.noise_kpa, 0.2, &key("noise_kpa"), 0.0, 100.0, "kPa")? * 1e3,
+        offset: c.num(r.offset_kpa, 0.0, &key("offset_kpa"), -100.0, 100.0, "kPa")? * 1e3,
+        gain_error: c.num(r.gain_error_pct, 0.0, &key("gain_error_pct"), -20.0, 20.0, "%")? / 100.0,
+        bits: c.int(r.bits, 12, &key("bits"), 6, 24)? as u32,
+        full_scale: c.num(r.full_scale_bar, 10.0, &key("full_scale_bar"), 0.1, 100.0, "bar")? * 1e5,
+        sample_ticks: ((1.0 / sample_hz) / tick).round().max(1.0) as u64,
+    })
+}
+
+/// Build the firmware, its sensors and its hardware from `[firmware]` and `[sensors]`.
+#[allow(clippy::too_many_arguments)]
+fn firmware_spec(
+    f: &RawFirmware,
+    sn: &RawSensors,
+    c: &Ctx,
+    kind: &str,
+    open_time: f64,
+    period: f64,
+    proportional: bool,
+) -> Result<FirmwareSpec, ScenarioError> {
+    let tick = 1.0 / f.tick_hz.unwrap_or(10_000.0);
+    let pre = c.num(f.pre_pressurise_ms, 0.0, "firmware.pre_pressurise_ms", 0.0, 1000.0, "ms")? * 1e-3;
+    let press = c.num(sn.trigger_press_ms, 30.0, "sensors.trigger_press_ms", 0.1, 10_000.0, "ms")? * 1e-3;
+    let debounce = c.num(sn.trigger_debounce_ms, 5.0, "sensors.trigger_debounce_ms", 0.0, 100.0, "ms")? * 1e-3;
+    if press >= period {
+        return Err(c.invalid(
+            "sensors.trigger_press_ms",
+            fmt_num(press * 1e3),
+            format!("less than the shot period {} ms", fmt_num(period * 1e3)),
+        ));
+    }
+    if debounce >= press {
+        return Err(c.invalid(
+            "sensors.trigger_debounce_ms",
+            fmt_num(debounce * 1e3),
+            format!("less than sensors.trigger_press_ms = {}", fmt_num(press * 1e3)),
+        ));
+    }
+    if pre + open_time >= period && kind != "volume_target" && kind != "plugin" {
+        return Err(c.invalid(
+            "firmware.pre_pressurise_ms",
+            fmt_num(pre * 1e3),
+            format!("pre-pressurise plus open time below the shot period {} ms", fmt_num(period * 1e3)),
+        ));
+    }
+    let sensors = SensorSpec {
+        supply: pressure_sensor(&sn.supply, c, "supply", tick)?,
+        chamber: pressure_sensor(&sn.chamber, c, "chamber", tick)?,
+        syringe: pressure_sensor(&sn.syringe, c, "syringe", tick)?,
+        encoder_resolution: c.num(sn.encoder_resolution_um, 1.0, "sensors.encoder_resolution_um", 0.0, 1000.0, "µm")?
+            * 1e-6,
+        debounce,
+        trigger_press: press,
+    };
+    let kind = match kind {
+        "open_loop" => FirmwareKind::OpenLoop { open_time, pre, drive: drive_spec(f, c)? },
+        "pressure_pid" => {
+            if !proportional {
+                return Err(c.invalid(
+                    "firmware.kind",
+                    "\"pressure_pid\"",
+                    "a proportional regulator to drive: set supply.regulator = \"proportional\"",
+                ));
+            }
+            let setpoint = c.num(f.setpoint_bar, 3.0, "firmware.setpoint_bar", 0.0, 10.0, "bar (gauge)")? * 1e5;
+            let step = match (f.setpoint_step_ms, f.setpoint_step_bar) {
+                (None, None) => None,
+                (t, v) => Some((
+                    c.num(t, 0.0, "firmware.setpoint_step_ms", 0.0, 1e7, "ms")? * 1e-3,
+                    c.num(v, setpoint / 1e5, "firmware.setpoint_step_bar", 0.0, 10.0, "bar (gauge)")? * 1e5,
+                )),
+            };
+            let u_min = c.num(f.u_min_bar, 0.0, "firmware.u_min_bar", 0.0, 10.0, "bar (gauge)")? * 1e5;
+            let u_max = c.num(f.u_max_bar, 8.0, "firmware.u_max_bar", 0.0, 10.0, "bar (gauge)")? * 1e5;
+            if u_max <= u_min {
+                return Err(c.invalid(
+                    "firmware.u_max_bar",
+                    fmt_num(u_max / 1e5),
+                    format!("above firmware.u_min_bar = {}", fmt_num(u_min / 1e5)),
+                ));
+            }
+            let kp = c.num(f.kp, 0.5, "firmware.kp", 0.0, 1000.0, "")?;
+            let ki = c.num(f.ki_per_s, 20.0, "firmware.ki_per_s", 0.0, 1e5, "1/s")?;
+            let anti_windup = match c.choice(
+                &f.anti_windup,
+                "back_calculation",
+                "firmware.anti_windup",
+                &["none", "back_calculation", "conditional"],
+            )? {
+                "none" => AntiWindup::None,
+                "conditional" => AntiWindup::Conditional,
+                _ => AntiWindup::BackCalculation {
+                    tt: c.num(f.tracking_time_ms, 20.0, "firmware.tracking_time_ms", 0.01, 1e5, "ms")? * 1e-3,
+                },
+            };
+            let measured = match c.choice(&f.measured, "supply", "firmware.measured", &["supply", "chamber"])? {
+                "chamber" => Measured::Chamber,
+                _ => Measured::Supply,
+            };
+            let pid = Pid::new(
+                kp,
+                ki,
+                c.num(f.kd_s, 0.0, "firmware.kd_s", 0.0, 10.0, "s")?,
+                c.num(f.derivative_filter_ms, 1.0, "firmware.derivative_filter_ms", 0.0, 1000.0, "ms")? * 1e-3,
+                u_min,
+                u_max,
+                anti_windup,
+            );
+            FirmwareKind::PressurePid { open_time, pre, drive: drive_spec(f, c)?, measured, setpoint, step, pid }
+        }
+        "volume_target" => FirmwareKind::VolumeTarget {
+            target: c.num(f.target_ul, 20.0, "firmware.target_ul", 0.1, 10_000.0, "µL")? * 1e-9,
+            lead: c.num(f.lead_ms, 0.0, "firmware.lead_ms", 0.0, 1000.0, "ms")? * 1e-3,
+            gain: c.num(f.learn_gain, 0.0, "firmware.learn_gain", 0.0, 1.0, "")?,
+            max_open: c.num(
+                f.max_open_ms,
+                (period * 1e3 * 0.8).min(2000.0),
+                "firmware.max_open_ms",
+                0.1,
+                period * 1e3,
+                "ms (at most the shot period)",
+            )? * 1e-3,
+            drive: drive_spec(f, c)?,
+        },
+        _ => {
+            let path = match &f.plugin {
+                Some(p) => p,
+                None => {
+                    return Err(c.invalid(
+                        "firmware.plugin",
+                        "(missing)",
+                        "the path of a shared library, relative to the scenario file",
+                    ))
+                }
+            };
+            let path = Path::new(path);
+            let path = if path.is_absolute() { path.to_path_buf() } else { c.source.dir.join(path) };
+            FirmwareKind::Plugin { path, params: f.plugin_params.clone().unwrap_or_default() }
+        }
+    };
+    Ok(FirmwareSpec {
+        kind,
+        compute_delay_ticks: c.int(f.compute_delay_ticks, 0, "firmware.compute_delay_ticks", 0, 1000)? as usize,
+        timer_tick: 1.0 / c.num(f.timer_hz, 1e6, "firmware.timer_hz", 1e3, 1e9, "Hz")?,
+        sensors,
+    })
+}
+
+fn per_needle(c: &Ctx, v: &Option<Vec<f64>>, count: usize, key: &str, limit: f64) -> Result<Vec<f64>, ScenarioError> {
     match v {
         None => Ok(vec![0.0; count]),
         Some(list) => {
@@ -1268,11 +1081,7 @@ fn per_needle(
                 ));
             }
             if let Some(x) = list.iter().find(|x| !x.is_finite() || x.abs() > limit) {
-                return Err(c.invalid(
-                    key,
-                    fmt_num(*x),
-                    format!("percentages from -{limit} to {limit}"),
-                ));
+                return Err(c.invalid(key, fmt_num(*x), format!("percentages from -{limit} to {limit}")));
             }
             Ok(list.clone())
         }

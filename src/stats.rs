@@ -22,22 +22,11 @@ pub struct Describe {
 pub fn describe(x: &[f64]) -> Describe {
     let n = x.len();
     if n == 0 {
-        return Describe {
-            n,
-            mean: f64::NAN,
-            sd: f64::NAN,
-            cv: f64::NAN,
-            min: f64::NAN,
-            max: f64::NAN,
-        };
+        return Describe { n, mean: f64::NAN, sd: f64::NAN, cv: f64::NAN, min: f64::NAN, max: f64::NAN };
     }
     let mean = x.iter().sum::<f64>() / n as f64;
     let ss: f64 = x.iter().map(|v| (v - mean) * (v - mean)).sum();
-    let sd = if n > 1 {
-        (ss / (n - 1) as f64).sqrt()
-    } else {
-        0.0
-    };
+    let sd = if n > 1 { (ss / (n - 1) as f64).sqrt() } else { 0.0 };
     Describe {
         n,
         mean,
@@ -58,20 +47,10 @@ pub fn linear_fit(x: &[f64], y: &[f64]) -> (f64, f64, f64) {
     let qr = a.clone().qr();
     let qtb = qr.q().transpose() * &b;
     let r = qr.r();
-    let coef = r
-        .solve_upper_triangular(&qtb)
-        .unwrap_or_else(|| DVector::from_column_slice(&[describe(y).mean, 0.0]));
+    let coef = r.solve_upper_triangular(&qtb).unwrap_or_else(|| DVector::from_column_slice(&[describe(y).mean, 0.0]));
     let mean = describe(y).mean;
     let fitted = &a * &coef;
     let ss_res: f64 = (0..n).map(|i| (y[i] - fitted[i]).powi(2)).sum();
     let ss_tot: f64 = y.iter().map(|v| (v - mean).powi(2)).sum();
-    (
-        coef[0],
-        coef[1],
-        if ss_tot > 0.0 {
-            1.0 - ss_res / ss_tot
-        } else {
-            1.0
-        },
-    )
+    (coef[0], coef[1], if ss_tot > 0.0 { 1.0 - ss_res / ss_tot } else { 1.0 })
 }

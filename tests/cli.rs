@@ -5,11 +5,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 fn mesobench(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mesobench"))
-        .args(args)
-        .current_dir(root())
-        .output()
-        .expect("binary runs")
+    Command::new(env!("CARGO_BIN_EXE_mesobench")).args(args).current_dir(root()).output().expect("binary runs")
 }
 
 fn stderr(o: &Output) -> String {
@@ -79,13 +75,9 @@ fn every_shipped_scenario_runs() {
             assert!(s.get(key).is_some(), "{}: summary lacks {key}", f.display());
         }
         assert!(s["dose_mean_ul"].as_f64().unwrap() > 0.0);
-        let m: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
+        let m: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
         assert!(m["solver_stats"]["steps_total"].as_u64().unwrap() > 0);
-        assert!(
-            m["resolved"]["params"]["supply"]["p_set"].as_f64().unwrap() > 1e5,
-            "manifest holds SI values"
-        );
+        assert!(m["resolved"]["params"]["supply"]["p_set"].as_f64().unwrap() > 1e5, "manifest holds SI values");
         let check = mesobench(&["check", f.to_str().unwrap()]);
         assert!(check.status.success(), "{}", stderr(&check));
     }
@@ -97,47 +89,21 @@ fn default_run_is_the_reference_scenario_and_deterministic() {
     let a = tmp.path().join("a");
     let b = tmp.path().join("b");
     let c = tmp.path().join("c");
-    assert!(mesobench(&["run", "--out", a.to_str().unwrap()])
-        .status
-        .success());
-    assert!(mesobench(&[
-        "run",
-        "scenarios/reference.toml",
-        "--out",
-        b.to_str().unwrap()
-    ])
-    .status
-    .success());
-    assert!(mesobench(&["run", "--quiet", "--out", c.to_str().unwrap()])
-        .status
-        .success());
-    for f in [
-        "shots.csv",
-        "needles.csv",
-        "trace.csv",
-        "summary.json",
-        "trace.svg",
-        "doses.svg",
-        "trace.png",
-    ] {
+    assert!(mesobench(&["run", "--out", a.to_str().unwrap()]).status.success());
+    assert!(mesobench(&["run", "scenarios/reference.toml", "--out", b.to_str().unwrap()]).status.success());
+    assert!(mesobench(&["run", "--quiet", "--out", c.to_str().unwrap()]).status.success());
+    for f in ["shots.csv", "needles.csv", "trace.csv", "summary.json", "trace.svg", "doses.svg", "trace.png"] {
         let fa = std::fs::read(a.join(f)).unwrap();
         assert_eq!(
             fa,
             std::fs::read(b.join(f)).unwrap(),
             "{f} differs between the default and scenarios/reference.toml"
         );
-        assert_eq!(
-            fa,
-            std::fs::read(c.join(f)).unwrap(),
-            "{f} differs between two identical runs"
-        );
+        assert_eq!(fa, std::fs::read(c.join(f)).unwrap(), "{f} differs between two identical runs");
     }
     let s = summary(&a);
     let dose = s["dose_mean_ul"].as_f64().unwrap();
-    assert!(
-        (15.0..25.0).contains(&dose),
-        "reference shot should be about 20 µL, got {dose}"
-    );
+    assert!((15.0..25.0).contains(&dose), "reference shot should be about 20 µL, got {dose}");
 }
 
 #[test]
@@ -158,7 +124,7 @@ fn set_overrides_any_key_and_lands_in_the_manifest() {
     let m: serde_json::Value =
         serde_json::from_slice(&std::fs::read(tmp.path().join("manifest.json")).unwrap()).unwrap();
     assert_eq!(m["overrides"][0], "firmware.open_time_ms=25");
-    assert!((m["resolved"]["firmware"]["open_time"].as_f64().unwrap() - 0.025).abs() < 1e-12);
+    assert!((m["resolved"]["firmware"]["kind"]["open_time"].as_f64().unwrap() - 0.025).abs() < 1e-12);
     assert!((m["solver_stats"]["effective_step_s"].as_f64().unwrap() - 2.5e-6).abs() < 1e-12);
     assert_eq!(summary(tmp.path())["shots"], 1);
 }
@@ -187,35 +153,19 @@ fn rejects(text: &str, sets: &[&str], fragments: &[&str]) {
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("bad.toml");
     std::fs::write(&path, text).unwrap();
-    let mut args = vec![
-        "run",
-        path.to_str().unwrap(),
-        "--out",
-        tmp.path().to_str().unwrap(),
-    ];
+    let mut args = vec!["run", path.to_str().unwrap(), "--out", tmp.path().to_str().unwrap()];
     for s in sets {
         args.push("--set");
         args.push(s);
     }
     let o = mesobench(&args);
     let err = stderr(&o);
-    assert_eq!(
-        o.status.code(),
-        Some(2),
-        "expected exit 2, got {:?}: {err}",
-        o.status.code()
-    );
+    assert_eq!(o.status.code(), Some(2), "expected exit 2, got {:?}: {err}", o.status.code());
     for f in fragments {
         assert!(err.contains(f), "stderr lacks {f:?}:\n{err}");
     }
-    assert!(
-        !err.contains("panicked") && !err.contains("backtrace") && !err.contains("RUST_BACKTRACE"),
-        "{err}"
-    );
-    assert!(
-        !tmp.path().join("summary.json").exists(),
-        "a rejected scenario must not produce results"
-    );
+    assert!(!err.contains("panicked") && !err.contains("backtrace") && !err.contains("RUST_BACKTRACE"), "{err}");
+    assert!(!tmp.path().join("summary.json").exists(), "a rejected scenario must not produce results");
 }
 
 const GOOD: &str = "name = \"t\"\n[supply]\npressure_bar = 3.0\n[needle]\ngauge = 30\n";
@@ -240,33 +190,17 @@ fn unknown_key_is_an_error_with_its_line() {
 
 #[test]
 fn syntax_error_names_the_line() {
-    rejects(
-        "name = \"t\"\n[supply\npressure_bar = 3.0\n",
-        &[],
-        &["bad.toml", "line 2"],
-    );
+    rejects("name = \"t\"\n[supply\npressure_bar = 3.0\n", &[], &["bad.toml", "line 2"]);
 }
 
 #[test]
 fn wrong_type_is_an_error() {
-    rejects(
-        "name = \"t\"\n[needle]\ngauge = \"thirty\"\n",
-        &[],
-        &["bad.toml", "line 3"],
-    );
+    rejects("name = \"t\"\n[needle]\ngauge = \"thirty\"\n", &[], &["bad.toml", "line 3"]);
 }
 
 #[test]
 fn unsupported_gauge_lists_the_allowed_ones() {
-    rejects(
-        "[needle]\ngauge = 29\n",
-        &[],
-        &[
-            "bad.toml:2:9",
-            "needle.gauge = 29",
-            "27, 30, 31, 32, 33, 34",
-        ],
-    );
+    rejects("[needle]\ngauge = 29\n", &[], &["bad.toml:2:9", "needle.gauge = 29", "27, 30, 31, 32, 33, 34"]);
 }
 
 #[test]
@@ -286,11 +220,7 @@ fn inconsistent_values_are_errors() {
         &[],
         &["needle.id_deviation_pct", "a list of 3 numbers"],
     );
-    rejects(
-        "[valve]\nvoltage_v = 1.5\n",
-        &[],
-        &["valve.voltage_v = 1.5", "pulls the armature in"],
-    );
+    rejects("[valve]\nvoltage_v = 1.5\n", &[], &["valve.voltage_v = 1.5", "pulls the armature in"]);
     rejects(
         "[fluid]\npreset = \"saline\"\nflow_index = 0.5\n",
         &[],
@@ -300,38 +230,18 @@ fn inconsistent_values_are_errors() {
 
 #[test]
 fn bad_set_overrides_are_named() {
-    rejects(
-        GOOD,
-        &["supply.pressure_bar=-1"],
-        &["--set supply.pressure_bar=-1", "0.2 to 10 bar"],
-    );
-    rejects(
-        GOOD,
-        &["supply.pressure_bar=abc"],
-        &["--set supply.pressure_bar=abc", "invalid type"],
-    );
-    rejects(
-        GOOD,
-        &["supply.nope=3"],
-        &["--set supply.nope=3", "unknown field"],
-    );
+    rejects(GOOD, &["supply.pressure_bar=-1"], &["--set supply.pressure_bar=-1", "0.2 to 10 bar"]);
+    rejects(GOOD, &["supply.pressure_bar=abc"], &["--set supply.pressure_bar=abc", "invalid type"]);
+    rejects(GOOD, &["supply.nope=3"], &["--set supply.nope=3", "unknown field"]);
     rejects(GOOD, &["novalue"], &["--set novalue", "KEY=VALUE"]);
-    rejects(
-        GOOD,
-        &["supply.pressure_bar.deep=1"],
-        &["--set supply.pressure_bar.deep=1"],
-    );
+    rejects(GOOD, &["supply.pressure_bar.deep=1"], &["--set supply.pressure_bar.deep=1"]);
 }
 
 #[test]
 fn missing_file_is_an_error() {
     let o = mesobench(&["run", "no/such/file.toml"]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(
-        stderr(&o).contains("cannot read scenario no/such/file.toml"),
-        "{}",
-        stderr(&o)
-    );
+    assert!(stderr(&o).contains("cannot read scenario no/such/file.toml"), "{}", stderr(&o));
 }
 
 #[test]

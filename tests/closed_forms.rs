@@ -4,9 +4,7 @@
 use crate::util::{reference, rel};
 use mesobench::model::chamber::Thermal;
 use mesobench::model::fluid::{Fluid, Rheology};
-use mesobench::model::gas::{
-    darcy_friction, sanville, Iso6358, DM3_PER_S_BAR, GAMMA, RHO_ANR, R_AIR, T_ANR,
-};
+use mesobench::model::gas::{darcy_friction, sanville, Iso6358, DM3_PER_S_BAR, GAMMA, RHO_ANR, R_AIR, T_ANR};
 use mesobench::model::hydraulics::Conduit;
 use mesobench::model::syringe::Storage;
 use mesobench::model::tissue::TissueParams;
@@ -58,12 +56,7 @@ fn minor_losses_add_the_kinetic_term() {
     let lossy = Conduit::new(l, d, k, &water());
     let q = 5e-9;
     let v = q / (PI * d * d / 4.0);
-    assert!(
-        rel(
-            lossy.drop(q).dp - plain.drop(q).dp,
-            k * 1000.0 * v * v / 2.0
-        ) < 1e-10
-    );
+    assert!(rel(lossy.drop(q).dp - plain.drop(q).dp, k * 1000.0 * v * v / 2.0) < 1e-10);
 }
 
 #[test]
@@ -73,10 +66,7 @@ fn friction_blend_is_continuous_and_meets_blasius() {
         let (a, da) = darcy_friction(re - eps);
         let (b, db) = darcy_friction(re + eps);
         assert!((a - b).abs() < 1e-9, "value jump at Re {re}");
-        assert!(
-            (da - db).abs() < 1e-7,
-            "slope jump at Re {re}: {da} vs {db}"
-        );
+        assert!((da - db).abs() < 1e-7, "slope jump at Re {re}: {da} vs {db}");
     }
     assert!(rel(darcy_friction(1e4).0, 0.3164 / 1e4f64.powf(0.25)) < 1e-12);
     assert!(rel(darcy_friction(500.0).0, 64.0 / 500.0) < 1e-12);
@@ -108,14 +98,8 @@ fn rabinowitsch_matches_the_power_law_closed_form() {
     };
     let c = Conduit::new(l, d, 0.0, &fluid);
     for q in [1e-9, 1e-8, 1e-7, 5e-7] {
-        let closed =
-            4.0 * k * l / d * ((3.0 * n + 1.0) / (4.0 * n) * 32.0 * q / (PI * d.powi(3))).powf(n);
-        assert!(
-            rel(c.drop(q).dp, closed) < 1e-3,
-            "Q {q}: {} vs {}",
-            c.drop(q).dp,
-            closed
-        );
+        let closed = 4.0 * k * l / d * ((3.0 * n + 1.0) / (4.0 * n) * 32.0 * q / (PI * d.powi(3))).powf(n);
+        assert!(rel(c.drop(q).dp, closed) < 1e-3, "Q {q}: {} vs {}", c.drop(q).dp, closed);
     }
     assert!(rel(c.drop(1e-8).dp, 107e3) < 0.01);
     assert!(rel(c.drop(1e-7).dp, 269e3) < 0.01);
@@ -127,12 +111,7 @@ fn carreau_reduces_to_poiseuille_at_low_shear() {
         name: "c".into(),
         density: 1000.0,
         compressibility: 4.6e-10,
-        rheology: Rheology::Carreau {
-            eta0: 2.0,
-            eta_inf: 1e-3,
-            lambda: 1e-6,
-            n: 0.4,
-        },
+        rheology: Rheology::Carreau { eta0: 2.0, eta_inf: 1e-3, lambda: 1e-6, n: 0.4 },
     };
     let (l, d) = (13e-3, 0.159e-3);
     let c = Conduit::new(l, d, 0.0, &fluid);
@@ -145,11 +124,7 @@ fn carreau_reduces_to_poiseuille_at_low_shear() {
 fn iso6358_catalogue_worked_example_vc1() {
     // SMC: C = 2 dm³/(s·bar), b = 0.3, P1 = 0.4 MPa(g), P2 = 0.3 MPa(g), 20 °C, m = 0.5:
     // 600 dm³/min ANR choked, flow ratio 0.7 at pressure ratio 0.8 → 420 dm³/min (±1 %).
-    let e = Iso6358 {
-        c: 2.0 * DM3_PER_S_BAR,
-        b: 0.3,
-        m: 0.5,
-    };
+    let e = Iso6358 { c: 2.0 * DM3_PER_S_BAR, b: 0.3, m: 0.5 };
     let t = 293.15;
     let to_lpm = |q_mass: f64| Iso6358::anr_volume_flow(q_mass) * 1e3 * 60.0;
     let sub = e.flow(1.0, 0.5e6, t, 0.4e6, t);
@@ -166,10 +141,7 @@ fn iso6358_catalogue_worked_example_vc1() {
     for (p1, p2) in [(0.5e6, 0.4e6), (0.5e6, 0.49995e6), (0.4e6, 0.5e6)] {
         let h = 1.0;
         let fd = (e.flow(1.0, p1, t, p2 + h, t).q - e.flow(1.0, p1, t, p2 - h, t).q) / (2.0 * h);
-        assert!(
-            rel(e.flow(1.0, p1, t, p2, t).dq_dp2, fd) < 1e-4,
-            "{p1} {p2}"
-        );
+        assert!(rel(e.flow(1.0, p1, t, p2, t).dq_dp2, fd) < 1e-4, "{p1} {p2}");
     }
 }
 
@@ -190,11 +162,7 @@ fn conductance_to_effective_area_vc3() {
     let s = sanville::effective_area_from_conductance(DM3_PER_S_BAR) * 1e6;
     assert!(rel(s, 5.0) < 0.03, "{s}");
     // And the two choked flows agree at that area.
-    let e = Iso6358 {
-        c: DM3_PER_S_BAR,
-        b: 0.5283,
-        m: 0.5,
-    };
+    let e = Iso6358 { c: DM3_PER_S_BAR, b: 0.5283, m: 0.5 };
     let q_iso = e.flow(1.0, 4e5, T_ANR, 1e5, T_ANR).q;
     let q_sv = sanville::mass_flow(s * 1e-6, 4e5, T_ANR, 1e5);
     assert!(rel(q_iso, q_sv) < 1e-9);
@@ -213,11 +181,8 @@ fn isentropic_tank_blowdown() {
     // A closed adiabatic chamber vents through the exhaust, choked while
     // p/p_atm > 1/b: p(t) = p_i·[1 + (γ−1)/2·(A_e·σ·√(R·T_i)/V)·t]^(−2γ/(γ−1))
     // (physics.md §2.4), with A_e·σ from the ISO 6358 choked flow.
-    let mut plant = blocked_plant(&[
-        "chamber.thermal=\"energy\"",
-        "chamber.wall_h_w_per_m2k=0",
-        "valve.exhaust_b=0.5283",
-    ]);
+    let mut plant =
+        blocked_plant(&["chamber.thermal=\"energy\"", "chamber.wall_h_w_per_m2k=0", "valve.exhaust_b=0.5283"]);
     let (p_i, t_i) = (6e5, 293.15);
     plant.state.p_c = p_i;
     plant.state.t_c = t_i;
@@ -241,11 +206,7 @@ fn isentropic_tank_blowdown() {
     assert!(worst < 2e-3, "worst relative error {worst}");
     // The gas cooled isentropically: T/T_i = (p/p_i)^((γ−1)/γ).
     let t_exact = t_i * (plant.state.p_c / p_i).powf((GAMMA - 1.0) / GAMMA);
-    assert!(
-        rel(plant.state.t_c, t_exact) < 2e-3,
-        "{} vs {t_exact}",
-        plant.state.t_c
-    );
+    assert!(rel(plant.state.t_c, t_exact) < 2e-3, "{} vs {t_exact}", plant.state.t_c);
 }
 
 #[test]
@@ -261,11 +222,8 @@ fn choked_fill_is_a_linear_ramp() {
     ]);
     let p = &plant.params;
     let p_s = p.supply.p_set;
-    let Thermal::Polytropic { alpha_in, .. } = p.chamber.thermal else {
-        panic!("polytropic")
-    };
-    let slope = alpha_in * R_AIR * p.supply.temperature * p.valve.inlet.c * RHO_ANR * p_s
-        / p.chamber.dead_volume;
+    let Thermal::Polytropic { alpha_in, .. } = p.chamber.thermal else { panic!("polytropic") };
+    let slope = alpha_in * R_AIR * p.supply.temperature * p.valve.inlet.c * RHO_ANR * p_s / p.chamber.dead_volume;
     let b = p.valve.inlet.b;
     let dt = 1e-6;
     let mut samples = Vec::new();
@@ -289,13 +247,10 @@ fn valve_opening_delay_follows_the_coil_and_armature() {
     // √(2·s·m/F_net) with F_net at the steady current (the closed form's
     // lower bound: the real current is lower and back-EMF slows it).
     let mut plant = blocked_plant(&[]);
-    let Actuation::Coil(coil) = plant.params.valve.actuation.clone() else {
-        panic!("coil")
-    };
+    let Actuation::Coil(coil) = plant.params.valve.actuation.clone() else { panic!("coil") };
     let dp = plant.params.supply.p_set - plant.params.p_atm;
     let i_ss = coil.steady_current();
-    let t_e =
-        coil.inductance / coil.resistance() * (1.0 / (1.0 - coil.pull_in_current(dp) / i_ss)).ln();
+    let t_e = coil.inductance / coil.resistance() * (1.0 / (1.0 - coil.pull_in_current(dp) / i_ss)).ln();
     let lower = coil.opening_delay_estimate(dp).expect("pulls in");
     let dt = 1e-6;
     let mut t_move = None;
@@ -308,24 +263,14 @@ fn valve_opening_delay_follows_the_coil_and_armature() {
     }
     let t_move = t_move.unwrap();
     let t_on = plant.state.t;
-    assert!(
-        (t_move - t_e).abs() < 3.0 * dt,
-        "motion starts at {t_move}, closed form {t_e}"
-    );
-    assert!(
-        t_on > lower && t_on < 2.5 * lower,
-        "t_on {t_on}, closed-form lower bound {lower}"
-    );
+    assert!((t_move - t_e).abs() < 3.0 * dt, "motion starts at {t_move}, closed form {t_e}");
+    assert!(t_on > lower && t_on < 2.5 * lower, "t_on {t_on}, closed-form lower bound {lower}");
     // A hotter coil (higher resistance) pulls in later.
     let mut hot = blocked_plant(&["valve.coil_temperature_c=80"]);
     while hot.state.valve.opening < 1.0 {
         hot.step(true, dt).unwrap();
     }
-    assert!(
-        hot.state.t > t_on * 1.05,
-        "hot {} vs cold {t_on}",
-        hot.state.t
-    );
+    assert!(hot.state.t > t_on * 1.05, "hot {} vs cold {t_on}", hot.state.t);
     // A Zener clamp closes faster than a plain diode.
     let off_time = |clamp: &str| {
         let mut p = blocked_plant(&[clamp]);
@@ -355,20 +300,12 @@ fn catalogue_valve_reproduces_its_response_times_vc4() {
         while plant.state.valve.opening < 1.0 {
             plant.step(true, dt).unwrap();
         }
-        assert!(
-            (plant.state.t - on * 1e-3).abs() < 1.5 * dt,
-            "on {}",
-            plant.state.t
-        );
+        assert!((plant.state.t - on * 1e-3).abs() < 1.5 * dt, "on {}", plant.state.t);
         let t0 = plant.state.t;
         while plant.state.valve.opening > 0.0 {
             plant.step(false, dt).unwrap();
         }
-        assert!(
-            (plant.state.t - t0 - off * 1e-3).abs() < 1.5 * dt,
-            "off {}",
-            plant.state.t - t0
-        );
+        assert!((plant.state.t - t0 - off * 1e-3).abs() < 1.5 * dt, "off {}", plant.state.t - t0);
     }
 }
 
@@ -398,43 +335,23 @@ fn line_reproduces_the_transport_delay() {
         assert!(plant.state.t < 0.05);
     }
     let measured = t_out.unwrap() - t_in.unwrap();
-    assert!(
-        rel(measured, delay) < 0.15,
-        "measured {measured}, L/c {delay}"
-    );
+    assert!(rel(measured, delay) < 0.15, "measured {measured}, L/c {delay}");
     // Its volume is the hose's.
-    assert!(
-        rel(
-            plant.params.line.volume(),
-            PI * 0.004f64.powi(2) / 4.0 * 2.0
-        ) < 1e-12
-    );
+    assert!(rel(plant.params.line.volume(), PI * 0.004f64.powi(2) / 4.0 * 2.0) < 1e-12);
 }
 
 #[test]
 fn trapped_air_absorbs_volume_as_in_physics_table() {
     // Isothermal bubble: 10 µL absorbs 3.3 / 5.0 / 7.5 µL at +50 / +100 / +300 kPa (physics.md §4.4).
-    let s = Storage {
-        c: 0.0,
-        air: 10e-9,
-        p_atm: 101_325.0,
-    };
+    let s = Storage { c: 0.0, air: 10e-9, p_atm: 101_325.0 };
     for (dp, absorbed) in [(50e3, 3.3), (100e3, 5.0), (300e3, 7.5)] {
         assert!(rel(s.volume(101_325.0 + dp) * 1e9, absorbed) < 0.02);
     }
-    let s = Storage {
-        c: 2e-15,
-        air: 10e-9,
-        p_atm: 101_325.0,
-    };
+    let s = Storage { c: 2e-15, air: 10e-9, p_atm: 101_325.0 };
     for p in [101_325.0, 2e5, 1.2e6] {
         assert!(rel(s.pressure(s.volume(p)), p) < 1e-12);
     }
-    let stiff = Storage {
-        c: 2e-15,
-        air: 0.0,
-        p_atm: 101_325.0,
-    };
+    let stiff = Storage { c: 2e-15, air: 0.0, p_atm: 101_325.0 };
     assert!(rel(stiff.pressure(stiff.volume(5e5)), 5e5) < 1e-12);
 }
 

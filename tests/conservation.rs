@@ -48,32 +48,17 @@ fn shear_thinning_fluid_conserves_volume() {
 #[test]
 fn reflux_is_accounted_for() {
     let leak = check("reference", &["tissue.leak_pressure_kpa=35"]);
-    assert!(
-        leak > 1e-10,
-        "the low leak pressure should make some liquid reflux: {leak:e} m³"
-    );
+    assert!(leak > 1e-10, "the low leak pressure should make some liquid reflux: {leak:e} m³");
 }
 
 #[test]
 fn bubble_delays_delivery_and_keeps_it_after_closure() {
     // physics.md §8: with a 10–20 µL bubble delivery lags and continues after the valve closes.
     let plain = &shots(&shipped("reference", &["session.shots=1"]))[0];
-    let bubbly = &shots(&shipped(
-        "reference",
-        &["session.shots=1", "syringe.bubble_ul=15"],
-    ))[0];
-    assert!(
-        bubbly.t90 > plain.t90 + 1e-3,
-        "t90 {} vs {}",
-        bubbly.t90,
-        plain.t90
-    );
+    let bubbly = &shots(&shipped("reference", &["session.shots=1", "syringe.bubble_ul=15"]))[0];
+    assert!(bubbly.t90 > plain.t90 + 1e-3, "t90 {} vs {}", bubbly.t90, plain.t90);
     // The stopper's friction holds a residual pressure after the shot, which
     // keeps the bubble compressed: the first shot leaves microlitres stored.
-    assert!(
-        bubbly.stored_change > 1e-9,
-        "stored {:e} m³",
-        bubbly.stored_change
-    );
+    assert!(bubbly.stored_change > 1e-9, "stored {:e} m³", bubbly.stored_change);
     assert!(plain.stored_change.abs() < 0.1e-9);
 }

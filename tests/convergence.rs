@@ -20,21 +20,14 @@ fn reference_dose_converges_at_first_order() {
         );
     }
     // Observed order from successive differences (README reports it).
-    let orders: Vec<f64> = (0..d.len() - 2)
-        .map(|i| ((d[i] - d[i + 1]) / (d[i + 1] - d[i + 2])).abs().log2())
-        .collect();
+    let orders: Vec<f64> = (0..d.len() - 2).map(|i| ((d[i] - d[i + 1]) / (d[i + 1] - d[i + 2])).abs().log2()).collect();
     let mean = orders.iter().sum::<f64>() / orders.len() as f64;
     assert!(mean > 0.4 && mean < 2.5, "observed order {orders:?}");
 }
 
 #[test]
 fn other_physics_converge_too() {
-    for name in [
-        "skin_booster_ha",
-        "console_valve_long_hose",
-        "stamp_5_needle",
-        "subcutaneous",
-    ] {
+    for name in ["skin_booster_ha", "console_valve_long_hose", "stamp_5_needle", "subcutaneous"] {
         let (a, b) = (dose(name, 50.0), dose(name, 25.0));
         assert!(rel(a, b) < 1e-3, "{name}: {a:e} vs {b:e}");
     }
@@ -53,23 +46,12 @@ fn stick_slip_is_flagged_and_resolved_at_small_steps() {
     // A 3 mL barrel behind the long hose: the plunger creeps near the
     // Stribeck velocity and stick-slips against the tubing's compliance.
     let run = |step: &str| {
-        let sc = shipped(
-            "console_valve_long_hose",
-            &["session.shots=1", "syringe.preset=\"bd_3ml\"", step],
-        );
+        let sc = shipped("console_valve_long_hose", &["session.shots=1", "syringe.preset=\"bd_3ml\"", step]);
         mesobench::simulate(&sc, false).unwrap().result
     };
     let fine = run("solver.step_us=5");
-    assert!(
-        fine.shots[0].breakaways > 10,
-        "breakaways {}",
-        fine.shots[0].breakaways
-    );
-    assert!(
-        fine.warnings.iter().any(|w| w.contains("stick-slip")),
-        "{:?}",
-        fine.warnings
-    );
+    assert!(fine.shots[0].breakaways > 10, "breakaways {}", fine.shots[0].breakaways);
+    assert!(fine.warnings.iter().any(|w| w.contains("stick-slip")), "{:?}", fine.warnings);
     let finer = run("solver.step_us=2.5");
     // Each of the ~65 stick/slip transitions is located to within one step, so
     // the dose converges only to about 1 % here (README, limits).

@@ -19,16 +19,12 @@ pub fn reference(sets: &[&str]) -> Scenario {
 pub fn shipped(name: &str, sets: &[&str]) -> Scenario {
     let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
     let path = root().join("scenarios").join(format!("{name}.toml"));
-    scenario::load(&Source::from_path(&path).expect("readable"), &sets, name)
-        .expect("valid scenario")
+    scenario::load(&Source::from_path(&path).expect("readable"), &sets, name).expect("valid scenario")
 }
 
 /// Run a scenario and return its shots.
 pub fn shots(sc: &Scenario) -> Vec<ShotRecord> {
-    mesobench::simulate(sc, false)
-        .expect("simulation runs")
-        .result
-        .shots
+    mesobench::simulate(sc, false).expect("simulation runs").result.shots
 }
 
 /// Dose of a single-shot run of the reference scenario with overrides, µL.

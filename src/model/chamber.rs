@@ -64,23 +64,9 @@ impl ChamberParams {
     /// `q_out` ≥ 0 (kg/s), wall area `a_w` (m²).
     #[inline]
     #[allow(clippy::too_many_arguments)]
-    pub fn rates(
-        &self,
-        p: f64,
-        t: f64,
-        v: f64,
-        dv: f64,
-        q_in: f64,
-        t_in: f64,
-        q_out: f64,
-        a_w: f64,
-    ) -> ChamberRates {
+    pub fn rates(&self, p: f64, t: f64, v: f64, dv: f64, q_in: f64, t_in: f64, q_out: f64, a_w: f64) -> ChamberRates {
         match self.thermal {
-            Thermal::Polytropic {
-                alpha_in,
-                alpha_out,
-                alpha,
-            } => {
+            Thermal::Polytropic { alpha_in, alpha_out, alpha } => {
                 let g = R_AIR * t_in / v;
                 ChamberRates {
                     dp: g * (alpha_in * q_in - alpha_out * q_out) - alpha * p / v * dv,
@@ -92,9 +78,7 @@ impl ChamberParams {
             }
             Thermal::Energy { h, t_wall } => {
                 let qdot = h * a_w * (t_wall - t);
-                let dp = (GAMMA * R_AIR * (t_in * q_in - t * q_out) + (GAMMA - 1.0) * qdot
-                    - GAMMA * p * dv)
-                    / v;
+                let dp = (GAMMA * R_AIR * (t_in * q_in - t * q_out) + (GAMMA - 1.0) * qdot - GAMMA * p * dv) / v;
                 let m = p * v / (R_AIR * t);
                 let dt = t * (dp / p + dv / v - (q_in - q_out) / m);
                 ChamberRates {

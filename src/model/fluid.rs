@@ -93,12 +93,7 @@ impl Fluid {
                 name: name.into(),
                 density: 1005.0,
                 compressibility: 4.6e-10,
-                rheology: Rheology::Carreau {
-                    eta0: 3.9,
-                    eta_inf: 1.0e-3,
-                    lambda: 0.66,
-                    n: 0.4,
-                },
+                rheology: Rheology::Carreau { eta0: 3.9, eta_inf: 1.0e-3, lambda: 0.66, n: 0.4 },
             },
             _ => return None,
         };
@@ -111,22 +106,10 @@ impl Fluid {
         let s = water_viscosity_factor(temperature_k);
         self.rheology = match self.rheology {
             Rheology::Newtonian { mu } => Rheology::Newtonian { mu: mu * s },
-            Rheology::PowerLaw { k, n, eta0 } => Rheology::PowerLaw {
-                k: k * s,
-                n,
-                eta0: eta0 * s,
-            },
-            Rheology::Carreau {
-                eta0,
-                eta_inf,
-                lambda,
-                n,
-            } => Rheology::Carreau {
-                eta0: eta0 * s,
-                eta_inf: eta_inf * s,
-                lambda,
-                n,
-            },
+            Rheology::PowerLaw { k, n, eta0 } => Rheology::PowerLaw { k: k * s, n, eta0: eta0 * s },
+            Rheology::Carreau { eta0, eta_inf, lambda, n } => {
+                Rheology::Carreau { eta0: eta0 * s, eta_inf: eta_inf * s, lambda, n }
+            }
         };
         self
     }
@@ -143,12 +126,9 @@ impl Rheology {
         match *self {
             Rheology::Newtonian { mu } => mu,
             Rheology::PowerLaw { k, n, eta0 } => (k * g.max(1e-300).powf(n - 1.0)).min(eta0),
-            Rheology::Carreau {
-                eta0,
-                eta_inf,
-                lambda,
-                n,
-            } => eta_inf + (eta0 - eta_inf) * (1.0 + (lambda * g).powi(2)).powf((n - 1.0) / 2.0),
+            Rheology::Carreau { eta0, eta_inf, lambda, n } => {
+                eta_inf + (eta0 - eta_inf) * (1.0 + (lambda * g).powi(2)).powf((n - 1.0) / 2.0)
+            }
         }
     }
 
@@ -179,10 +159,8 @@ impl Rheology {
                     let f = (eta * g).ln() - lt;
                     // d ln(ηγ̇)/du = 1 + d ln η / d ln γ̇ (by central difference in u).
                     let h = 1e-6;
-                    let slope = 1.0
-                        + ((self.viscosity((u + h).exp())).ln()
-                            - (self.viscosity((u - h).exp())).ln())
-                            / (2.0 * h);
+                    let slope =
+                        1.0 + ((self.viscosity((u + h).exp())).ln() - (self.viscosity((u - h).exp())).ln()) / (2.0 * h);
                     let step = f / slope.max(1e-3);
                     u -= step;
                     if step.abs() < 1e-13 {

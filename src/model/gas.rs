@@ -63,32 +63,20 @@ impl Iso6358 {
         if c <= 0.0 || pa == pb {
             return Flow {
                 q: 0.0,
-                dq_dp2: if c <= 0.0 {
-                    0.0
-                } else {
-                    self.laminar_slope(c, pa.max(pb), ta)
-                },
+                dq_dp2: if c <= 0.0 { 0.0 } else { self.laminar_slope(c, pa.max(pb), ta) },
                 choked: false,
             };
         }
         if pa > pb {
             let (q, dq_dr, choked) = self.forward(c, pa, ta, pb / pa);
             // r = pb/pa, dr/dpb = 1/pa.
-            Flow {
-                q,
-                dq_dp2: dq_dr / pa,
-                choked,
-            }
+            Flow { q, dq_dp2: dq_dr / pa, choked }
         } else {
             let (q, dq_dr, choked) = self.forward(c, pb, tb, pa / pb);
             // Reverse flow: q = -f(pb, pa/pb); ∂q/∂pb = -(∂f/∂p1 + ∂f/∂r·∂r/∂pb)
             // with f linear in p1: ∂f/∂p1 = f/pb, ∂r/∂pb = -pa/pb².
             let d = -(q / pb - dq_dr * pa / (pb * pb));
-            Flow {
-                q: -q,
-                dq_dp2: d,
-                choked,
-            }
+            Flow { q: -q, dq_dp2: d, choked }
         }
     }
 
@@ -119,17 +107,9 @@ impl Iso6358 {
         } else if r < LAMINAR_RATIO {
             let s = (r - self.b) / (1.0 - self.b);
             let base = 1.0 - s * s;
-            let phi = if self.m == 0.5 {
-                base.sqrt()
-            } else {
-                base.powf(self.m)
-            };
+            let phi = if self.m == 0.5 { base.sqrt() } else { base.powf(self.m) };
             // dφ/dr = m·base^(m−1)·(−2s/(1−b))
-            let dphi = if base > 0.0 {
-                self.m * phi / base * (-2.0 * s / (1.0 - self.b))
-            } else {
-                0.0
-            };
+            let dphi = if base > 0.0 { self.m * phi / base * (-2.0 * s / (1.0 - self.b)) } else { 0.0 };
             (qc * phi, qc * dphi, false)
         } else {
             let phi_l = self.ratio_factor(LAMINAR_RATIO);
@@ -170,9 +150,7 @@ pub mod sanville {
         if r <= critical_ratio() {
             cf_a * c1() * pu / tu.sqrt()
         } else {
-            cf_a * c2() * pu / tu.sqrt()
-                * r.powf(1.0 / GAMMA)
-                * (1.0 - r.powf((GAMMA - 1.0) / GAMMA)).max(0.0).sqrt()
+            cf_a * c2() * pu / tu.sqrt() * r.powf(1.0 / GAMMA) * (1.0 - r.powf((GAMMA - 1.0) / GAMMA)).max(0.0).sqrt()
         }
     }
 
@@ -204,10 +182,7 @@ pub fn darcy_friction(re: f64) -> (f64, f64) {
             let s = (re - 2000.0) / 2000.0;
             let w = s * s * (3.0 - 2.0 * s);
             let dw = 6.0 * s * (1.0 - s) / 2000.0;
-            (
-                (1.0 - w) * fl + w * ft,
-                (1.0 - w) * dfl + w * dft + dw * (ft - fl),
-            )
+            ((1.0 - w) * fl + w * ft, (1.0 - w) * dfl + w * dft + dw * (ft - fl))
         }
     }
 }

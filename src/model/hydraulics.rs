@@ -87,22 +87,10 @@ impl Conduit {
                 re_per_q: fluid.density * diameter / (mu * area),
                 c_f: length / diameter * fluid.density / (2.0 * area * area),
             },
-            _ => Law::Table(Box::new(FlowTable::build(
-                length,
-                diameter,
-                &fluid.rheology,
-            ))),
+            _ => Law::Table(Box::new(FlowTable::build(length, diameter, &fluid.rheology))),
         };
         let kin = k_minor * fluid.density / (2.0 * area * area);
-        Conduit {
-            length,
-            diameter,
-            k_minor,
-            density: fluid.density,
-            law,
-            kin,
-            inv_area: 1.0 / area,
-        }
+        Conduit { length, diameter, k_minor, density: fluid.density, law, kin, inv_area: 1.0 / area }
     }
 
     /// Cross-section, m².
@@ -135,11 +123,7 @@ impl Conduit {
         let qa = q.abs();
         let kin = self.kin;
         let (dpf, sf, re, extrapolated) = match &self.law {
-            Law::Newtonian {
-                r_hp,
-                re_per_q,
-                c_f,
-            } => {
+            Law::Newtonian { r_hp, re_per_q, c_f } => {
                 let re = re_per_q * qa;
                 if re <= 2000.0 {
                     // Hagen–Poiseuille, exactly linear.
@@ -147,33 +131,19 @@ impl Conduit {
                 } else {
                     // ΔP_f = f·(L/d)·ρ·Q²/(2A²); dRe/dQ = Re/Q.
                     let (f, dfdre) = darcy_friction(re);
-                    (
-                        f * c_f * qa * qa,
-                        c_f * (2.0 * f * qa + dfdre * re * qa),
-                        re,
-                        false,
-                    )
+                    (f * c_f * qa * qa, c_f * (2.0 * f * qa + dfdre * re * qa), re, false)
                 }
             }
             Law::Table(t) => {
                 let (dpf, slope, extra) = t.eval(qa);
                 let v = qa * self.inv_area;
                 let tau_w = dpf * self.diameter / (4.0 * self.length);
-                let re = if tau_w > 0.0 {
-                    8.0 * self.density * v * v / tau_w
-                } else {
-                    0.0
-                };
+                let re = if tau_w > 0.0 { 8.0 * self.density * v * v / tau_w } else { 0.0 };
                 (dpf, slope, re, extra)
             }
             Law::None => (0.0, 0.0, 0.0, false),
         };
-        Drop {
-            dp: sign * (dpf + kin * qa * qa),
-            slope: sf + 2.0 * kin * qa,
-            re,
-            extrapolated,
-        }
+        Drop { dp: sign * (dpf + kin * qa * qa), slope: sf + 2.0 * kin * qa, re, extrapolated }
     }
 
     /// Volumetric flow (m³/s) that gives pressure drop `dp` (Pa) in steady flow,
@@ -200,18 +170,10 @@ impl Conduit {
 /// integral with composite Gauss–Legendre quadrature.
 pub fn rabinowitsch_flow(rheology: &Rheology, d: f64, tau_w: f64) -> f64 {
     // 8-point Gauss–Legendre nodes and weights on [-1, 1].
-    const X: [f64; 4] = [
-        0.183_434_642_495_649_8,
-        0.525_532_409_916_329,
-        0.796_666_477_413_626_7,
-        0.960_289_856_497_536_3,
-    ];
-    const W: [f64; 4] = [
-        0.362_683_783_378_362,
-        0.313_706_645_877_887_3,
-        0.222_381_034_453_374_5,
-        0.101_228_536_290_376_3,
-    ];
+    const X: [f64; 4] =
+        [0.183_434_642_495_649_8, 0.525_532_409_916_329, 0.796_666_477_413_626_7, 0.960_289_856_497_536_3];
+    const W: [f64; 4] =
+        [0.362_683_783_378_362, 0.313_706_645_877_887_3, 0.222_381_034_453_374_5, 0.101_228_536_290_376_3];
     let panels = 16;
     let h = tau_w / panels as f64;
     let mut sum = 0.0;
@@ -268,14 +230,7 @@ impl FlowTable {
             let t = (target - ln_q[j]) / (ln_q[j + 1] - ln_q[j]);
             ln_dp.push(k4 + ln_tau[j] + t * (ln_tau[j + 1] - ln_tau[j]));
         }
-        FlowTable {
-            ln_q0,
-            h,
-            q_lo: TABLE_Q_LO,
-            dp_lo: ln_dp[0].exp(),
-            q_hi: TABLE_Q_HI,
-            ln_dp,
-        }
+        FlowTable { ln_q0, h, q_lo: TABLE_Q_LO, dp_lo: ln_dp[0].exp(), q_hi: TABLE_Q_HI, ln_dp }
     }
 
     #[inline]

@@ -28,21 +28,12 @@ use valve::ValveParams;
 
 /// Nominal regular-wall needle inner diameters by gauge, m (ISO 9626
 /// regular wall; Wikipedia needle-gauge chart [V], physics.md §4.1).
-pub const NEEDLE_GAUGES: [(u32, f64); 6] = [
-    (27, 0.210e-3),
-    (30, 0.159e-3),
-    (31, 0.133e-3),
-    (32, 0.108e-3),
-    (33, 0.108e-3),
-    (34, 0.0826e-3),
-];
+pub const NEEDLE_GAUGES: [(u32, f64); 6] =
+    [(27, 0.210e-3), (30, 0.159e-3), (31, 0.133e-3), (32, 0.108e-3), (33, 0.108e-3), (34, 0.0826e-3)];
 
 /// Inner diameter of a regular-wall needle of the given gauge, m.
 pub fn needle_inner_diameter(gauge: u32) -> Option<f64> {
-    NEEDLE_GAUGES
-        .iter()
-        .find(|(g, _)| *g == gauge)
-        .map(|(_, d)| *d)
+    NEEDLE_GAUGES.iter().find(|(g, _)| *g == gauge).map(|(_, d)| *d)
 }
 
 /// Extension tubing between the syringe and the needle head.

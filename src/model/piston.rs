@@ -56,11 +56,7 @@ impl Stribeck {
         // The Stribeck velocity of the sum is weighted by each law's excess.
         let ea = self.break_loose - self.glide;
         let eb = other.break_loose - other.glide;
-        let v_s = if ea + eb > 0.0 {
-            (ea * self.v_s + eb * other.v_s) / (ea + eb)
-        } else {
-            self.v_s
-        };
+        let v_s = if ea + eb > 0.0 { (ea * self.v_s + eb * other.v_s) / (ea + eb) } else { self.v_s };
         Stribeck {
             break_loose: self.break_loose + other.break_loose,
             glide: self.glide + other.glide,
@@ -73,11 +69,6 @@ impl Stribeck {
 impl PistonParams {
     /// Seal friction as a Stribeck law with no break-loose excess.
     pub fn seal(&self) -> Stribeck {
-        Stribeck {
-            break_loose: self.seal_coulomb,
-            glide: self.seal_coulomb,
-            v_s: 1e-3,
-            viscous: self.seal_viscous,
-        }
+        Stribeck { break_loose: self.seal_coulomb, glide: self.seal_coulomb, v_s: 1e-3, viscous: self.seal_viscous }
     }
 }

@@ -24,6 +24,15 @@ pub struct SupplyParams {
     pub temperature: f64,
     /// Optional finite reservoir upstream of the regulator.
     pub reservoir: Option<Reservoir>,
+    /// Supply-pressure effect: change of the output per change of the
+    /// reservoir pressure from its initial value, – (single-stage regulators
+    /// follow their inlet a little; 0 for an ideal regulator).
+    pub inlet_sensitivity: f64,
+    /// The firmware sets the regulator's set pressure (an electronic
+    /// proportional regulator) instead of it being fixed.
+    pub proportional: bool,
+    /// Highest set pressure a proportional regulator accepts, Pa absolute.
+    pub p_set_max: f64,
 }
 
 /// A finite gas reservoir that empties isothermally.
@@ -36,16 +45,14 @@ pub struct Reservoir {
 }
 
 impl SupplyParams {
-    /// Pressure the regulator steers towards for a given reservoir pressure
-    /// and outflow (kg/s), Pa absolute.
+    /// Pressure the regulator steers towards for set pressure `p_set`, a
+    /// reservoir pressure and an outflow (kg/s), Pa absolute.
     #[inline]
-    pub fn target(&self, p_reservoir: f64, q_mass: f64) -> f64 {
+    pub fn target(&self, p_set: f64, p_reservoir: f64, q_mass: f64) -> f64 {
         let droop = self.droop * gas::Iso6358::anr_volume_flow(q_mass.max(0.0));
-        let p = self.p_set - droop;
-        if self.reservoir.is_some() {
-            p.min(p_reservoir)
-        } else {
-            p
+        match &self.reservoir {
+            Some(r) => (p_set - droop + self.inlet_sensitivity * (p_reservoir - r.p_initial)).min(p_reservoir),
+            None => p_set - droop,
         }
     }
 

@@ -84,11 +84,7 @@ impl TissueParams {
         let base = self.static_pressure(v_b);
         let p = base + self.resistance * q;
         if p <= self.leak_pressure {
-            SitePressure {
-                p,
-                slope: self.resistance,
-                q_leak: 0.0,
-            }
+            SitePressure { p, slope: self.resistance, q_leak: 0.0 }
         } else {
             let r = self.resistance / self.leak_resistance;
             let p = (base + self.resistance * q + r * self.leak_pressure) / (1.0 + r);

@@ -161,19 +161,21 @@ pub struct ValveState {
 }
 
 impl ValveParams {
-    /// Advance the actuator by `dt` under `command` with `dp_seat` (Pa) across
-    /// the inlet seat. Returns nothing; updates `s.opening`.
+    /// Advance the actuator by `dt` with the coil driven at `drive` (fraction
+    /// of the drive voltage averaged over the step, 0 to 1) and `dp_seat` (Pa)
+    /// across the inlet seat; updates `s.opening`. A catalogue valve is on
+    /// while the drive is at least half the voltage.
     #[inline]
-    pub fn advance(&self, s: &mut ValveState, command: bool, dp_seat: f64, dt: f64) {
+    pub fn advance(&self, s: &mut ValveState, drive: f64, dp_seat: f64, dt: f64) {
         match &self.actuation {
-            Actuation::Coil(c) => advance_coil(c, s, command, dp_seat, dt),
-            Actuation::Catalogue(c) => advance_catalogue(c, s, command, dt),
+            Actuation::Coil(c) => advance_coil(c, s, drive, dp_seat, dt),
+            Actuation::Catalogue(c) => advance_catalogue(c, s, drive >= 0.5, dt),
         }
     }
 }
 
 #[inline]
-fn advance_coil(c: &Coil, s: &mut ValveState, command: bool, dp_seat: f64, dt: f64) {
+fn advance_coil(c: &Coil, s: &mut ValveState, drive: f64, dp_seat: f64, dt: f64) {
     let r = c.resistance();
     let (l, dl) = c.inductance_at(s.x);
     // Motional EMF i·dL/dx·v acts as an extra voltage drop.
@@ -182,13 +184,9 @@ fn advance_coil(c: &Coil, s: &mut ValveState, command: bool, dp_seat: f64, dt: f
     // e^−a, a = dt·R/L, is exact; for small a its (1,1) Padé form (the
     // trapezoidal rule, error a³/12) costs no exponential.
     let a = dt * r / l;
-    let decay = if a < 0.05 {
-        (1.0 - 0.5 * a) / (1.0 + 0.5 * a)
-    } else {
-        (-a).exp()
-    };
-    if command {
-        let i_inf = (c.voltage - emf) / r;
+    let decay = if a < 0.05 { (1.0 - 0.5 * a) / (1.0 + 0.5 * a) } else { (-a).exp() };
+    if drive > 0.0 {
+        let i_inf = (drive * c.voltage - emf) / r;
         s.current = i_inf + (s.current - i_inf) * decay;
     } else if s.current > 0.0 {
         let i_inf = (-c.clamp_voltage - emf) / r;
@@ -222,11 +220,7 @@ fn advance_catalogue(c: &Catalogue, s: &mut ValveState, command: bool, dt: f64) 
         s.last_cmd = command;
         s.since_edge = 0.0;
     }
-    let (t_resp, target) = if command {
-        (c.t_on, 1.0)
-    } else {
-        (c.t_off, 0.0)
-    };
+    let (t_resp, target) = if command { (c.t_on, 1.0) } else { (c.t_off, 0.0) };
     let t_travel = (c.travel_fraction * t_resp).max(1e-12);
     let t_dead = t_resp - c.travel_fraction * t_resp;
     // Time this step spends past the dead time.

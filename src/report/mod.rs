@@ -37,10 +37,7 @@ pub enum ReportError {
 
 /// Write `bytes` to `path` atomically (temporary file, then rename).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
-    let io = |source| ReportError::Io {
-        path: path.to_owned(),
-        source,
-    };
+    let io = |source| ReportError::Io { path: path.to_owned(), source };
     let tmp = tmp_path(path);
     let mut f = std::fs::File::create(&tmp).map_err(io)?;
     f.write_all(bytes).map_err(io)?;
@@ -165,8 +162,8 @@ pub struct NeedleRow {
 pub struct TraceRow {
     /// Time, ms.
     pub t_ms: f64,
-    /// Valve command (0/1).
-    pub valve_cmd: u8,
+    /// Coil drive over the step, fraction of the drive voltage (1 = on).
+    pub valve_cmd: f64,
     /// Valve opening, –.
     pub valve_opening: f64,
     /// Coil current, A.
@@ -193,13 +190,24 @@ pub struct TraceRow {
     pub delivered_ul: f64,
     /// Refluxed so far, µL.
     pub leaked_ul: f64,
+    /// Regulator set pressure in force, kPa gauge.
+    pub regulator_setpoint_kpa: f64,
+    /// Firmware telemetry, SI units of the firmware's controlled quantity
+    /// (Pa for the pressure PID, m³ for the volume target).
+    pub fw_setpoint: f64,
+    /// Firmware telemetry: measured value.
+    pub fw_measured: f64,
+    /// Firmware telemetry: command.
+    pub fw_command: f64,
+    /// Firmware telemetry: integrator state.
+    pub fw_integrator: f64,
 }
 
 impl From<&TraceSample> for TraceRow {
     fn from(s: &TraceSample) -> TraceRow {
         TraceRow {
             t_ms: s.t * 1e3,
-            valve_cmd: s.command as u8,
+            valve_cmd: s.command,
             valve_opening: s.opening,
             coil_current_a: s.coil_current,
             supply_kpa: s.supply / 1e3,
@@ -213,6 +221,11 @@ impl From<&TraceSample> for TraceRow {
             flow_ul_s: s.flow * 1e9,
             delivered_ul: s.delivered * 1e9,
             leaked_ul: s.leaked * 1e9,
+            regulator_setpoint_kpa: s.regulator_setpoint / 1e3,
+            fw_setpoint: s.fw_setpoint,
+            fw_measured: s.fw_measured,
+            fw_command: s.fw_command,
+            fw_integrator: s.fw_integrator,
         }
     }
 }
@@ -263,8 +276,7 @@ pub fn summary(sc: &Scenario, run: &Run) -> Summary {
     let shots = &run.result.shots;
     let doses: Vec<f64> = shots.iter().map(|s| s.dose * 1e9).collect();
     let d = describe(&doses);
-    let mean_of =
-        |f: &dyn Fn(&ShotRecord) -> f64| describe(&shots.iter().map(f).collect::<Vec<_>>()).mean;
+    let mean_of = |f: &dyn Fn(&ShotRecord) -> f64| describe(&shots.iter().map(f).collect::<Vec<_>>()).mean;
     let max_of = |f: &dyn Fn(&ShotRecord) -> f64| shots.iter().map(f).fold(0.0, f64::max);
     let n = sc.params.needles.len();
     Summary {
@@ -283,9 +295,7 @@ pub fn summary(sc: &Scenario, run: &Run) -> Summary {
         t90_mean_ms: mean_of(&|s| s.t90 * 1e3),
         valve_open_effective_mean_ms: mean_of(&|s| s.valve_open_effective * 1e3),
         max_reynolds: max_of(&|s| s.max_re),
-        needle_dose_mean_ul: (0..n)
-            .map(|i| mean_of(&|s| s.needles[i].dose * 1e9))
-            .collect(),
+        needle_dose_mean_ul: (0..n).map(|i| mean_of(&|s| s.needles[i].dose * 1e9)).collect(),
         stopped: run.result.stopped.clone(),
         warnings: run.result.warnings.clone(),
     }
@@ -323,21 +333,12 @@ pub struct SolverStats {
     pub steps_per_shot: Vec<u64>,
 }
 
-fn csv_bytes<T: serde::Serialize>(
-    rows: impl Iterator<Item = T>,
-    path: &Path,
-) -> Result<Vec<u8>, ReportError> {
+fn csv_bytes<T: serde::Serialize>(rows: impl Iterator<Item = T>, path: &Path) -> Result<Vec<u8>, ReportError> {
     let mut w = csv::Writer::from_writer(Vec::new());
     for r in rows {
-        w.serialize(r).map_err(|e| ReportError::Io {
-            path: path.to_owned(),
-            source: std::io::Error::other(e),
-        })?;
+        w.serialize(r).map_err(|e| ReportError::Io { path: path.to_owned(), source: std::io::Error::other(e) })?;
     }
-    w.into_inner().map_err(|e| ReportError::Io {
-        path: path.to_owned(),
-        source: std::io::Error::other(e.to_string()),
-    })
+    w.into_inner().map_err(|e| ReportError::Io { path: path.to_owned(), source: std::io::Error::other(e.to_string()) })
 }
 
 fn json_bytes<T: serde::Serialize>(v: &T) -> Vec<u8> {
@@ -354,10 +355,7 @@ pub fn write_run(
     overrides: &[String],
     run: &Run,
 ) -> Result<Vec<PathBuf>, ReportError> {
-    std::fs::create_dir_all(dir).map_err(|source| ReportError::Io {
-        path: dir.to_owned(),
-        source,
-    })?;
+    std::fs::create_dir_all(dir).map_err(|source| ReportError::Io { path: dir.to_owned(), source })?;
     let mut written = Vec::new();
     let mut put = |name: &str, bytes: Vec<u8>| -> Result<(), ReportError> {
         let p = dir.join(name);
@@ -366,10 +364,7 @@ pub fn write_run(
         Ok(())
     };
     let shots = &run.result.shots;
-    put(
-        "shots.csv",
-        csv_bytes(shots.iter().map(ShotRow::from), &dir.join("shots.csv"))?,
-    )?;
+    put("shots.csv", csv_bytes(shots.iter().map(ShotRow::from), &dir.join("shots.csv"))?)?;
     let needle_rows = shots.iter().flat_map(|s| {
         s.needles.iter().enumerate().map(move |(i, n)| NeedleRow {
             shot: s.index,
@@ -381,14 +376,8 @@ pub fn write_run(
             max_reynolds: n.max_re,
         })
     });
-    put(
-        "needles.csv",
-        csv_bytes(needle_rows, &dir.join("needles.csv"))?,
-    )?;
-    put(
-        "trace.csv",
-        csv_bytes(run.trace.iter().map(TraceRow::from), &dir.join("trace.csv"))?,
-    )?;
+    put("needles.csv", csv_bytes(needle_rows, &dir.join("needles.csv"))?)?;
+    put("trace.csv", csv_bytes(run.trace.iter().map(TraceRow::from), &dir.join("trace.csv"))?)?;
     put("summary.json", json_bytes(&summary(sc, run)))?;
     let manifest = Manifest {
         mesobench_version: crate::VERSION,
@@ -407,24 +396,17 @@ pub fn write_run(
     put("manifest.json", json_bytes(&manifest))?;
     for name in ["trace.png", "trace.svg"] {
         let p = dir.join(name);
-        plot::render(
-            &p,
-            &plot::TraceChart {
-                name: &sc.name,
-                samples: &run.trace,
-            },
-        )?;
+        let (scale, unit) = match sc.firmware.kind {
+            crate::scenario::FirmwareKind::PressurePid { .. } => (1e-3, "kPa"),
+            crate::scenario::FirmwareKind::VolumeTarget { .. } => (1e9, "µL"),
+            _ => (1.0, "firmware units"),
+        };
+        plot::render(&p, &plot::TraceChart { name: &sc.name, samples: &run.trace, fw_scale: scale, fw_unit: unit })?;
         written.push(p);
     }
     for name in ["doses.png", "doses.svg"] {
         let p = dir.join(name);
-        plot::render(
-            &p,
-            &plot::DoseChart {
-                name: &sc.name,
-                shots,
-            },
-        )?;
+        plot::render(&p, &plot::DoseChart { name: &sc.name, shots })?;
         written.push(p);
     }
     Ok(written)

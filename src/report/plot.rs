@@ -48,10 +48,7 @@ pub trait Chart {
 /// atomically (temporary file, then rename).
 pub fn render(path: &Path, chart: &impl Chart) -> Result<(), ReportError> {
     register_fonts();
-    let fail = |message: String| ReportError::Plot {
-        path: path.to_owned(),
-        message,
-    };
+    let fail = |message: String| ReportError::Plot { path: path.to_owned(), message };
     match path.extension().and_then(|e| e.to_str()) {
         Some("svg") => {
             let mut s = String::new();
@@ -69,10 +66,7 @@ pub fn render(path: &Path, chart: &impl Chart) -> Result<(), ReportError> {
                 chart.draw(root.clone()).map_err(fail)?;
                 root.present().map_err(|e| fail(e.to_string()))?;
             }
-            std::fs::rename(&tmp, path).map_err(|source| ReportError::Io {
-                path: path.to_owned(),
-                source,
-            })
+            std::fs::rename(&tmp, path).map_err(|source| ReportError::Io { path: path.to_owned(), source })
         }
     }
 }
@@ -102,6 +96,10 @@ pub struct TraceChart<'a> {
     pub name: &'a str,
     /// Samples.
     pub samples: &'a [TraceSample],
+    /// Scale from the firmware's SI telemetry to `fw_unit`.
+    pub fw_scale: f64,
+    /// Unit of the firmware panel.
+    pub fw_unit: &'a str,
 }
 
 impl Chart for TraceChart<'_> {
@@ -109,24 +107,22 @@ impl Chart for TraceChart<'_> {
     where
         DB::ErrorType: 'static,
     {
-        draw_trace(root, self.name, self.samples)
+        draw_trace(root, self)
     }
 }
 
-fn draw_trace<DB: DrawingBackend>(
-    root: DrawingArea<DB, Shift>,
-    name: &str,
-    s: &[TraceSample],
-) -> DrawResult
+fn draw_trace<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, chart: &TraceChart) -> DrawResult
 where
     DB::ErrorType: 'static,
 {
+    let (name, s) = (chart.name, chart.samples);
     root.fill(&WHITE).map_err(err)?;
-    let root = root
-        .titled(&format!("{name}: pressures, flow and valve"), (FONT, 24))
-        .map_err(err)?;
-    let (top, rest) = root.split_vertically(SIZE.1 as i32 * 45 / 100);
-    let (mid, bottom) = rest.split_vertically(SIZE.1 as i32 * 25 / 100);
+    let root = root.titled(&format!("{name}: pressures, flow, valve and firmware"), (FONT, 24)).map_err(err)?;
+    let has_fw = s.iter().any(|x| x.fw_setpoint.is_finite() || x.fw_measured.is_finite());
+    let h = SIZE.1 as i32;
+    let (top, rest) = root.split_vertically(if has_fw { h * 34 / 100 } else { h * 45 / 100 });
+    let (mid, rest) = rest.split_vertically(if has_fw { h * 20 / 100 } else { h * 25 / 100 });
+    let (bottom, fw_area) = if has_fw { rest.split_vertically(h * 18 / 100) } else { (rest.clone(), rest) };
     let (t0, t1) = range(s.iter().map(|x| x.t * 1e3), false);
 
     // Pressures.
@@ -134,34 +130,21 @@ where
         ("supply", RGBColor(120, 120, 120), |x| x.supply / 1e3),
         ("chamber", RGBColor(31, 119, 180), |x| x.chamber / 1e3),
         ("syringe", RGBColor(214, 39, 40), |x| x.syringe / 1e3),
-        ("tissue (needle 1)", RGBColor(44, 160, 44), |x| {
-            x.tissue / 1e3
-        }),
+        ("tissue (needle 1)", RGBColor(44, 160, 44), |x| x.tissue / 1e3),
     ];
-    let (p0, p1) = range(
-        s.iter()
-            .flat_map(|x| series.iter().map(move |(_, _, f)| f(x))),
-        true,
-    );
+    let (p0, p1) = range(s.iter().flat_map(|x| series.iter().map(move |(_, _, f)| f(x))), true);
     let mut c = ChartBuilder::on(&top)
         .margin(10)
         .x_label_area_size(30)
         .y_label_area_size(70)
         .build_cartesian_2d(t0..t1, p0..p1)
         .map_err(err)?;
-    c.configure_mesh()
-        .y_desc("pressure, kPa (gauge)")
-        .label_style((FONT, 14))
-        .draw()
-        .map_err(err)?;
+    c.configure_mesh().y_desc("pressure, kPa (gauge)").label_style((FONT, 14)).draw().map_err(err)?;
     for (label, color, f) in series {
-        c.draw_series(LineSeries::new(
-            s.iter().map(|x| (x.t * 1e3, f(x))),
-            color.stroke_width(2),
-        ))
-        .map_err(err)?
-        .label(label)
-        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+        c.draw_series(LineSeries::new(s.iter().map(|x| (x.t * 1e3, f(x))), color.stroke_width(2)))
+            .map_err(err)?
+            .label(label)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
     }
     c.configure_series_labels()
         .label_font((FONT, 14))
@@ -178,11 +161,7 @@ where
         .y_label_area_size(70)
         .build_cartesian_2d(t0..t1, q0..q1)
         .map_err(err)?;
-    c.configure_mesh()
-        .y_desc("needle flow, µL/s")
-        .label_style((FONT, 14))
-        .draw()
-        .map_err(err)?;
+    c.configure_mesh().y_desc("needle flow, µL/s").label_style((FONT, 14)).draw().map_err(err)?;
     c.draw_series(LineSeries::new(
         s.iter().map(|x| (x.t * 1e3, x.flow * 1e9)),
         RGBColor(148, 103, 189).stroke_width(2),
@@ -196,33 +175,59 @@ where
         .y_label_area_size(70)
         .build_cartesian_2d(t0..t1, -0.05..1.1)
         .map_err(err)?;
-    c.configure_mesh()
-        .x_desc("time, ms")
-        .y_desc("valve")
-        .label_style((FONT, 14))
-        .draw()
-        .map_err(err)?;
-    c.draw_series(LineSeries::new(
-        s.iter()
-            .map(|x| (x.t * 1e3, if x.command { 1.0 } else { 0.0 })),
-        BLACK.stroke_width(1),
-    ))
-    .map_err(err)?
-    .label("command")
-    .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK));
-    c.draw_series(LineSeries::new(
-        s.iter().map(|x| (x.t * 1e3, x.opening)),
-        RGBColor(255, 127, 14).stroke_width(2),
-    ))
-    .map_err(err)?
-    .label("opening")
-    .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RGBColor(255, 127, 14)));
+    c.configure_mesh().x_desc("time, ms").y_desc("valve").label_style((FONT, 14)).draw().map_err(err)?;
+    c.draw_series(LineSeries::new(s.iter().map(|x| (x.t * 1e3, x.command)), BLACK.stroke_width(1)))
+        .map_err(err)?
+        .label("command")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK));
+    c.draw_series(LineSeries::new(s.iter().map(|x| (x.t * 1e3, x.opening)), RGBColor(255, 127, 14).stroke_width(2)))
+        .map_err(err)?
+        .label("opening")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RGBColor(255, 127, 14)));
     c.configure_series_labels()
         .label_font((FONT, 14))
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .draw()
         .map_err(err)?;
+    if has_fw {
+        let k = chart.fw_scale;
+        let series: [(&str, RGBColor, fn(&TraceSample) -> f64); 3] = [
+            ("setpoint", RGBColor(0, 0, 0), |x| x.fw_setpoint),
+            ("measured", RGBColor(214, 39, 40), |x| x.fw_measured),
+            ("command", RGBColor(31, 119, 180), |x| x.fw_command),
+        ];
+        let (y0, y1) = range(s.iter().flat_map(|x| series.iter().map(move |(_, _, f)| f(x) * k)), true);
+        let mut c = ChartBuilder::on(&fw_area)
+            .margin(10)
+            .x_label_area_size(40)
+            .y_label_area_size(70)
+            .build_cartesian_2d(t0..t1, y0..y1)
+            .map_err(err)?;
+        c.configure_mesh()
+            .x_desc("time, ms")
+            .y_desc(format!("firmware, {}", chart.fw_unit))
+            .label_style((FONT, 14))
+            .draw()
+            .map_err(err)?;
+        for (label, color, f) in series {
+            if s.iter().any(|x| f(x).is_finite()) {
+                c.draw_series(LineSeries::new(
+                    s.iter().filter(|x| f(x).is_finite()).map(|x| (x.t * 1e3, f(x) * k)),
+                    color.stroke_width(2),
+                ))
+                .map_err(err)?
+                .label(label)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+            }
+        }
+        c.configure_series_labels()
+            .label_font((FONT, 14))
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()
+            .map_err(err)?;
+    }
     Ok(())
 }
 
@@ -243,21 +248,14 @@ impl Chart for DoseChart<'_> {
     }
 }
 
-fn draw_doses<DB: DrawingBackend>(
-    root: DrawingArea<DB, Shift>,
-    name: &str,
-    shots: &[ShotRecord],
-) -> DrawResult
+fn draw_doses<DB: DrawingBackend>(root: DrawingArea<DB, Shift>, name: &str, shots: &[ShotRecord]) -> DrawResult
 where
     DB::ErrorType: 'static,
 {
     root.fill(&WHITE).map_err(err)?;
     let n = shots.len().max(1) as f64;
     let needles = shots.first().map(|s| s.needles.len()).unwrap_or(1);
-    let (_, y1) = range(
-        shots.iter().flat_map(|s| [s.dose * 1e9, s.leak * 1e9]),
-        true,
-    );
+    let (_, y1) = range(shots.iter().flat_map(|s| [s.dose * 1e9, s.leak * 1e9]), true);
     let mut c = ChartBuilder::on(&root)
         .caption(format!("{name}: dose per shot"), (FONT, 24))
         .margin(15)
@@ -265,47 +263,28 @@ where
         .y_label_area_size(70)
         .build_cartesian_2d(-0.5..(n - 0.5), 0.0..y1)
         .map_err(err)?;
-    c.configure_mesh()
-        .x_desc("shot")
-        .y_desc("volume, µL")
-        .label_style((FONT, 14))
-        .draw()
-        .map_err(err)?;
+    c.configure_mesh().x_desc("shot").y_desc("volume, µL").label_style((FONT, 14)).draw().map_err(err)?;
     let blue = RGBColor(31, 119, 180);
-    c.draw_series(
-        shots
-            .iter()
-            .map(|s| Circle::new((s.index as f64, s.dose * 1e9), 5, blue.filled())),
-    )
-    .map_err(err)?
-    .label("dose into tissue")
-    .legend(move |(x, y)| Circle::new((x + 10, y), 5, blue.filled()));
+    c.draw_series(shots.iter().map(|s| Circle::new((s.index as f64, s.dose * 1e9), 5, blue.filled())))
+        .map_err(err)?
+        .label("dose into tissue")
+        .legend(move |(x, y)| Circle::new((x + 10, y), 5, blue.filled()));
     if shots.len() > 1 {
-        c.draw_series(LineSeries::new(
-            shots.iter().map(|s| (s.index as f64, s.dose * 1e9)),
-            blue,
-        ))
-        .map_err(err)?;
+        c.draw_series(LineSeries::new(shots.iter().map(|s| (s.index as f64, s.dose * 1e9)), blue)).map_err(err)?;
     }
     let red = RGBColor(214, 39, 40);
-    c.draw_series(
-        shots
-            .iter()
-            .map(|s| TriangleMarker::new((s.index as f64, s.leak * 1e9), 6, red.filled())),
-    )
-    .map_err(err)?
-    .label("reflux to the surface")
-    .legend(move |(x, y)| TriangleMarker::new((x + 10, y), 6, red.filled()));
+    c.draw_series(shots.iter().map(|s| TriangleMarker::new((s.index as f64, s.leak * 1e9), 6, red.filled())))
+        .map_err(err)?
+        .label("reflux to the surface")
+        .legend(move |(x, y)| TriangleMarker::new((x + 10, y), 6, red.filled()));
     if needles > 1 {
         for k in 0..needles {
             let color = Palette99::pick(k + 2).to_rgba();
-            c.draw_series(shots.iter().map(move |s| {
-                Cross::new(
-                    (s.index as f64, s.needles[k].dose * 1e9),
-                    5,
-                    color.stroke_width(2),
-                )
-            }))
+            c.draw_series(
+                shots
+                    .iter()
+                    .map(move |s| Cross::new((s.index as f64, s.needles[k].dose * 1e9), 5, color.stroke_width(2))),
+            )
             .map_err(err)?
             .label(format!("needle {}", k + 1))
             .legend(move |(x, y)| Cross::new((x + 10, y), 5, color.stroke_width(2)));

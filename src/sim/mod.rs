@@ -5,8 +5,8 @@ pub mod plant;
 pub mod session;
 pub mod trace;
 
-pub use plant::{Plant, PlantState, Signals, SimError};
+pub use plant::{Drive, Plant, PlantState, Signals, SimError};
 pub use session::{
-    run_session, Observer, SessionResult, SessionSettings, ShotRecord, SolverSettings,
+    run_session, FirmwareLoop, Observer, RunError, SessionResult, SessionSettings, ShotRecord, SolverSettings,
 };
 pub use trace::{TraceRecorder, TraceSample};

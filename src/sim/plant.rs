@@ -52,6 +52,8 @@ pub enum SimError {
 pub struct PlantState {
     /// Time, s.
     pub t: f64,
+    /// Regulator set pressure in force, Pa (fixed, or commanded by firmware).
+    pub p_set: f64,
     /// Regulator output pressure, Pa.
     pub p_reg: f64,
     /// Reservoir pressure, Pa (constant when there is no reservoir).
@@ -98,6 +100,15 @@ pub struct PlantState {
     pub supply_mass: f64,
     /// The stopper has reached the bottom of the syringe.
     pub syringe_empty: bool,
+}
+
+/// Actuator inputs held over a plant step.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Drive {
+    /// Coil voltage as a fraction of the drive voltage, averaged over the step (0 to 1).
+    pub coil: f64,
+    /// Proportional-regulator set pressure, Pa absolute (NaN: unchanged).
+    pub regulator_setpoint: f64,
 }
 
 /// Signals computed during the last step, for observers and shot records.
@@ -163,22 +174,10 @@ impl StepCache {
             return;
         }
         self.dt = dt;
-        self.supply_decay = if p.supply.tau > 0.0 {
-            (-dt / p.supply.tau).exp()
-        } else {
-            0.0
-        };
-        self.absorb_decay = p
-            .sites
-            .iter()
-            .map(|s| (-dt / s.absorption_time).exp())
-            .collect();
+        self.supply_decay = if p.supply.tau > 0.0 { (-dt / p.supply.tau).exp() } else { 0.0 };
+        self.absorb_decay = p.sites.iter().map(|s| (-dt / s.absorption_time).exp()).collect();
         self.needle_ci = p.needles.iter().map(|n| n.inertance() / dt).collect();
-        self.tube_ci = p
-            .tubing
-            .as_ref()
-            .map(|t| t.conduit.inertance() / dt)
-            .unwrap_or(0.0);
+        self.tube_ci = p.tubing.as_ref().map(|t| t.conduit.inertance() / dt).unwrap_or(0.0);
         self.seal = p.piston.seal();
         self.fric = p.syringe.friction.plus(&self.seal);
         self.z_max = (p.syringe.fill_volume - p.syringe.dead_space) / p.syringe.area;
@@ -189,22 +188,15 @@ impl Plant {
     /// A plant at rest: atmosphere everywhere but the regulator, piston home.
     pub fn new(params: Params) -> Plant {
         let n = params.needles.len();
-        let segs = if params.line.is_absent() {
-            0
-        } else {
-            params.line.segments
-        };
+        let segs = if params.line.is_absent() { 0 } else { params.line.segments };
         let p_atm = params.p_atm;
-        let p_res = params
-            .supply
-            .reservoir
-            .as_ref()
-            .map(|r| r.p_initial)
-            .unwrap_or(params.supply.p_set);
-        let p_reg = params.supply.target(p_res, 0.0);
+        let p_res = params.supply.reservoir.as_ref().map(|r| r.p_initial).unwrap_or(params.supply.p_set);
+        let p_set = params.supply.p_set;
+        let p_reg = params.supply.target(p_set, p_res, 0.0);
         let storage = storage_for(&params, 0.0);
         let state = PlantState {
             t: 0.0,
+            p_set,
             p_reg,
             p_res,
             valve: ValveState::default(),
@@ -229,12 +221,7 @@ impl Plant {
             supply_mass: 0.0,
             syringe_empty: false,
         };
-        let signals = Signals {
-            p_site: vec![0.0; n],
-            re: vec![0.0; n],
-            q_leak: vec![0.0; n],
-            ..Default::default()
-        };
+        let signals = Signals { p_site: vec![0.0; n], re: vec![0.0; n], q_leak: vec![0.0; n], ..Default::default() };
         Plant {
             params,
             state,
@@ -282,10 +269,18 @@ impl Plant {
         self.state.line_p.first().copied().unwrap_or(self.state.p_c)
     }
 
-    /// Advance by `dt` seconds with the valve commanded `command`.
+    /// Advance by `dt` seconds with the coil at full voltage (`command`) or off.
     pub fn step(&mut self, command: bool, dt: f64) -> Result<(), SimError> {
+        self.step_with(&Drive { coil: if command { 1.0 } else { 0.0 }, regulator_setpoint: f64::NAN }, dt)
+    }
+
+    /// Advance by `dt` seconds under the actuator inputs `drive`.
+    pub fn step_with(&mut self, drive: &Drive, dt: f64) -> Result<(), SimError> {
         self.cache.refresh(&self.params, dt);
-        self.step_valve(command, dt);
+        if self.params.supply.proportional && drive.regulator_setpoint.is_finite() {
+            self.state.p_set = drive.regulator_setpoint.clamp(self.params.p_atm, self.params.supply.p_set_max);
+        }
+        self.step_valve(drive.coil, dt);
         self.step_pneumatics(dt);
         self.step_liquid(dt);
         self.state.t += dt;
@@ -293,11 +288,9 @@ impl Plant {
         self.check()
     }
 
-    fn step_valve(&mut self, command: bool, dt: f64) {
+    fn step_valve(&mut self, drive: f64, dt: f64) {
         let dp = self.state.p_reg - self.valve_outlet_pressure();
-        self.params
-            .valve
-            .advance(&mut self.state.valve, command, dp, dt);
+        self.params.valve.advance(&mut self.state.valve, drive, dp, dt);
     }
 
     fn step_pneumatics(&mut self, dt: f64) {
@@ -312,16 +305,9 @@ impl Plant {
         let bore = (4.0 * p.piston.area / std::f64::consts::PI).sqrt();
         let a_w = 2.0 * p.piston.area + std::f64::consts::PI * bore * v_c / p.piston.area;
         // Valve flows at the outlet node.
-        let (p_out, t_out) = if segs > 0 {
-            (s.line_p[0], p.line.temperature)
-        } else {
-            (s.p_c, s.t_c)
-        };
+        let (p_out, t_out) = if segs > 0 { (s.line_p[0], p.line.temperature) } else { (s.p_c, s.t_c) };
         let fin = p.valve.inlet.flow(o, s.p_reg, t_s, p_out, t_out);
-        let fex = p
-            .valve
-            .exhaust
-            .flow(1.0 - o, p.p_atm, p.t_ambient, p_out, t_out);
+        let fex = p.valve.exhaust.flow(1.0 - o, p.p_atm, p.t_ambient, p_out, t_out);
         // fex.q is the flow from the atmosphere into the outlet (negative when venting).
         let q_in = fin.q;
         let q_ex = -fex.q;
@@ -359,9 +345,7 @@ impl Plant {
             // Chamber fed by the last connection.
             let w = s.line_w[segs - 1];
             let (qi, qo) = if w >= 0.0 { (w, 0.0) } else { (0.0, -w) };
-            let r = p
-                .chamber
-                .rates(s.p_c, s.t_c, v_c, dv_c, qi, line.temperature, qo, a_w);
+            let r = p.chamber.rates(s.p_c, s.t_c, v_c, dv_c, qi, line.temperature, qo, a_w);
             s.p_c += dt * r.dp / (1.0 - dt * r.dp_dp_volume.min(0.0));
             s.t_c *= (dt * r.dt / s.t_c).exp();
         } else {
@@ -386,7 +370,7 @@ impl Plant {
         }
         // Supply: regulator lag towards its drooped target; reservoir drawn down.
         let draw = q_in.max(0.0);
-        let target = p.supply.target(s.p_res, draw);
+        let target = p.supply.target(s.p_set, s.p_res, draw);
         s.p_reg = target + (s.p_reg - target) * self.cache.supply_decay;
         s.p_res -= p.supply.reservoir_drop(draw * dt);
         s.supply_mass += draw * dt;
@@ -399,8 +383,7 @@ impl Plant {
         let n = p.needles.len();
         let area = p.syringe.area;
         // Forces on the piston other than friction and liquid (forward +).
-        let fp =
-            (s.p_c - pa) * p.piston.area - (p.piston.spring_preload + p.piston.spring_rate * s.x_p);
+        let fp = (s.p_c - pa) * p.piston.area - (p.piston.spring_preload + p.piston.spring_rate * s.x_p);
         // Needle linearisation: Q' = a + b·p_hub' (gauge).
         let mut extrapolated = false;
         for k in 0..n {
@@ -459,8 +442,7 @@ impl Plant {
             let engaged_force = fp - area * h0; // friction must cancel this to stay stuck
             let (v, pv) = if s.v_p > 0.0 || (s.stuck && engaged_force > fric.break_loose) {
                 let dry = fric.dry(s.v_p.max(0.0));
-                let v =
-                    (m * s.v_p / dt + fp - dry - area * h0) / (m / dt + fric.viscous + area * h1);
+                let v = (m * s.v_p / dt + fp - dry - area * h0) / (m / dt + fric.viscous + area * h1);
                 if v > 0.0 {
                     (v, v)
                 } else {
@@ -507,11 +489,7 @@ impl Plant {
                 // Commit.
                 let mut q_sum = 0.0;
                 for k in 0..n {
-                    let q = if self.open[k] {
-                        (self.a[k] + self.b[k] * ph_new).max(0.0)
-                    } else {
-                        0.0
-                    };
+                    let q = if self.open[k] { (self.a[k] + self.b[k] * ph_new).max(0.0) } else { 0.0 };
                     s.q_needle[k] = q;
                     q_sum += q;
                 }
@@ -537,11 +515,7 @@ impl Plant {
         self.signals.breakaway = s.stuck && plunger_v > 0.0;
         let stopped = v_new == 0.0;
         s.x_p = (s.x_p + dt * v_new).clamp(0.0, p.piston.stroke);
-        s.v_p = if (s.x_p >= p.piston.stroke && v_new > 0.0) || (s.x_p <= 0.0 && v_new < 0.0) {
-            0.0
-        } else {
-            v_new
-        };
+        s.v_p = if (s.x_p >= p.piston.stroke && v_new > 0.0) || (s.x_p <= 0.0 && v_new < 0.0) { 0.0 } else { v_new };
         s.stuck = stopped || s.v_p == 0.0;
         s.z += dt * plunger_v;
         s.expelled += dt * area * plunger_v;
@@ -559,11 +533,7 @@ impl Plant {
             s.v_bleb[k] = s.v_bleb[k] * self.cache.absorb_decay[k] + dt * q_tis;
             s.delivered[k] += dt * q_tis;
             s.leaked[k] += dt * site.q_leak;
-            self.signals.p_site[k] = if q > 0.0 {
-                site.p
-            } else {
-                p.sites[k].static_pressure(s.v_bleb[k])
-            };
+            self.signals.p_site[k] = if q > 0.0 { site.p } else { p.sites[k].static_pressure(s.v_bleb[k]) };
             self.signals.q_leak[k] = site.q_leak;
             delivered_total += s.delivered[k];
         }
@@ -585,78 +555,34 @@ impl Plant {
             + s.p_s
             + s.p_hub
             + s.q_tube;
-        for v in s
-            .line_p
-            .iter()
-            .chain(&s.line_w)
-            .chain(&s.q_needle)
-            .chain(&s.v_bleb)
-        {
+        for v in s.line_p.iter().chain(&s.line_w).chain(&s.q_needle).chain(&s.v_bleb) {
             sum += v;
         }
         if sum.is_finite() && s.p_c > 0.0 && s.t_c > 0.0 {
             return Ok(());
         }
         let t_ms = s.t * 1e3;
-        let bad = |component: &'static str, state: String| {
-            Err(SimError::NonFinite {
-                component,
-                t_ms,
-                state,
-            })
-        };
+        let bad = |component: &'static str, state: String| Err(SimError::NonFinite { component, t_ms, state });
         if !(s.p_reg.is_finite() && s.p_res.is_finite()) {
-            return bad(
-                "supply",
-                format!("regulator {} Pa, reservoir {} Pa", s.p_reg, s.p_res),
-            );
+            return bad("supply", format!("regulator {} Pa, reservoir {} Pa", s.p_reg, s.p_res));
         }
         if !(s.valve.current.is_finite() && s.valve.x.is_finite() && s.valve.opening.is_finite()) {
-            return bad(
-                "valve",
-                format!(
-                    "coil current {} A, armature {} m",
-                    s.valve.current, s.valve.x
-                ),
-            );
+            return bad("valve", format!("coil current {} A, armature {} m", s.valve.current, s.valve.x));
         }
-        if s.line_p
-            .iter()
-            .chain(s.line_w.iter())
-            .any(|v| !v.is_finite())
-        {
-            return bad(
-                "line",
-                format!("pressures {:?} Pa, flows {:?} kg/s", s.line_p, s.line_w),
-            );
+        if s.line_p.iter().chain(s.line_w.iter()).any(|v| !v.is_finite()) {
+            return bad("line", format!("pressures {:?} Pa, flows {:?} kg/s", s.line_p, s.line_w));
         }
         if !(s.p_c.is_finite() && s.t_c.is_finite() && s.p_c > 0.0 && s.t_c > 0.0) {
-            return bad(
-                "chamber",
-                format!("pressure {} Pa, temperature {} K", s.p_c, s.t_c),
-            );
+            return bad("chamber", format!("pressure {} Pa, temperature {} K", s.p_c, s.t_c));
         }
         if !(s.x_p.is_finite() && s.v_p.is_finite()) {
-            return bad(
-                "piston",
-                format!("position {} m, velocity {} m/s", s.x_p, s.v_p),
-            );
+            return bad("piston", format!("position {} m, velocity {} m/s", s.x_p, s.v_p));
         }
         if !(s.p_s.is_finite() && s.p_hub.is_finite() && s.q_tube.is_finite()) {
-            return bad(
-                "syringe",
-                format!("pressure {} Pa, hub {} Pa", s.p_s, s.p_hub),
-            );
+            return bad("syringe", format!("pressure {} Pa, hub {} Pa", s.p_s, s.p_hub));
         }
-        if s.q_needle
-            .iter()
-            .chain(s.v_bleb.iter())
-            .any(|v| !v.is_finite())
-        {
-            return bad(
-                "needle",
-                format!("flows {:?} m³/s, blebs {:?} m³", s.q_needle, s.v_bleb),
-            );
+        if s.q_needle.iter().chain(s.v_bleb.iter()).any(|v| !v.is_finite()) {
+            return bad("needle", format!("flows {:?} m³/s, blebs {:?} m³", s.q_needle, s.v_bleb));
         }
         Ok(())
     }

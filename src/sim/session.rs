@@ -10,8 +10,10 @@
 //! with the closed-form solution of what still moves (regulator recovery,
 //! bleb absorption, chamber gas cooling).
 
-use super::plant::{Plant, SimError};
-use crate::control::{Controller, FirmwareInput};
+use super::plant::{Drive, Plant, SimError};
+use crate::control::drive::Driver;
+use crate::control::sensors::Sensors;
+use crate::control::{Controller, FirmwareError, FwInput, FwOutput};
 use crate::model::chamber::Thermal;
 use crate::model::gas::{CV_AIR, R_AIR};
 
@@ -92,7 +94,7 @@ pub struct ShotRecord {
     pub t90: f64,
     /// Effective valve-open time ∫ opening dt, s.
     pub valve_open_effective: f64,
-    /// Opening delay: trigger to 90 % opening, s (NaN if never reached).
+    /// Opening delay: drive on to 90 % opening, s (NaN if never reached).
     pub valve_t_on: f64,
     /// Closing delay: command off to 10 % opening, s (NaN if never reached).
     pub valve_t_off: f64,
@@ -135,13 +137,14 @@ pub struct Flags {
 
 /// Receives the plant after every step.
 pub trait Observer {
-    /// Called after each step with the firmware command in force.
-    fn observe(&mut self, plant: &Plant, command: bool);
+    /// Called after each step with the coil drive applied over the step and
+    /// the firmware output in force.
+    fn observe(&mut self, plant: &Plant, coil: f64, fw: &FwOutput);
 }
 
 impl Observer for () {
     #[inline]
-    fn observe(&mut self, _: &Plant, _: bool) {}
+    fn observe(&mut self, _: &Plant, _: f64, _: &FwOutput) {}
 }
 
 /// Result of a session.
@@ -157,29 +160,69 @@ pub struct SessionResult {
     pub substeps: u64,
     /// Effective step, s.
     pub effective_step: f64,
+    /// Firmware ticks simulated (ticks skipped while quiescent are not counted).
+    pub ticks: u64,
     /// Human-readable warnings about model validity, in a fixed order.
     pub warnings: Vec<String>,
 }
 
-/// Run `session` on `plant` with `controller`, reporting every step to `observer`.
+/// The firmware side of the co-simulation: controller, sensors, valve driver
+/// and the compute delay between a tick's computation and its application.
+pub struct FirmwareLoop<'a> {
+    /// The firmware.
+    pub controller: &'a mut dyn Controller,
+    /// Sensor models.
+    pub sensors: Sensors,
+    /// Valve driver.
+    pub driver: Driver,
+    /// Ticks between computing a command and applying it.
+    pub delay_ticks: usize,
+}
+
+/// A failure during a session.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The plant failed numerically.
+    #[error(transparent)]
+    Sim(#[from] SimError),
+    /// The firmware failed.
+    #[error(transparent)]
+    Firmware(#[from] FirmwareError),
+}
+
+/// Run `session` on `plant` with the firmware loop `fw`, reporting every step to `observer`.
 pub fn run_session(
     plant: &mut Plant,
-    controller: &mut dyn Controller,
+    fw: &mut FirmwareLoop,
     solver: &SolverSettings,
     session: &SessionSettings,
     observer: &mut dyn Observer,
-) -> Result<SessionResult, SimError> {
+) -> Result<SessionResult, RunError> {
     let n_sub = solver.substeps();
     let tick = solver.tick;
     let h = tick / n_sub as f64;
     let period_ticks = ((session.period / tick).round() as u64).max(1);
     let tail_ticks = (solver.max_tail / tick).ceil() as u64;
+    let press_ticks = ((fw.sensors.spec().trigger_press / tick).round() as u64).max(1);
+    let debounce_ticks = (fw.sensors.spec().debounce / tick).round() as u64;
     let pa = plant.params.p_atm;
     let n = plant.params.needles.len();
+    let area = plant.params.syringe.area;
     let mut shots = Vec::with_capacity(session.shots);
     let mut stopped = None;
     let mut cumulative: Vec<(f64, f64)> = Vec::new();
     let steps0 = plant.steps();
+    fw.controller.reset()?;
+    let mut queue: std::collections::VecDeque<FwOutput> = std::collections::VecDeque::with_capacity(fw.delay_ticks + 1);
+    let mut applied = FwOutput::default();
+    // Trigger: raw level, debounced level, ticks the raw level has differed from the debounced one.
+    let mut debounced = 0u32;
+    let mut pending = 0u64;
+    let mut edges = 0u32;
+    let mut t_edge = f64::NEG_INFINITY;
+    let mut ticks_run = 0u64;
+    let truth = |p: &Plant| [p.state.p_reg - pa, p.state.p_c - pa, p.state.p_s - pa];
+    fw.sensors.settle(truth(plant));
     for shot in 0..session.shots {
         let start_tick = shot as u64 * period_ticks;
         let last = shot + 1 == session.shots;
@@ -189,9 +232,135 @@ pub fn run_session(
         plant.refresh_storage();
         let s0 = plant.state.clone();
         let steps_before = plant.steps();
-        let mut rec = ShotRecord {
-            index: shot,
-            t_start: start_tick as f64 * tick,
+        let mut rec = ShotRecord::starting(shot, start_tick as f64 * tick, &s0, pa, n);
+        cumulative.clear();
+        let delivered0: f64 = s0.delivered.iter().sum();
+        let mut was_active = false;
+        let mut t_rise = f64::NAN;
+        let mut t_fall = f64::NAN;
+        let mut active_ticks = 0u64;
+        let mut k = 0u64;
+        let mut end_tick = period_ticks;
+        while k < end_tick {
+            let tick_no = start_tick + k;
+            let t_tick = tick_no as f64 * tick;
+            // Trigger and debounce.
+            let raw = (k < press_ticks) as u32;
+            if raw != debounced {
+                pending += 1;
+                if pending > debounce_ticks {
+                    debounced = raw;
+                    pending = 0;
+                    if raw == 1 {
+                        edges += 1;
+                        t_edge = t_tick;
+                    }
+                }
+            } else {
+                pending = 0;
+            }
+            // Firmware tick: sample, compute, delay, apply.
+            fw.sensors.sample(tick_no);
+            let [p_supply, p_chamber, p_syringe] = fw.sensors.pressures();
+            let input = FwInput {
+                t: t_tick,
+                tick_period: tick,
+                tick: tick_no,
+                shot: edges.saturating_sub(1),
+                trigger: debounced,
+                t_since_trigger: t_tick - t_edge,
+                p_supply,
+                p_chamber,
+                p_syringe,
+                plunger: fw.sensors.encoder(plant.state.z),
+                syringe_area: area,
+            };
+            let mut out = FwOutput::default();
+            fw.controller.step(&input, &mut out)?;
+            out.validate().map_err(|message| FirmwareError::Step {
+                name: fw.controller.name(),
+                t_ms: t_tick * 1e3,
+                tick: tick_no,
+                message,
+            })?;
+            queue.push_back(out);
+            if queue.len() > fw.delay_ticks {
+                applied = queue.pop_front().expect("non-empty");
+            }
+            fw.driver.command(&applied, t_tick);
+            let active = fw.driver.active();
+            if active && !was_active && t_rise.is_nan() {
+                t_rise = k as f64 * tick;
+            }
+            if !active && was_active {
+                t_fall = k as f64 * tick;
+            }
+            was_active = active;
+            active_ticks += active as u64;
+            let regulator_setpoint =
+                if applied.regulator_setpoint.is_nan() { f64::NAN } else { applied.regulator_setpoint + pa };
+            for j in 0..n_sub {
+                let t0 = t_tick + j as f64 * h;
+                let t1 = t_tick + (j + 1) as f64 * h;
+                let coil = fw.driver.mean(t0, t1);
+                plant.step_with(&Drive { coil, regulator_setpoint }, h)?;
+                // Keep time exact (no drift from repeated additions).
+                plant.state.t = t1;
+                fw.sensors.track(truth(plant), h);
+                rec.accumulate(plant, t1 - rec.t_start, h, t_rise, t_fall, pa);
+                cumulative.push((t1 - rec.t_start, plant.signals.delivered_total - delivered0));
+                observer.observe(plant, coil, &applied);
+            }
+            k += 1;
+            ticks_run += 1;
+            if plant.state.syringe_empty {
+                stopped = Some(format!(
+                    "the syringe is empty after shot {} of {} (stopper at {:.2} mm, {:.1} µL left as dead space)",
+                    shot + 1,
+                    session.shots,
+                    plant.state.z * 1e3,
+                    plant.params.syringe.dead_space * 1e9
+                ));
+                break;
+            }
+            let idle = applied.idle == 1 && queue.iter().all(|o| o.idle == 1) && !active && raw == 0 && debounced == 0;
+            if idle && !t_fall.is_nan() && quiescent(plant) {
+                if last {
+                    break;
+                }
+                fast_forward(plant, (start_tick + end_tick) as f64 * tick);
+                fw.sensors.settle(truth(plant));
+                observer.observe(plant, 0.0, &applied);
+                break;
+            }
+            if last && !t_fall.is_nan() && k >= (t_fall / tick).round() as u64 + tail_ticks {
+                end_tick = k;
+            }
+        }
+        rec.open_time_cmd = active_ticks as f64 * tick;
+        rec.finish(plant, &s0, steps_before, &cumulative);
+        shots.push(rec);
+        if stopped.is_some() {
+            break;
+        }
+    }
+    let warnings = warnings(plant, &shots, stopped.as_deref());
+    Ok(SessionResult {
+        shots,
+        stopped,
+        steps: plant.steps() - steps0,
+        substeps: n_sub,
+        effective_step: h,
+        ticks: ticks_run,
+        warnings,
+    })
+}
+
+impl ShotRecord {
+    fn starting(index: usize, t_start: f64, s0: &super::PlantState, pa: f64, n: usize) -> ShotRecord {
+        ShotRecord {
+            index,
+            t_start,
             duration: 0.0,
             open_time_cmd: 0.0,
             dose: 0.0,
@@ -216,124 +385,58 @@ pub fn run_session(
             hit_stroke: false,
             steps: 0,
             breakaways: 0,
-            needles: vec![
-                NeedleShot {
-                    dose: 0.0,
-                    leak: 0.0,
-                    peak_site_pressure: 0.0,
-                    max_re: 0.0
-                };
-                n
-            ],
+            needles: vec![NeedleShot { dose: 0.0, leak: 0.0, peak_site_pressure: 0.0, max_re: 0.0 }; n],
             flags: Flags::default(),
-        };
-        cumulative.clear();
-        let delivered0: f64 = s0.delivered.iter().sum();
-        let mut prev_command = false;
-        let mut t_fall = f64::NAN;
-        let mut k = 0u64;
-        let mut end_tick = period_ticks;
-        while k < end_tick {
-            let t_tick = (start_tick + k) as f64 * tick;
-            let out = controller.step(&FirmwareInput {
-                t: t_tick,
-                shot,
-                t_in_shot: k as f64 * tick,
-            });
-            let command = out.valve;
-            if command && !prev_command && k == 0 {
-                rec.open_time_cmd = controller.commanded_open_time();
-            }
-            if !command && prev_command {
-                t_fall = k as f64 * tick;
-            }
-            prev_command = command;
-            for j in 0..n_sub {
-                plant.step(command, h)?;
-                // Keep time exact (no drift from repeated additions).
-                plant.state.t = t_tick + (j + 1) as f64 * h;
-                let t_rel = plant.state.t - rec.t_start;
-                let s = &plant.state;
-                let sig = &plant.signals;
-                rec.peak_flow = rec.peak_flow.max(sig.q_total);
-                rec.peak_syringe_pressure = rec.peak_syringe_pressure.max(s.p_s - pa);
-                rec.peak_chamber_pressure = rec.peak_chamber_pressure.max(s.p_c - pa);
-                rec.valve_open_effective += h * s.valve.opening;
-                if rec.valve_t_on.is_nan() && command && s.valve.opening >= 0.9 {
-                    rec.valve_t_on = t_rel;
-                }
-                if rec.valve_t_off.is_nan() && !t_fall.is_nan() && s.valve.opening <= 0.1 {
-                    rec.valve_t_off = t_rel - t_fall;
-                }
-                rec.inlet_choked |= sig.inlet_choked;
-                rec.breakaways += sig.breakaway as u32;
-                rec.hit_stroke |= s.x_p >= plant.params.piston.stroke;
-                rec.flags.extrapolated |= sig.extrapolated;
-                rec.flags.line_mach = rec.flags.line_mach.max(sig.line_mach);
-                for i in 0..n {
-                    let ns = &mut rec.needles[i];
-                    ns.peak_site_pressure = ns.peak_site_pressure.max(sig.p_site[i]);
-                    ns.max_re = ns.max_re.max(sig.re[i]);
-                }
-                cumulative.push((t_rel, sig.delivered_total - delivered0));
-                observer.observe(plant, command);
-            }
-            k += 1;
-            if plant.state.syringe_empty {
-                stopped = Some(format!(
-                    "the syringe is empty after shot {} of {} (stopper at {:.2} mm, {:.1} µL left as dead space)",
-                    shot + 1,
-                    session.shots,
-                    plant.state.z * 1e3,
-                    plant.params.syringe.dead_space * 1e9
-                ));
-                break;
-            }
-            if !command && !t_fall.is_nan() && quiescent(plant) {
-                if last {
-                    break;
-                }
-                fast_forward(plant, (start_tick + end_tick) as f64 * tick);
-                observer.observe(plant, command);
-                break;
-            }
-            if last && !t_fall.is_nan() && k >= (t_fall / tick).round() as u64 + tail_ticks {
-                end_tick = k;
-            }
-        }
-        let s = &plant.state;
-        rec.duration = s.t - rec.t_start;
-        rec.steps = plant.steps() - steps_before;
-        rec.expelled = s.expelled - s0.expelled;
-        rec.stored_change = (s.w_syr + s.w_hub) - (s0.w_syr + s0.w_hub);
-        rec.plunger_end = s.z;
-        for i in 0..n {
-            let ns = &mut rec.needles[i];
-            ns.dose = s.delivered[i] - s0.delivered[i];
-            ns.leak = s.leaked[i] - s0.leaked[i];
-            rec.dose += ns.dose;
-            rec.leak += ns.leak;
-            rec.peak_tissue_pressure = rec.peak_tissue_pressure.max(ns.peak_site_pressure);
-            rec.max_re = rec.max_re.max(ns.max_re);
-            let ratio =
-                plant.params.needles[i].entrance_length(ns.max_re) / plant.params.needles[i].length;
-            rec.flags.entrance_ratio = rec.flags.entrance_ratio.max(ratio);
-        }
-        rec.t90 = time_to_fraction(&cumulative, 0.9 * rec.dose);
-        shots.push(rec);
-        if stopped.is_some() {
-            break;
         }
     }
-    let warnings = warnings(plant, &shots, stopped.as_deref());
-    Ok(SessionResult {
-        shots,
-        stopped,
-        steps: plant.steps() - steps0,
-        substeps: n_sub,
-        effective_step: h,
-        warnings,
-    })
+
+    /// Fold one step into the record; `t_rel` is the time since the trigger,
+    /// `t_rise`/`t_fall` the drive's edges (NaN before they happen).
+    #[inline]
+    fn accumulate(&mut self, plant: &Plant, t_rel: f64, h: f64, t_rise: f64, t_fall: f64, pa: f64) {
+        let s = &plant.state;
+        let sig = &plant.signals;
+        self.peak_flow = self.peak_flow.max(sig.q_total);
+        self.peak_syringe_pressure = self.peak_syringe_pressure.max(s.p_s - pa);
+        self.peak_chamber_pressure = self.peak_chamber_pressure.max(s.p_c - pa);
+        self.valve_open_effective += h * s.valve.opening;
+        if self.valve_t_on.is_nan() && !t_rise.is_nan() && s.valve.opening >= 0.9 {
+            self.valve_t_on = t_rel - t_rise;
+        }
+        if self.valve_t_off.is_nan() && !t_fall.is_nan() && s.valve.opening <= 0.1 {
+            self.valve_t_off = t_rel - t_fall;
+        }
+        self.inlet_choked |= sig.inlet_choked;
+        self.breakaways += sig.breakaway as u32;
+        self.hit_stroke |= s.x_p >= plant.params.piston.stroke;
+        self.flags.extrapolated |= sig.extrapolated;
+        self.flags.line_mach = self.flags.line_mach.max(sig.line_mach);
+        for (ns, (p, re)) in self.needles.iter_mut().zip(sig.p_site.iter().zip(&sig.re)) {
+            ns.peak_site_pressure = ns.peak_site_pressure.max(*p);
+            ns.max_re = ns.max_re.max(*re);
+        }
+    }
+
+    fn finish(&mut self, plant: &Plant, s0: &super::PlantState, steps_before: u64, cumulative: &[(f64, f64)]) {
+        let s = &plant.state;
+        self.duration = s.t - self.t_start;
+        self.steps = plant.steps() - steps_before;
+        self.expelled = s.expelled - s0.expelled;
+        self.stored_change = (s.w_syr + s.w_hub) - (s0.w_syr + s0.w_hub);
+        self.plunger_end = s.z;
+        for i in 0..self.needles.len() {
+            let ns = &mut self.needles[i];
+            ns.dose = s.delivered[i] - s0.delivered[i];
+            ns.leak = s.leaked[i] - s0.leaked[i];
+            self.dose += ns.dose;
+            self.leak += ns.leak;
+            self.peak_tissue_pressure = self.peak_tissue_pressure.max(ns.peak_site_pressure);
+            self.max_re = self.max_re.max(ns.max_re);
+            let ratio = plant.params.needles[i].entrance_length(ns.max_re) / plant.params.needles[i].length;
+            self.flags.entrance_ratio = self.flags.entrance_ratio.max(ratio);
+        }
+        self.t90 = time_to_fraction(cumulative, 0.9 * self.dose);
+    }
 }
 
 fn time_to_fraction(cum: &[(f64, f64)], target: f64) -> f64 {
@@ -343,11 +446,7 @@ fn time_to_fraction(cum: &[(f64, f64)], target: f64) -> f64 {
     let mut prev = (0.0, 0.0);
     for &(t, v) in cum {
         if v >= target {
-            let f = if v > prev.1 {
-                (target - prev.1) / (v - prev.1)
-            } else {
-                1.0
-            };
+            let f = if v > prev.1 { (target - prev.1) / (v - prev.1) } else { 1.0 };
             return prev.0 + f * (t - prev.0);
         }
         prev = (t, v);
@@ -376,7 +475,7 @@ pub fn fast_forward(plant: &mut Plant, t_to: f64) {
     }
     let p = &plant.params;
     let s = &mut plant.state;
-    let target = p.supply.target(s.p_res, 0.0);
+    let target = p.supply.target(s.p_set, s.p_res, 0.0);
     s.p_reg = p.supply.advance_output(s.p_reg, target, dt);
     for (v, site) in s.v_bleb.iter_mut().zip(&p.sites) {
         *v *= (-dt / site.absorption_time).exp();
@@ -412,9 +511,7 @@ fn warnings(plant: &Plant, shots: &[ShotRecord], stopped: Option<&str>) -> Vec<S
         ));
     }
     if newtonian && max_re > 1e5 {
-        w.push(format!(
-            "max Re {max_re:.0} exceeds 1e5, beyond the Blasius correlation's validity"
-        ));
+        w.push(format!("max Re {max_re:.0} exceeds 1e5, beyond the Blasius correlation's validity"));
     }
     if !newtonian && max_re > 2100.0 {
         w.push(format!(
@@ -422,15 +519,9 @@ fn warnings(plant: &Plant, shots: &[ShotRecord], stopped: Option<&str>) -> Vec<S
         ));
     }
     if shots.iter().any(|s| s.flags.extrapolated) {
-        w.push(
-            "a needle flow exceeded 100 mL/s, beyond the tabulated flow curve (extrapolated)"
-                .into(),
-        );
+        w.push("a needle flow exceeded 100 mL/s, beyond the tabulated flow curve (extrapolated)".into());
     }
-    let entrance = shots
-        .iter()
-        .map(|s| s.flags.entrance_ratio)
-        .fold(0.0, f64::max);
+    let entrance = shots.iter().map(|s| s.flags.entrance_ratio).fold(0.0, f64::max);
     if entrance > 1.0 {
         w.push(format!(
             "the entrance length reaches {entrance:.1}× the needle length: the flow is developing over the whole needle; the minor-loss coefficient accounts for it only approximately"
@@ -438,7 +529,9 @@ fn warnings(plant: &Plant, shots: &[ShotRecord], stopped: Option<&str>) -> Vec<S
     }
     let mach = shots.iter().map(|s| s.flags.line_mach).fold(0.0, f64::max);
     if mach > 0.3 {
-        w.push(format!("pneumatic line Mach number reaches {mach:.2} (> 0.3): the lumped line is outside its validity"));
+        w.push(format!(
+            "pneumatic line Mach number reaches {mach:.2} (> 0.3): the lumped line is outside its validity"
+        ));
     }
     let leaky = count(&|s| s.leak > 1e-12);
     if leaky > 0 {
@@ -462,7 +555,11 @@ fn warnings(plant: &Plant, shots: &[ShotRecord], stopped: Option<&str>) -> Vec<S
     }
     let stroke = count(&|s| s.hit_stroke);
     if stroke > 0 {
-        w.push(format!("the piston reached its front stop in {} of {} shots: those doses are limited by the stroke", stroke, shots.len()));
+        w.push(format!(
+            "the piston reached its front stop in {} of {} shots: those doses are limited by the stroke",
+            stroke,
+            shots.len()
+        ));
     }
     if let Some(msg) = stopped {
         w.push(format!("session stopped early: {msg}"));

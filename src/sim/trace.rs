@@ -2,14 +2,15 @@
 
 use super::plant::Plant;
 use super::session::Observer;
+use crate::control::FwOutput;
 
 /// One trace sample (SI, pressures gauge).
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct TraceSample {
     /// Time, s.
     pub t: f64,
-    /// Firmware valve command.
-    pub command: bool,
+    /// Coil drive over the last step, fraction of the drive voltage.
+    pub command: f64,
     /// Valve opening fraction, –.
     pub opening: f64,
     /// Coil current, A.
@@ -36,6 +37,16 @@ pub struct TraceSample {
     pub delivered: f64,
     /// Refluxed so far, m³.
     pub leaked: f64,
+    /// Regulator set pressure in force, Pa (gauge).
+    pub regulator_setpoint: f64,
+    /// Firmware telemetry: setpoint.
+    pub fw_setpoint: f64,
+    /// Firmware telemetry: measured value.
+    pub fw_measured: f64,
+    /// Firmware telemetry: command.
+    pub fw_command: f64,
+    /// Firmware telemetry: integrator.
+    pub fw_integrator: f64,
 }
 
 /// Records a [`TraceSample`] every `interval` seconds.
@@ -50,16 +61,12 @@ pub struct TraceRecorder {
 impl TraceRecorder {
     /// Sample every `interval` s.
     pub fn new(interval: f64) -> TraceRecorder {
-        TraceRecorder {
-            interval,
-            next: 0.0,
-            samples: Vec::new(),
-        }
+        TraceRecorder { interval, next: 0.0, samples: Vec::new() }
     }
 }
 
-/// A sample of the plant now.
-pub fn sample(plant: &Plant, command: bool) -> TraceSample {
+/// A sample of the plant and the firmware now.
+pub fn sample(plant: &Plant, command: f64, fw: &FwOutput) -> TraceSample {
     let s = &plant.state;
     let pa = plant.params.p_atm;
     TraceSample {
@@ -78,14 +85,19 @@ pub fn sample(plant: &Plant, command: bool) -> TraceSample {
         flow: s.q_needle.iter().sum(),
         delivered: s.delivered.iter().sum(),
         leaked: s.leaked.iter().sum(),
+        regulator_setpoint: s.p_set - pa,
+        fw_setpoint: fw.sig_setpoint,
+        fw_measured: fw.sig_measured,
+        fw_command: fw.sig_command,
+        fw_integrator: fw.sig_integrator,
     }
 }
 
 impl Observer for TraceRecorder {
-    fn observe(&mut self, plant: &Plant, command: bool) {
+    fn observe(&mut self, plant: &Plant, command: f64, fw: &FwOutput) {
         let t = plant.state.t;
         if t + 1e-12 >= self.next {
-            self.samples.push(sample(plant, command));
+            self.samples.push(sample(plant, command, fw));
             // Next sample on the grid, skipping any fast-forwarded gap.
             let k = ((t + 1e-12) / self.interval).floor() + 1.0;
             self.next = k * self.interval;

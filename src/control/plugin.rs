@@ -1,0 +1,120 @@
+//! C firmware plugins (`include/mesobench_firmware.h`), loaded with
+//! libloading. Each [`Plugin`] owns its own context from `mb_fw_create`, so
+//! parallel simulations never share firmware state (libloading returns the
+//! same handle for the same path, so state in C globals *would* be shared:
+//! the ABI keeps all state in the context).
+
+use std::path::Path;
+
+use libloading::Library;
+
+use super::{Controller, FirmwareError, FwInput, FwOutput, ABI_VERSION};
+
+type AbiFn = unsafe extern "C" fn() -> u32;
+type CreateFn = unsafe extern "C" fn(*const f64, u32) -> *mut std::ffi::c_void;
+type ResetFn = unsafe extern "C" fn(*mut std::ffi::c_void) -> i32;
+type StepFn = unsafe extern "C" fn(*mut std::ffi::c_void, *const FwInput, *mut FwOutput) -> i32;
+type DestroyFn = unsafe extern "C" fn(*mut std::ffi::c_void);
+
+/// A loaded plugin with its own context.
+pub struct Plugin {
+    path: String,
+    ctx: *mut std::ffi::c_void,
+    reset: ResetFn,
+    step: StepFn,
+    destroy: DestroyFn,
+    // Declared last: dropped after the context is destroyed.
+    _lib: Library,
+}
+
+// The context is owned by this value alone and only used through &mut self.
+unsafe impl Send for Plugin {}
+
+impl Plugin {
+    /// Load the plugin at `path` and create a context with `params`.
+    pub fn load(path: &Path, params: &[f64]) -> Result<Plugin, FirmwareError> {
+        let shown = path.display().to_string();
+        let fail = |message: String| FirmwareError::Load { path: shown.clone(), message };
+        if !path.is_file() {
+            return Err(fail("no such file (build the examples with `make -C examples/firmware`)".into()));
+        }
+        // SAFETY: loading runs the library's initialisers; a plugin is trusted
+        // code chosen by the user, like firmware on a bench.
+        let lib = unsafe { Library::new(path) }
+            .map_err(|e| fail(format!("cannot load the shared library: {}", error_chain(&e))))?;
+        // SAFETY: each symbol is looked up with the signature the header declares.
+        unsafe {
+            let abi: AbiFn =
+                *lib.get::<AbiFn>(b"mb_fw_abi_version\0").map_err(|_| fail(missing("mb_fw_abi_version")))?;
+            let create: CreateFn =
+                *lib.get::<CreateFn>(b"mb_fw_create\0").map_err(|_| fail(missing("mb_fw_create")))?;
+            let reset: ResetFn = *lib.get::<ResetFn>(b"mb_fw_reset\0").map_err(|_| fail(missing("mb_fw_reset")))?;
+            let step: StepFn = *lib.get::<StepFn>(b"mb_fw_step\0").map_err(|_| fail(missing("mb_fw_step")))?;
+            let destroy: DestroyFn =
+                *lib.get::<DestroyFn>(b"mb_fw_destroy\0").map_err(|_| fail(missing("mb_fw_destroy")))?;
+            let version = abi();
+            if version != ABI_VERSION {
+                return Err(fail(format!("ABI version {version}, but this mesobench speaks version {ABI_VERSION}")));
+            }
+            let ctx = create(params.as_ptr(), params.len() as u32);
+            if ctx.is_null() {
+                return Err(fail(format!("mb_fw_create returned NULL for {} parameter(s) {:?}", params.len(), params)));
+            }
+            Ok(Plugin { path: shown, ctx, reset, step, destroy, _lib: lib })
+        }
+    }
+}
+
+fn missing(symbol: &str) -> String {
+    format!("the symbol {symbol} is missing (see include/mesobench_firmware.h)")
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+impl Drop for Plugin {
+    fn drop(&mut self) {
+        // SAFETY: ctx came from this library's mb_fw_create and is freed once.
+        unsafe { (self.destroy)(self.ctx) }
+    }
+}
+
+impl Controller for Plugin {
+    fn name(&self) -> String {
+        format!("plugin {}", self.path)
+    }
+    fn reset(&mut self) -> Result<(), FirmwareError> {
+        // SAFETY: ctx is live until drop.
+        let rc = unsafe { (self.reset)(self.ctx) };
+        if rc != 0 {
+            return Err(FirmwareError::Step {
+                name: self.name(),
+                t_ms: 0.0,
+                tick: 0,
+                message: format!("mb_fw_reset returned {rc}"),
+            });
+        }
+        Ok(())
+    }
+    fn step(&mut self, input: &FwInput, out: &mut FwOutput) -> Result<(), FirmwareError> {
+        // SAFETY: ctx is live; both pointers are valid for the call.
+        let rc = unsafe { (self.step)(self.ctx, input, out) };
+        if rc != 0 {
+            return Err(FirmwareError::Step {
+                name: self.name(),
+                t_ms: input.t * 1e3,
+                tick: input.tick,
+                message: format!("mb_fw_step returned {rc}"),
+            });
+        }
+        Ok(())
+    }
+}
