@@ -1,8 +1,30 @@
-//! One reference shot (the embedded default scenario, single shot, no trace).
-//! Target (issue 2): at least 5,000 shots per second on one core.
+//! The reference shot (the embedded default scenario, single shot, no trace)
+//! with the built-in open-loop firmware and with the same firmware as a C
+//! plugin. Targets: at least 5,000 shots per second on one core (issue 2);
+//! the plugin at most 20 % slower than the built-in (issue 3).
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use mesobench::scenario::{self, Source};
+use std::path::PathBuf;
+
+/// Build examples/firmware/open_loop.c into target/bench-firmware/.
+fn build_plugin() -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let out = root.join("target/bench-firmware");
+    std::fs::create_dir_all(&out).expect("target/ is writable");
+    let lib = out.join("libfw_open_loop.so");
+    let status = std::process::Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
+        .args(["-O2", "-std=c11", "-shared", "-fPIC", "-I"])
+        .arg(root.join("include"))
+        .arg("-o")
+        .arg(&lib)
+        .arg(root.join("examples/firmware/open_loop.c"))
+        .arg("-lm")
+        .status()
+        .expect("a C compiler (cc) is installed");
+    assert!(status.success(), "cc failed");
+    lib
+}
 
 fn reference_shot(c: &mut Criterion) {
     let sc = scenario::load(&Source::default_scenario(), &["session.shots=1".into()], "reference")
@@ -11,6 +33,22 @@ fn reference_shot(c: &mut Criterion) {
     eprintln!("reference shot: {steps} plant steps of {} µs", sc.solver.effective_step() * 1e6);
     c.bench_function("reference_shot", |b| {
         b.iter(|| mesobench::simulate(std::hint::black_box(&sc), false).expect("runs"))
+    });
+
+    let lib = build_plugin();
+    let sets = vec![
+        "session.shots=1".to_string(),
+        "firmware.kind=\"plugin\"".to_string(),
+        format!("firmware.plugin=\"{}\"", lib.display()),
+        "firmware.plugin_params=[0.060]".to_string(),
+    ];
+    let sc_plugin = scenario::load(&Source::default_scenario(), &sets, "reference").expect("plugin scenario is valid");
+    let a = mesobench::simulate(&sc, false).expect("runs").result.shots[0].dose;
+    let b = mesobench::simulate(&sc_plugin, false).expect("runs").result.shots[0].dose;
+    assert_eq!(a, b, "the C plugin must give the built-in dose");
+    // The plugin is loaded once per simulation (a fresh context per run), as in a sweep.
+    c.bench_function("reference_shot_c_plugin", |b| {
+        b.iter(|| mesobench::simulate(std::hint::black_box(&sc_plugin), false).expect("runs"))
     });
 }
 

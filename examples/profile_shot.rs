@@ -1,15 +1,21 @@
-//! Runs the reference shot many times (for profilers).
+//! Runs the reference shot N times, for profilers and instruction counts:
+//!   cargo run --release --example profile_shot -- 200 [path/to/libfw_open_loop.so]
+//! With a plugin path, the C open-loop plugin drives the gun instead of the
+//! built-in firmware.
 fn main() {
-    let sc = mesobench::scenario::load(
-        &mesobench::scenario::Source::default_scenario(),
-        &["session.shots=1".into()],
-        "reference",
-    )
-    .unwrap();
-    let n: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(200);
+    let mut args = std::env::args().skip(1);
+    let n: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(200);
+    let mut sets = vec!["session.shots=1".to_string()];
+    if let Some(lib) = args.next() {
+        sets.push("firmware.kind=\"plugin\"".into());
+        sets.push(format!("firmware.plugin=\"{lib}\""));
+        sets.push("firmware.plugin_params=[0.060]".into());
+    }
+    let sc = mesobench::scenario::load(&mesobench::scenario::Source::default_scenario(), &sets, "reference")
+        .expect("valid scenario");
     let mut d = 0.0;
     for _ in 0..n {
-        d += mesobench::simulate(&sc, false).unwrap().result.shots[0].dose;
+        d += mesobench::simulate(&sc, false).expect("runs").result.shots[0].dose;
     }
-    println!("{d}");
+    println!("{:.6} µL per shot over {n} shots", d / n as f64 * 1e9);
 }

@@ -918,7 +918,8 @@ fn pressure_sensor(
 ) -> Result<PressureSensorSpec, ScenarioError> {
     let r = r.clone().unwrap_or_default();
     let key = |k: &str| format!("sensors.{name}.{k}");
-    let sample_hz = c.num(r.sample_hz, 1.0 / tick, &key("sample_hz"), 1.0, 1.0 / tick, "Hz (at most the tick rate)")?;
+    let sample_hz =
+        c.num(r.sample_hz, (1.0 / tick).min(1000.0), &key("sample_hz"), 1.0, 1.0 / tick, "Hz (at most the tick rate)")?;
     Ok(PressureSensorSpec {
         tau: c.num(r.tau_ms, 0.5, &key("tau_ms"), 0.0, 1000.0, "ms")? * 1e-3,
         noise_sd: c.num(r.noise_kpa, 0.2, &key("noise_kpa"), 0.0, 100.0, "kPa")? * 1e3,

@@ -51,6 +51,11 @@ fn summary(dir: &Path) -> serde_json::Value {
 #[test]
 fn every_shipped_scenario_runs() {
     let tmp = tempfile::tempdir().unwrap();
+    // c_plugin_open_loop.toml loads the example plugin from examples/firmware/build/.
+    let build = root().join("examples/firmware/build");
+    std::fs::create_dir_all(&build).unwrap();
+    crate::util::example_plugin(&build, "fw_open_loop_src").parent().unwrap();
+    std::fs::rename(build.join("libfw_open_loop_src.so"), build.join("libfw_open_loop.so")).unwrap();
     let files = scenario_files();
     assert!(files.len() >= 6);
     for f in files {

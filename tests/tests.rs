@@ -4,5 +4,6 @@ mod cli;
 mod closed_forms;
 mod conservation;
 mod convergence;
+mod firmware;
 mod trends;
 mod util;

@@ -54,3 +54,30 @@ pub fn scenario_files() -> Vec<PathBuf> {
 pub fn stem(p: &Path) -> String {
     p.file_stem().unwrap().to_string_lossy().into_owned()
 }
+
+/// Compile a C firmware plugin from `source` into `dir`; returns the library path.
+pub fn build_plugin(dir: &Path, name: &str, source: &str) -> PathBuf {
+    let c = dir.join(format!("{name}.c"));
+    std::fs::write(&c, source).unwrap();
+    let lib = dir.join(format!("lib{name}.so"));
+    let cc = std::env::var("CC").unwrap_or_else(|_| "cc".into());
+    let status = std::process::Command::new(cc)
+        .args(["-O2", "-std=c11", "-Wall", "-shared", "-fPIC", "-I"])
+        .arg(root().join("include"))
+        .arg("-o")
+        .arg(&lib)
+        .arg(&c)
+        .arg("-lm")
+        .status()
+        .expect("a C compiler (cc) is installed");
+    assert!(status.success(), "cc failed on {name}");
+    lib
+}
+
+/// The example plugin `examples/firmware/<name>.c`, built into `dir`
+/// (a `_src` suffix on `name` is dropped to find the source).
+pub fn example_plugin(dir: &Path, name: &str) -> PathBuf {
+    let stem = name.trim_start_matches("fw_").trim_end_matches("_src");
+    let src = std::fs::read_to_string(root().join("examples/firmware").join(format!("{stem}.c"))).unwrap();
+    build_plugin(dir, name, &src)
+}

@@ -87,7 +87,24 @@ impl Sequencer {
 }
 
 fn ticks(t: f64, tick: f64) -> u64 {
-    (t / tick).round().max(0.0) as u64
+    (t / tick + 0.5).max(0.0) as u64
+}
+
+/// Whole ticks of a duration, recomputed only when the tick period changes.
+#[derive(Debug, Clone, Default)]
+struct Ticks {
+    tick: f64,
+    pre: u64,
+    open: u64,
+}
+
+impl Ticks {
+    fn get(&mut self, tick: f64, pre: f64, open: f64) -> (u64, u64) {
+        if tick != self.tick {
+            *self = Ticks { tick, pre: ticks(pre, tick), open: ticks(open, tick) };
+        }
+        (self.pre, self.open)
+    }
 }
 
 /// Open loop: the valve opens for a set time per shot (whole ticks).
@@ -100,12 +117,13 @@ pub struct OpenLoop {
     /// Coil drive while open.
     pub drive: DriveSpec,
     seq: Sequencer,
+    ticks: Ticks,
 }
 
 impl OpenLoop {
     /// Open for `open_time` s after `pre` s, driving the coil as `drive`.
     pub fn new(open_time: f64, pre: f64, drive: DriveSpec) -> OpenLoop {
-        OpenLoop { open_time, pre, drive, seq: Sequencer::default() }
+        OpenLoop { open_time, pre, drive, seq: Sequencer::default(), ticks: Ticks::default() }
     }
 }
 
@@ -119,7 +137,8 @@ impl Controller for OpenLoop {
     }
     fn step(&mut self, input: &FwInput, out: &mut FwOutput) -> Result<(), FirmwareError> {
         *out = FwOutput::default();
-        let phase = self.seq.phase(input, ticks(self.pre, input.tick_period), ticks(self.open_time, input.tick_period));
+        let (pre, open) = self.ticks.get(input.tick_period, self.pre, self.open_time);
+        let phase = self.seq.phase(input, pre, open);
         if phase == Phase::Open {
             self.drive.apply(out);
         }

@@ -32,14 +32,15 @@ impl Driver {
 
     /// Apply a firmware command at time `t` (a tick).
     pub fn command(&mut self, out: &FwOutput, t: f64) {
-        let changed = out.valve_mode != self.mode;
-        if changed {
+        if out.valve_mode != self.mode {
             self.mode = out.valve_mode;
             self.started = t;
         }
-        self.period = self.quantise(out.pwm_period).max(self.timer_tick);
-        self.on_time = self.quantise(out.duty * self.period).min(self.period);
-        self.peak_time = self.quantise(out.peak_time);
+        if self.mode == mode::PWM as u32 || self.mode == mode::PEAK_AND_HOLD as u32 {
+            self.period = self.quantise(out.pwm_period).max(self.timer_tick);
+            self.on_time = self.quantise(out.duty * self.period).min(self.period);
+            self.peak_time = self.quantise(out.peak_time);
+        }
     }
 
     /// Time the coil has been on from the start of the mode up to `t`, s.

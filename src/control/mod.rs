@@ -107,6 +107,11 @@ impl Default for FwOutput {
 impl FwOutput {
     /// Check a command for values the driver cannot apply.
     pub fn validate(&self) -> Result<(), String> {
+        for (name, v) in [("duty", self.duty), ("pwm_period", self.pwm_period), ("peak_time", self.peak_time)] {
+            if !v.is_finite() {
+                return Err(format!("non-finite command: {name} = {v}"));
+            }
+        }
         if self.valve_mode > mode::PEAK_AND_HOLD as u32 {
             return Err(format!("valve_mode = {} (allowed 0 to 3)", self.valve_mode));
         }

@@ -1,12 +1,31 @@
 //! C firmware plugins (`include/mesobench_firmware.h`), loaded with
 //! libloading. Each [`Plugin`] owns its own context from `mb_fw_create`, so
-//! parallel simulations never share firmware state (libloading returns the
-//! same handle for the same path, so state in C globals *would* be shared:
-//! the ABI keeps all state in the context).
+//! parallel simulations never share firmware state (the dynamic loader
+//! returns the same handle for the same path, so state in C globals *would*
+//! be shared: the ABI keeps all state in the context). Libraries are loaded
+//! once per process and kept, so a sweep pays for `dlopen` only once.
 
-use std::path::Path;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use libloading::Library;
+
+/// Libraries loaded so far, by path.
+fn loaded(path: &Path) -> Result<Arc<Library>, String> {
+    static CACHE: OnceLock<Mutex<HashMap<PathBuf, Arc<Library>>>> = OnceLock::new();
+    let mut cache = CACHE.get_or_init(|| Mutex::new(HashMap::new())).lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(lib) = cache.get(path) {
+        return Ok(lib.clone());
+    }
+    // SAFETY: loading runs the library's initialisers; a plugin is trusted
+    // code chosen by the user, like firmware on a bench.
+    let lib = Arc::new(
+        unsafe { Library::new(path) }.map_err(|e| format!("cannot load the shared library: {}", error_chain(&e)))?,
+    );
+    cache.insert(path.to_path_buf(), lib.clone());
+    Ok(lib)
+}
 
 use super::{Controller, FirmwareError, FwInput, FwOutput, ABI_VERSION};
 
@@ -24,7 +43,7 @@ pub struct Plugin {
     step: StepFn,
     destroy: DestroyFn,
     // Declared last: dropped after the context is destroyed.
-    _lib: Library,
+    _lib: Arc<Library>,
 }
 
 // The context is owned by this value alone and only used through &mut self.
@@ -38,10 +57,7 @@ impl Plugin {
         if !path.is_file() {
             return Err(fail("no such file (build the examples with `make -C examples/firmware`)".into()));
         }
-        // SAFETY: loading runs the library's initialisers; a plugin is trusted
-        // code chosen by the user, like firmware on a bench.
-        let lib = unsafe { Library::new(path) }
-            .map_err(|e| fail(format!("cannot load the shared library: {}", error_chain(&e))))?;
+        let lib = loaded(path).map_err(fail)?;
         // SAFETY: each symbol is looked up with the signature the header declares.
         unsafe {
             let abi: AbiFn =
@@ -60,7 +76,7 @@ impl Plugin {
             if ctx.is_null() {
                 return Err(fail(format!("mb_fw_create returned NULL for {} parameter(s) {:?}", params.len(), params)));
             }
-            Ok(Plugin { path: shown, ctx, reset, step, destroy, _lib: lib })
+            Ok(Plugin { path: shown, ctx, reset, step, destroy, _lib: lib.clone() })
         }
     }
 }

@@ -51,6 +51,7 @@ pub struct Sensors {
     held: [f64; 3],
     decay: [f64; 3],
     step: f64,
+    next: [u64; 3],
     rng: [ChaCha8Rng; 3],
 }
 
@@ -69,6 +70,7 @@ impl Sensors {
             held: [0.0; 3],
             decay: [0.0; 3],
             step: -1.0,
+            next: [0; 3],
             rng: [stream(seed, 1), stream(seed, 2), stream(seed, 3)],
         }
     }
@@ -87,8 +89,8 @@ impl Sensors {
                 *d = if tau > 0.0 { (-h / tau).exp() } else { 0.0 };
             }
         }
-        for k in 0..3 {
-            self.lag[k] = truth[k] + (self.lag[k] - truth[k]) * self.decay[k];
+        for ((lag, t), d) in self.lag.iter_mut().zip(truth).zip(self.decay) {
+            *lag = t + (*lag - t) * d;
         }
     }
 
@@ -100,10 +102,15 @@ impl Sensors {
     /// Sample the ADCs due at `tick`.
     pub fn sample(&mut self, tick: u64) {
         for k in 0..3 {
-            let s = self.specs()[k].clone();
-            if tick % s.sample_ticks.max(1) != 0 {
+            let s = match k {
+                0 => &self.spec.supply,
+                1 => &self.spec.chamber,
+                _ => &self.spec.syringe,
+            };
+            if tick < self.next[k] {
                 continue;
             }
+            self.next[k] = tick + s.sample_ticks.max(1);
             let noise: f64 = if s.noise_sd > 0.0 {
                 let z: f64 = StandardNormal.sample(&mut self.rng[k]);
                 s.noise_sd * z
@@ -112,7 +119,9 @@ impl Sensors {
             };
             let v = (1.0 + s.gain_error) * (self.lag[k] + noise) + s.offset;
             let levels = ((1u64 << s.bits.min(32)) - 1) as f64;
-            let counts = (v / s.full_scale * levels).round().clamp(0.0, levels);
+            // Round to the nearest count (truncation of x + ½ is exact for x ≥ 0
+            // and avoids a software round on targets without SSE4.1).
+            let counts = ((v / s.full_scale * levels).max(0.0) + 0.5).min(levels) as u64 as f64;
             self.held[k] = counts * s.full_scale / levels;
         }
     }

@@ -176,6 +176,20 @@ impl ValveParams {
 
 #[inline]
 fn advance_coil(c: &Coil, s: &mut ValveState, drive: f64, dp_seat: f64, dt: f64) {
+    // Resting on a stop with nothing left to change: de-energised and closed,
+    // or held fully open with the current settled to V/R (the seat's pressure
+    // force vanishes at full stroke). Skipping is exact.
+    if s.v == 0.0 {
+        if drive == 0.0 && s.current == 0.0 && s.x == 0.0 {
+            return;
+        }
+        if drive > 0.0 && s.x == c.stroke {
+            let i_inf = drive * c.voltage / c.resistance();
+            if (s.current - i_inf).abs() <= 1e-12 * i_inf {
+                return;
+            }
+        }
+    }
     let r = c.resistance();
     let (l, dl) = c.inductance_at(s.x);
     // Motional EMF i·dL/dx·v acts as an extra voltage drop.

@@ -192,12 +192,12 @@ where
         .map_err(err)?;
     if has_fw {
         let k = chart.fw_scale;
-        let series: [(&str, RGBColor, fn(&TraceSample) -> f64); 3] = [
+        let series: [Series; 3] = [
             ("setpoint", RGBColor(0, 0, 0), |x| x.fw_setpoint),
             ("measured", RGBColor(214, 39, 40), |x| x.fw_measured),
             ("command", RGBColor(31, 119, 180), |x| x.fw_command),
         ];
-        let (y0, y1) = range(s.iter().flat_map(|x| series.iter().map(move |(_, _, f)| f(x) * k)), true);
+        let (y0, y1) = range(s.iter().flat_map(|x| series.iter().map(move |(_, _, f)| f(x) * k)), false);
         let mut c = ChartBuilder::on(&fw_area)
             .margin(10)
             .x_label_area_size(40)

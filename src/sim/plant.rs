@@ -276,6 +276,13 @@ impl Plant {
 
     /// Advance by `dt` seconds under the actuator inputs `drive`.
     pub fn step_with(&mut self, drive: &Drive, dt: f64) -> Result<(), SimError> {
+        self.advance(drive, dt);
+        self.check()
+    }
+
+    /// Advance by `dt` seconds without checking the state for non-finite
+    /// values; call [`Plant::check`] at least once per firmware tick.
+    pub fn advance(&mut self, drive: &Drive, dt: f64) {
         self.cache.refresh(&self.params, dt);
         if self.params.supply.proportional && drive.regulator_setpoint.is_finite() {
             self.state.p_set = drive.regulator_setpoint.clamp(self.params.p_atm, self.params.supply.p_set_max);
@@ -285,7 +292,6 @@ impl Plant {
         self.step_liquid(dt);
         self.state.t += dt;
         self.steps += 1;
-        self.check()
     }
 
     fn step_valve(&mut self, drive: f64, dt: f64) {
@@ -541,7 +547,8 @@ impl Plant {
         self.signals.delivered_total = delivered_total;
     }
 
-    fn check(&self) -> Result<(), SimError> {
+    /// A non-finite or non-physical state, with the component it is in.
+    pub fn check(&self) -> Result<(), SimError> {
         let s = &self.state;
         // Fast path: NaN and infinities propagate through a sum.
         let mut sum = s.p_reg
