@@ -49,6 +49,7 @@ fn c_pid_plugin_gives_the_built_in_doses() {
 fn closed_loop_beats_open_loop_on_a_sagging_supply() {
     let closed = doses(&shipped("closed_loop_pressure", &[]));
     let open = doses(&shipped("closed_loop_pressure", &["firmware.kind=\"open_loop\""]));
+    assert!(open.iter().chain(&closed).all(|d| *d > 3e-9), "every trigger delivers a shot: {open:?}");
     let (c, o) = (describe(&closed), describe(&open));
     eprintln!("9 shots/s, sagging supply: closed-loop CV {:.3} %, open-loop CV {:.3} %", 100.0 * c.cv, 100.0 * o.cv);
     assert!(c.cv < 0.5 * o.cv, "closed {} vs open {}", c.cv, o.cv);
@@ -299,4 +300,14 @@ fn broken_plugins_are_clear_errors() {
     let not_a_library = tmp.path().join("libjunk.so");
     std::fs::write(&not_a_library, b"not an ELF file").unwrap();
     plugin_rejected(not_a_library.to_str().unwrap(), &["cannot load the shared library"]);
+}
+
+#[test]
+fn every_trigger_fires_even_when_the_plant_rests_before_release() {
+    // An 8 ms shot is over long before the 60 ms trigger press ends.
+    let d = doses(&reference(&["session.shots=6", "session.rate_hz=5", "firmware.open_time_ms=8", "sensors.trigger_press_ms=60"]));
+    assert_eq!(d.len(), 6);
+    assert!(d.iter().all(|x| *x > 0.0), "{d:?}");
+    let spread = describe(&d);
+    assert!(spread.cv < 0.05, "{d:?}");
 }

@@ -311,7 +311,7 @@ pub fn run_session(
                 observer.observe(plant, 0.0, &applied);
                 k += 1;
                 ticks_run += 1;
-                if !t_fall.is_nan() {
+                if !t_fall.is_nan() && raw == 0 && debounced == 0 && pending == 0 {
                     if last {
                         break;
                     }
