@@ -305,7 +305,12 @@ fn broken_plugins_are_clear_errors() {
 #[test]
 fn every_trigger_fires_even_when_the_plant_rests_before_release() {
     // An 8 ms shot is over long before the 60 ms trigger press ends.
-    let d = doses(&reference(&["session.shots=6", "session.rate_hz=5", "firmware.open_time_ms=8", "sensors.trigger_press_ms=60"]));
+    let d = doses(&reference(&[
+        "session.shots=6",
+        "session.rate_hz=5",
+        "firmware.open_time_ms=8",
+        "sensors.trigger_press_ms=60",
+    ]));
     assert_eq!(d.len(), 6);
     assert!(d.iter().all(|x| *x > 0.0), "{d:?}");
     let spread = describe(&d);

@@ -191,12 +191,12 @@ pub enum RunError {
 }
 
 /// Run `session` on `plant` with the firmware loop `fw`, reporting every step to `observer`.
-pub fn run_session(
+pub fn run_session<O: Observer + ?Sized>(
     plant: &mut Plant,
     fw: &mut FirmwareLoop,
     solver: &SolverSettings,
     session: &SessionSettings,
-    observer: &mut dyn Observer,
+    observer: &mut O,
 ) -> Result<SessionResult, RunError> {
     let n_sub = solver.substeps();
     let tick = solver.tick;
