@@ -370,3 +370,22 @@ fn tissue_reflux_starts_at_the_leak_pressure_without_a_jump() {
     assert!(rel(far.p, t.p_open + t.resistance * (3.0 * q0 - far.q_leak)) < 1e-12);
     assert!(rel(far.q_leak, (far.p - t.leak_pressure) / t.leak_resistance) < 1e-12);
 }
+
+#[test]
+fn subcutaneous_counter_pressure_is_of_the_minipig_order_vc13() {
+    // physics.md §7 VC13: with Thomsen-type SC parameters the counter-pressure
+    // should be of the order of the minipig data (≈1–30 kPa) without retuning.
+    let sc = crate::util::shipped("subcutaneous", &["session.shots=1"]);
+    let peak = crate::util::shots(&sc)[0].peak_tissue_pressure;
+    assert!((1e3..30e3).contains(&peak), "peak SC tissue pressure {peak} Pa");
+}
+
+#[test]
+fn a_non_finite_state_stops_with_component_time_and_state() {
+    let mut plant = blocked_plant(&[]);
+    plant.step(true, 1e-5).unwrap();
+    plant.state.v_bleb[0] = f64::NAN;
+    let err = plant.step(true, 1e-5).unwrap_err().to_string();
+    assert!(err.contains("numerical failure in the") && err.contains("t = 0.0200 ms"), "{err}");
+    assert!(err.contains("NaN"), "the message shows the offending state: {err}");
+}
