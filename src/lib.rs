@@ -44,6 +44,7 @@ pub mod report;
 pub mod scenario;
 pub mod sim;
 pub mod stats;
+pub mod study;
 
 use control::drive::Driver;
 use control::plugin::Plugin;

@@ -40,6 +40,25 @@ enum Command {
         #[arg(long, short)]
         quiet: bool,
     },
+    /// Run the scenario's [sweep]: every point of its parameter grid for
+    /// its Monte Carlo replicates, in parallel; writes sweep.csv (in point
+    /// order, as points finish), sweep_manifest.json and plots.
+    Sweep {
+        /// Scenario file with a [sweep] table.
+        scenario: PathBuf,
+        /// Output folder [default: output/<scenario name>/].
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Worker threads [default: all cores].
+        #[arg(long, value_name = "N")]
+        threads: Option<usize>,
+        /// Override any scenario key by its dotted path (repeatable).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// No progress bar or summary.
+        #[arg(long, short)]
+        quiet: bool,
+    },
     /// Validate a scenario and print the resolved SI parameters.
     Check {
         /// Scenario file (TOML).
@@ -88,6 +107,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&sc)?);
             Ok(())
         }
+        Command::Sweep { scenario, out, threads, set, quiet } => sweep(&scenario, out, threads, &set, quiet),
         Command::Run { scenario, out, set, quiet } => {
             let (sc, source) = load(scenario.as_deref(), &set)?;
             let dir = out.unwrap_or_else(|| Path::new("output").join(&sc.name));
@@ -144,4 +164,57 @@ fn print_summary(sc: &Scenario, run: &mesobench::Run, seconds: f64, dir: &Path, 
         println!("  warning: {w}");
     }
     println!("  wrote {} files to {}", files, dir.display());
+}
+
+fn sweep(path: &Path, out: Option<PathBuf>, threads: Option<usize>, set: &[String], quiet: bool) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    let source = Source::from_path(path)?;
+    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("scenario").to_string();
+    let prep = scenario::Prepared::new(&source, &stem)?;
+    let sc = prep.with(set)?;
+    let spec =
+        sc.sweep.clone().ok_or_else(|| anyhow::anyhow!("{}: the scenario has no [sweep] table", path.display()))?;
+    let dir = out.unwrap_or_else(|| Path::new("output").join(&sc.name));
+    let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let bar = if !quiet && std::io::stderr().is_terminal() {
+        let b = indicatif::ProgressBar::new(spec.points());
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} {bar:40} {pos}/{len} points  {elapsed} elapsed, eta {eta}",
+            )
+            .expect("valid template"),
+        );
+        Some(b)
+    } else {
+        None
+    };
+    let started = Instant::now();
+    let keep = spec.points() <= 100_000;
+    let progress = |done: u64| {
+        if let Some(b) = &bar {
+            b.set_position(done);
+        }
+    };
+    let (summary, points) = mesobench::study::sweep::run(&prep, set, &dir, threads, keep, &progress)?;
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    mesobench::report::write_sweep(&dir, &sc, &source.name, set, &summary, &points)?;
+    if !quiet {
+        println!(
+            "mesobench {} — sweep '{}': {} points × {} replicates = {} sessions, {} shots in {:.2} s on {} threads ({:.0} shots/s)",
+            mesobench::VERSION,
+            sc.name,
+            summary.points,
+            spec.replicates,
+            summary.sessions,
+            summary.shots,
+            seconds,
+            threads,
+            summary.shots as f64 / seconds
+        );
+        println!("  wrote sweep.csv, sweep_manifest.json and plots to {}", dir.display());
+    }
+    Ok(())
 }

@@ -118,6 +118,18 @@ pub struct Raw {
     pub fluid: RawFluid,
     #[serde(default)]
     pub tissue: RawTissue,
+    pub sweep: Option<RawSweep>,
+    pub uncertain: Option<toml::Table>,
+}
+
+/// `[sweep]`: parameters to sweep and Monte Carlo replicates per point.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct RawSweep {
+    pub replicates: Option<i64>,
+    pub target_ul: Option<f64>,
+    pub parameters: Option<toml::Table>,
 }
 
 raw_section!(/** `[solver]` */ RawSolver { step_us: f64, trace_interval_us: f64, max_tail_ms: f64 });
@@ -264,6 +276,85 @@ pub struct Scenario {
     pub firmware: FirmwareSpec,
     /// Session.
     pub session: SessionSettings,
+    /// Parameter sweep, if the scenario has a `[sweep]` table.
+    pub sweep: Option<SweepSpec>,
+    /// Uncertain parameters (`[uncertain]`), drawn per replicate.
+    pub uncertain: Vec<Uncertain>,
+}
+
+/// A parameter sweep (values in the keys' own units, as written).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SweepSpec {
+    /// Monte Carlo replicates (sessions) per point.
+    pub replicates: usize,
+    /// Target dose for the bias, m³.
+    pub target: Option<f64>,
+    /// Swept keys and their values; points are the Cartesian product with the last key varying fastest.
+    pub axes: Vec<(String, Vec<f64>)>,
+}
+
+impl SweepSpec {
+    /// Number of points.
+    pub fn points(&self) -> u64 {
+        self.axes.iter().map(|a| a.1.len() as u64).product()
+    }
+    /// The key values of point `index`.
+    pub fn point(&self, mut index: u64) -> Vec<(String, f64)> {
+        let mut out = vec![(String::new(), 0.0); self.axes.len()];
+        for (i, (key, values)) in self.axes.iter().enumerate().rev() {
+            let n = values.len() as u64;
+            out[i] = (key.clone(), values[(index % n) as usize]);
+            index /= n;
+        }
+        out
+    }
+}
+
+/// A probability distribution, in the key's own units.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[serde(tag = "dist", rename_all = "snake_case")]
+pub enum Distribution {
+    /// Normal.
+    Normal {
+        /// Mean.
+        mean: f64,
+        /// Standard deviation.
+        sd: f64,
+    },
+    /// Log-normal with the given median and geometric standard deviation (> 1).
+    Lognormal {
+        /// Median.
+        median: f64,
+        /// Geometric standard deviation.
+        gsd: f64,
+    },
+    /// Uniform on [lo, hi].
+    Uniform {
+        /// Lower bound.
+        lo: f64,
+        /// Upper bound.
+        hi: f64,
+    },
+    /// Normal truncated to [lo, hi] (by rejection).
+    TruncatedNormal {
+        /// Mean.
+        mean: f64,
+        /// Standard deviation.
+        sd: f64,
+        /// Lower bound.
+        lo: f64,
+        /// Upper bound.
+        hi: f64,
+    },
+}
+
+/// An uncertain scenario parameter.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Uncertain {
+    /// Dotted scenario key (its own units).
+    pub key: String,
+    /// Distribution.
+    pub dist: Distribution,
 }
 
 /// Where the scenario text came from, for error messages.
@@ -330,31 +421,106 @@ pub fn load(source: &Source, overrides: &[String], fallback_name: &str) -> Resul
     Scenario::from_raw(raw, &ctx, fallback_name)
 }
 
+/// A scenario parsed once, from which variants with overrides are built
+/// quickly (no text parsing) for sweeps and Monte Carlo replicates.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    source: Source,
+    table: toml::Table,
+    fallback: String,
+}
+
+impl Prepared {
+    /// Parse `source` (its own errors reported with line and column) once.
+    pub fn new(source: &Source, fallback_name: &str) -> Result<Prepared, ScenarioError> {
+        let _: Raw = toml::from_str(&source.text).map_err(|e| ScenarioError::Parse {
+            path: source.name.clone(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        let table: toml::Table = toml::from_str(&source.text)
+            .map_err(|e| ScenarioError::Parse { path: source.name.clone(), message: e.to_string() })?;
+        Ok(Prepared { source: source.clone(), table, fallback: fallback_name.to_string() })
+    }
+
+    /// The scenario with `overrides` (`key=value`) applied and validated.
+    pub fn with(&self, overrides: &[String]) -> Result<Scenario, ScenarioError> {
+        let mut doc = self.table.clone();
+        let mut set_keys = Vec::new();
+        for arg in overrides {
+            let key = apply_override(&mut doc, arg)?;
+            set_keys.push((key, arg.clone()));
+        }
+        let raw = serde_path_to_error::deserialize::<_, Raw>(toml::Value::Table(doc)).map_err(|e| {
+            let path = e.path().to_string();
+            let arg = set_keys
+                .iter()
+                .find(|(k, _)| path.starts_with(k.as_str()) || k.starts_with(&path))
+                .map(|(_, a)| a.clone())
+                .unwrap_or_else(|| path.clone());
+            ScenarioError::Override { arg, message: format!("{}: {}", path, e.into_inner()) }
+        })?;
+        let ctx = Ctx { source: &self.source, set_keys: &set_keys };
+        Scenario::from_raw(raw, &ctx, &self.fallback)
+    }
+
+    /// Where the scenario came from.
+    pub fn source(&self) -> &Source {
+        &self.source
+    }
+}
+
 /// Apply one `key.path=value` to a parsed document; returns the key.
 fn apply_override(doc: &mut toml::Table, arg: &str) -> Result<String, ScenarioError> {
     let bad = |m: &str| ScenarioError::Override { arg: arg.into(), message: m.into() };
     let (key, value) =
         arg.split_once('=').ok_or_else(|| bad("expected KEY=VALUE, for example firmware.open_time_ms=25"))?;
     let key = key.trim();
-    if key.is_empty() || key.split('.').any(|p| p.is_empty()) {
-        return Err(bad("the key must be a dotted path such as supply.pressure_bar"));
-    }
+    let parts = split_key(key).ok_or_else(|| bad("the key must be a dotted path such as supply.pressure_bar (quote a segment that holds dots: sweep.parameters.\"supply.pressure_bar\")"))?;
     let value = value.trim();
     let parsed: toml::Value = match toml::from_str::<toml::Table>(&format!("v = {value}")) {
         Ok(mut t) => t.remove("v").unwrap_or(toml::Value::String(value.into())),
         Err(_) => toml::Value::String(value.into()),
     };
-    let parts: Vec<&str> = key.split('.').collect();
     let mut table = doc;
     for part in &parts[..parts.len() - 1] {
-        let entry = table.entry(part.to_string()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let entry = table.entry(part.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
         table = match entry {
             toml::Value::Table(t) => t,
             _ => return Err(bad(&format!("`{part}` is a value, not a table"))),
         };
     }
-    table.insert(parts[parts.len() - 1].to_string(), parsed);
+    table.insert(parts[parts.len() - 1].clone(), parsed);
     Ok(key.to_string())
+}
+
+/// Split a dotted TOML key into its segments; a segment in double quotes may
+/// hold dots. None for an empty segment or an unclosed quote.
+fn split_key(key: &str) -> Option<Vec<String>> {
+    let mut parts = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    let mut was_quoted = false;
+    for ch in key.chars() {
+        match ch {
+            '"' => {
+                quoted = !quoted;
+                was_quoted = true;
+            }
+            '.' if !quoted => {
+                if cur.is_empty() && !was_quoted {
+                    return None;
+                }
+                parts.push(std::mem::take(&mut cur));
+                was_quoted = false;
+            }
+            _ => cur.push(ch),
+        }
+    }
+    if quoted || (cur.is_empty() && !was_quoted) {
+        return None;
+    }
+    parts.push(cur);
+    Some(parts)
 }
 
 /// Validation context: where keys were written.
@@ -883,7 +1049,17 @@ impl Scenario {
             sites,
             new_site_each_shot: ti.new_site_each_shot.unwrap_or(true),
         };
+        let sweep = match &raw.sweep {
+            None => None,
+            Some(sw) => Some(sweep_spec(sw, c)?),
+        };
+        let uncertain = match &raw.uncertain {
+            None => Vec::new(),
+            Some(t) => uncertain_specs(t, c)?,
+        };
         Ok(Scenario {
+            sweep,
+            uncertain,
             name,
             description: raw.description.unwrap_or_default(),
             seed,
@@ -893,6 +1069,101 @@ impl Scenario {
             session: SessionSettings { shots, period },
         })
     }
+}
+
+fn sweep_spec(sw: &RawSweep, c: &Ctx) -> Result<SweepSpec, ScenarioError> {
+    let replicates = c.int(sw.replicates, 10, "sweep.replicates", 1, 1_000_000)? as usize;
+    let target = match sw.target_ul {
+        None => None,
+        Some(v) => Some(c.num(Some(v), v, "sweep.target_ul", 0.001, 1e5, "µL")? * 1e-9),
+    };
+    let mut axes = Vec::new();
+    for (key, value) in sw.parameters.iter().flatten() {
+        let where_ = format!("sweep.parameters.\"{key}\"");
+        let bad = |allowed: &str| c.invalid(&where_, value.to_string(), allowed.to_string());
+        let num = |v: &toml::Value| v.as_float().or_else(|| v.as_integer().map(|i| i as f64));
+        let values: Vec<f64> = match value {
+            toml::Value::Array(list) => {
+                let v: Option<Vec<f64>> = list.iter().map(num).collect();
+                v.ok_or_else(|| {
+                    bad("a list of numbers, or { linspace = [from, to, n] }, or { logspace = [from, to, n] }")
+                })?
+            }
+            toml::Value::Table(t) if t.len() == 1 => {
+                let (kind, args) = t.iter().next().expect("one entry");
+                let args: Option<Vec<f64>> = args.as_array().and_then(|a| a.iter().map(num).collect());
+                let args = args.filter(|a| a.len() == 3 && a[2] >= 1.0 && a[2].fract() == 0.0);
+                let Some(a) = args else { return Err(bad("[from, to, n] with a whole n ≥ 1")) };
+                let n = a[2] as usize;
+                let at = |i: usize| if n == 1 { 0.0 } else { i as f64 / (n - 1) as f64 };
+                match kind.as_str() {
+                    "linspace" => (0..n).map(|i| a[0] + (a[1] - a[0]) * at(i)).collect(),
+                    "logspace" if a[0] > 0.0 && a[1] > 0.0 => {
+                        (0..n).map(|i| (a[0].ln() + (a[1].ln() - a[0].ln()) * at(i)).exp()).collect()
+                    }
+                    _ => {
+                        return Err(bad(
+                            "{ linspace = [from, to, n] } or { logspace = [from, to, n] } with positive bounds",
+                        ))
+                    }
+                }
+            }
+            _ => {
+                return Err(bad("a list of numbers, or { linspace = [from, to, n] }, or { logspace = [from, to, n] }"))
+            }
+        };
+        if values.is_empty() || values.iter().any(|v| !v.is_finite()) {
+            return Err(bad("at least one finite value"));
+        }
+        axes.push((key.clone(), values));
+    }
+    Ok(SweepSpec { replicates, target, axes })
+}
+
+fn uncertain_specs(t: &toml::Table, c: &Ctx) -> Result<Vec<Uncertain>, ScenarioError> {
+    let mut out = Vec::new();
+    for (key, value) in t {
+        let where_ = format!("uncertain.\"{key}\"");
+        let bad = |allowed: &str| c.invalid(&where_, value.to_string(), allowed.to_string());
+        let Some(tab) = value.as_table() else {
+            return Err(bad("an inline table such as { dist = \"normal\", mean = 40, sd = 10 }"));
+        };
+        let get = |k: &str| tab.get(k).and_then(|v| v.as_float().or_else(|| v.as_integer().map(|i| i as f64)));
+        let need = |k: &str| get(k).filter(|v| v.is_finite()).ok_or_else(|| bad(&format!("a number `{k}`")));
+        let level = tab.get("level").and_then(|v| v.as_str()).unwrap_or("session");
+        if level != "session" {
+            return Err(bad(
+                "level = \"session\" (drawn once per replicate); per-shot and per-site levels are not implemented yet",
+            ));
+        }
+        for k in tab.keys() {
+            if !["dist", "mean", "sd", "median", "gsd", "lo", "hi", "level"].contains(&k.as_str()) {
+                return Err(bad(&format!("no key `{k}`: allowed dist, mean, sd, median, gsd, lo, hi, level")));
+            }
+        }
+        let dist = match tab.get("dist").and_then(|v| v.as_str()) {
+            Some("normal") => Distribution::Normal { mean: need("mean")?, sd: need("sd")?.abs() },
+            Some("lognormal") => {
+                let gsd = need("gsd")?;
+                let median = need("median")?;
+                if gsd <= 1.0 || median <= 0.0 {
+                    return Err(bad("median > 0 and gsd > 1"));
+                }
+                Distribution::Lognormal { median, gsd }
+            }
+            Some("uniform") => Distribution::Uniform { lo: need("lo")?, hi: need("hi")? },
+            Some("truncated_normal") => {
+                let (lo, hi) = (need("lo")?, need("hi")?);
+                if lo >= hi {
+                    return Err(bad("lo < hi"));
+                }
+                Distribution::TruncatedNormal { mean: need("mean")?, sd: need("sd")?.abs(), lo, hi }
+            }
+            _ => return Err(bad("dist = \"normal\", \"lognormal\", \"uniform\" or \"truncated_normal\"")),
+        };
+        out.push(Uncertain { key: key.clone(), dist });
+    }
+    Ok(out)
 }
 
 fn drive_spec(f: &RawFirmware, c: &Ctx) -> Result<DriveSpec, ScenarioError> {

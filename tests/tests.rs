@@ -5,5 +5,6 @@ mod closed_forms;
 mod conservation;
 mod convergence;
 mod firmware;
+mod sweep;
 mod trends;
 mod util;

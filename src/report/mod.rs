@@ -411,3 +411,60 @@ pub fn write_run(
     }
     Ok(written)
 }
+
+/// Write the sweep's manifest and plots (sweep.csv is streamed by the study).
+pub fn write_sweep(
+    dir: &Path,
+    sc: &Scenario,
+    source: &str,
+    overrides: &[String],
+    summary: &crate::study::sweep::SweepSummary,
+    points: &[crate::study::sweep::PointStats],
+) -> Result<Vec<PathBuf>, ReportError> {
+    let spec = sc.sweep.as_ref().expect("a sweep scenario");
+    let mut written = Vec::new();
+    let manifest = serde_json::json!({
+        "mesobench_version": crate::VERSION,
+        "scenario": sc.name,
+        "source": source,
+        "overrides": overrides,
+        "seed": sc.seed,
+        "rng": "ChaCha8, one stream per (point, replicate) derived from the seed",
+        "sweep": spec,
+        "uncertain": sc.uncertain,
+        "summary": summary,
+        "resolved_base": sc,
+    });
+    let p = dir.join("sweep_manifest.json");
+    write_atomic(&p, &json_bytes(&manifest))?;
+    written.push(p);
+    if points.is_empty() || spec.axes.is_empty() {
+        return Ok(written);
+    }
+    let keys: Vec<String> = spec.axes.iter().map(|a| a.0.clone()).collect();
+    let series = if spec.axes.len() >= 2 { spec.axes[1].1.clone() } else { vec![f64::NAN] };
+    if spec.axes.len() <= 2 {
+        for name in ["sweep_mean.png", "sweep_mean.svg"] {
+            let p = dir.join(name);
+            plot::render(
+                &p,
+                &plot::SweepMeanChart { name: &sc.name, keys: keys.clone(), series: series.clone(), points },
+            )?;
+            written.push(p);
+        }
+    }
+    if spec.axes.len() == 2 {
+        for name in ["sweep_cv.png", "sweep_cv.svg"] {
+            let p = dir.join(name);
+            let chart = plot::SweepCvChart {
+                name: &sc.name,
+                keys: [keys[0].clone(), keys[1].clone()],
+                axes: [spec.axes[0].1.clone(), spec.axes[1].1.clone()],
+                points,
+            };
+            plot::render(&p, &chart)?;
+            written.push(p);
+        }
+    }
+    Ok(written)
+}

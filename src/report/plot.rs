@@ -298,3 +298,131 @@ where
         .map_err(err)?;
     Ok(())
 }
+
+/// Mean dose with its P5–P95 band against the first swept key (one curve per
+/// value of the second key, if any).
+pub struct SweepMeanChart<'a> {
+    /// Scenario name.
+    pub name: &'a str,
+    /// Swept keys.
+    pub keys: Vec<String>,
+    /// Values of the second key (one curve each), or a single NaN.
+    pub series: Vec<f64>,
+    /// Point statistics.
+    pub points: &'a [crate::study::sweep::PointStats],
+}
+
+impl Chart for SweepMeanChart<'_> {
+    fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> DrawResult
+    where
+        DB::ErrorType: 'static,
+    {
+        root.fill(&WHITE).map_err(err)?;
+        let p = self.points;
+        let (x0, x1) = range(p.iter().map(|q| q.values[0]), false);
+        let (_, y1) = range(p.iter().flat_map(|q| [q.p95 * 1e9, q.mean * 1e9]), true);
+        let mut c = ChartBuilder::on(&root)
+            .caption(format!("{}: dose mean and P5–P95 against {}", self.name, self.keys[0]), (FONT, 22))
+            .margin(15)
+            .x_label_area_size(45)
+            .y_label_area_size(70)
+            .build_cartesian_2d(x0..x1, 0.0..y1)
+            .map_err(err)?;
+        c.configure_mesh()
+            .x_desc(self.keys[0].as_str())
+            .y_desc("dose, µL")
+            .label_style((FONT, 14))
+            .draw()
+            .map_err(err)?;
+        for (k, s) in self.series.iter().enumerate() {
+            let color = Palette99::pick(k).to_rgba();
+            let pts: Vec<_> = p.iter().filter(|q| s.is_nan() || q.values.get(1) == Some(s)).collect();
+            let band: Vec<(f64, f64)> = pts
+                .iter()
+                .map(|q| (q.values[0], q.p95 * 1e9))
+                .chain(pts.iter().rev().map(|q| (q.values[0], q.p5 * 1e9)))
+                .collect();
+            c.draw_series(std::iter::once(Polygon::new(band, color.mix(0.2).filled()))).map_err(err)?;
+            let label = if s.is_nan() { "mean".to_string() } else { format!("{} = {}", self.keys[1], s) };
+            c.draw_series(LineSeries::new(pts.iter().map(|q| (q.values[0], q.mean * 1e9)), color.stroke_width(2)))
+                .map_err(err)?
+                .label(label)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
+        }
+        c.configure_series_labels()
+            .label_font((FONT, 14))
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()
+            .map_err(err)?;
+        Ok(())
+    }
+}
+
+/// Dose CV over two swept keys, as a heatmap.
+pub struct SweepCvChart<'a> {
+    /// Scenario name.
+    pub name: &'a str,
+    /// The two keys.
+    pub keys: [String; 2],
+    /// Values of each key.
+    pub axes: [Vec<f64>; 2],
+    /// Point statistics (point order: second key fastest).
+    pub points: &'a [crate::study::sweep::PointStats],
+}
+
+impl Chart for SweepCvChart<'_> {
+    fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> DrawResult
+    where
+        DB::ErrorType: 'static,
+    {
+        root.fill(&WHITE).map_err(err)?;
+        let (nx, ny) = (self.axes[0].len(), self.axes[1].len());
+        let cv_max = self.points.iter().map(|q| q.cv).filter(|v| v.is_finite()).fold(0.0, f64::max).max(1e-12);
+        let (main, bar) = root.split_horizontally(SIZE.0 as i32 - 140);
+        let mut c = ChartBuilder::on(&main)
+            .caption(format!("{}: dose CV (max {:.2} %)", self.name, 100.0 * cv_max), (FONT, 22))
+            .margin(15)
+            .x_label_area_size(45)
+            .y_label_area_size(70)
+            .build_cartesian_2d(0.0..nx as f64, 0.0..ny as f64)
+            .map_err(err)?;
+        let (ax, ay) = (self.axes[0].clone(), self.axes[1].clone());
+        c.configure_mesh()
+            .disable_mesh()
+            .x_desc(self.keys[0].as_str())
+            .y_desc(self.keys[1].as_str())
+            .x_labels(nx.min(12))
+            .y_labels(ny.min(12))
+            .x_label_formatter(&|v| ax.get(*v as usize).map(|x| format!("{x:.3}")).unwrap_or_default())
+            .y_label_formatter(&|v| ay.get(*v as usize).map(|x| format!("{x:.3}")).unwrap_or_default())
+            .label_style((FONT, 13))
+            .draw()
+            .map_err(err)?;
+        let color = |f: f64| HSLColor(0.66 * (1.0 - f.clamp(0.0, 1.0)), 0.8, 0.5);
+        c.draw_series(self.points.iter().map(|q| {
+            let (i, j) = ((q.point / ny as u64) as f64, (q.point % ny as u64) as f64);
+            Rectangle::new([(i, j), (i + 1.0, j + 1.0)], color(q.cv / cv_max).filled())
+        }))
+        .map_err(err)?;
+        // Colour bar.
+        let mut b = ChartBuilder::on(&bar)
+            .margin(15)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0.0..1.0, 0.0..100.0 * cv_max)
+            .map_err(err)?;
+        b.configure_mesh()
+            .disable_mesh()
+            .disable_x_axis()
+            .y_desc("CV, %")
+            .label_style((FONT, 13))
+            .draw()
+            .map_err(err)?;
+        b.draw_series((0..100).map(|k| {
+            let f = k as f64 / 100.0;
+            Rectangle::new([(0.0, f * 100.0 * cv_max), (1.0, (f + 0.01) * 100.0 * cv_max)], color(f).filled())
+        }))
+        .map_err(err)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,164 @@
+//! Parameter sweeps with Monte Carlo replicates.
+
+use crate::util::{rel, root};
+use mesobench::scenario::{Distribution, Prepared, Source};
+use mesobench::stats::describe;
+use mesobench::study::sweep::{draw, percentile, run};
+use mesobench::study::task_rng;
+
+fn prepared() -> Prepared {
+    let src = Source::from_path(&root().join("scenarios/sweep_open_time_pressure.toml")).unwrap();
+    Prepared::new(&src, "sweep_open_time_pressure").unwrap()
+}
+
+const SMALL: [&str; 3] =
+    ["sweep.replicates=3", "sweep.parameters.\"firmware.open_time_ms\"=[30.0, 60.0]", "session.shots=2"];
+
+#[test]
+fn results_do_not_depend_on_the_thread_count() {
+    let prep = prepared();
+    let sets: Vec<String> = SMALL.iter().map(|s| s.to_string()).collect();
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (sa, _) = run(&prep, &sets, a.path(), 1, false, &|_| {}).unwrap();
+    let (sb, _) = run(&prep, &sets, b.path(), 2, false, &|_| {}).unwrap();
+    let csv_a = std::fs::read(a.path().join("sweep.csv")).unwrap();
+    assert_eq!(csv_a, std::fs::read(b.path().join("sweep.csv")).unwrap(), "1 and 2 threads differ");
+    assert_eq!(sa.shots, sb.shots);
+    // 2 open times × 5 pressures, in point order, last key fastest.
+    let text = String::from_utf8(csv_a).unwrap();
+    let rows: Vec<&str> = text.lines().collect();
+    assert_eq!(rows.len(), 11);
+    assert!(rows[0].starts_with("point,firmware.open_time_ms,supply.pressure_bar,shots,dose_mean_ul"));
+    assert!(rows[1].starts_with("0,30.0,2.0,6,"), "{}", rows[1]);
+    assert!(rows[6].starts_with("5,60.0,2.0,6,"), "{}", rows[6]);
+    assert!(!a.path().join(".sweep.partial.csv").exists());
+}
+
+#[test]
+fn replicates_differ_but_repeat_exactly() {
+    let prep = prepared();
+    let sets: Vec<String> = SMALL.iter().map(|s| s.to_string()).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let (_, pts) = run(&prep, &sets, dir.path(), 2, true, &|_| {}).unwrap();
+    let (_, again) = run(&prep, &sets, dir.path(), 1, true, &|_| {}).unwrap();
+    assert_eq!(pts, again);
+    // Device and patient variability give every point a spread.
+    assert!(pts.iter().all(|p| p.sd > 0.0 && p.p5 <= p.p50 && p.p50 <= p.p95));
+    // And the dose rises with pressure at a fixed open time.
+    assert!(pts[..5].windows(2).all(|w| w[1].mean > w[0].mean));
+}
+
+#[test]
+fn progress_reports_every_point() {
+    let prep = prepared();
+    let sets: Vec<String> = SMALL.iter().map(|s| s.to_string()).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let last = std::sync::atomic::AtomicU64::new(0);
+    run(&prep, &sets, dir.path(), 2, false, &|d| last.store(d, std::sync::atomic::Ordering::Relaxed)).unwrap();
+    assert_eq!(last.load(std::sync::atomic::Ordering::Relaxed), 10);
+}
+
+#[test]
+fn grids_and_distributions() {
+    let src = Source::from_path(&root().join("scenarios/sweep_open_time_pressure.toml")).unwrap();
+    let prep = Prepared::new(&src, "s").unwrap();
+    let sc = prep.with(&["sweep.parameters.\"supply.pressure_bar\"={ logspace = [1.0, 4.0, 3] }".into()]).unwrap();
+    let spec = sc.sweep.unwrap();
+    assert_eq!(spec.points(), 21);
+    let p = &spec.axes[1].1;
+    assert!((p[0] - 1.0).abs() < 1e-12 && (p[1] - 2.0).abs() < 1e-12 && (p[2] - 4.0).abs() < 1e-12, "{p:?}");
+    assert_eq!(spec.point(4)[0].1, 30.0);
+    assert_eq!(spec.point(4)[1].1, 2.0);
+    // Each distribution has its stated moments; draws repeat per task stream.
+    let n = 20_000;
+    let sample = |d: Distribution| {
+        let mut r = task_rng(5, 1, 2);
+        (0..n).map(|_| draw(&d, &mut r)).collect::<Vec<f64>>()
+    };
+    let s = describe(&sample(Distribution::Normal { mean: 10.0, sd: 2.0 }));
+    assert!(rel(s.mean, 10.0) < 0.01 && rel(s.sd, 2.0) < 0.03);
+    let u = describe(&sample(Distribution::Uniform { lo: 2.0, hi: 4.0 }));
+    assert!(rel(u.mean, 3.0) < 0.01 && rel(u.sd, 2.0 / 12f64.sqrt()) < 0.03);
+    let mut l = sample(Distribution::Lognormal { median: 4.0, gsd: 1.3 });
+    l.sort_by(f64::total_cmp);
+    assert!(rel(percentile(&l, 0.5), 4.0) < 0.02);
+    let t = sample(Distribution::TruncatedNormal { mean: 4.0, sd: 1.0, lo: 2.6, hi: 10.0 });
+    assert!(t.iter().all(|x| (2.6..=10.0).contains(x)));
+    assert_eq!(
+        sample(Distribution::Normal { mean: 0.0, sd: 1.0 }),
+        sample(Distribution::Normal { mean: 0.0, sd: 1.0 })
+    );
+    let other: Vec<f64> = {
+        let mut r = task_rng(5, 1, 3);
+        (0..10).map(|_| draw(&Distribution::Normal { mean: 0.0, sd: 1.0 }, &mut r)).collect()
+    };
+    assert_ne!(other[..], sample(Distribution::Normal { mean: 0.0, sd: 1.0 })[..10]);
+}
+
+#[test]
+fn percentiles_interpolate_linearly() {
+    let x = [1.0, 2.0, 3.0, 4.0, 5.0];
+    assert_eq!(percentile(&x, 0.0), 1.0);
+    assert_eq!(percentile(&x, 0.5), 3.0);
+    assert_eq!(percentile(&x, 1.0), 5.0);
+    assert!((percentile(&x, 0.05) - 1.2).abs() < 1e-12);
+}
+
+fn sweep_cli(text: &str, fragments: &[&str]) {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("s.toml");
+    std::fs::write(&path, text).unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_mesobench"))
+        .args(["sweep", path.to_str().unwrap(), "--out", tmp.path().join("o").to_str().unwrap(), "--quiet"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    for f in fragments {
+        assert!(err.contains(f), "stderr lacks {f:?}: {err}");
+    }
+}
+
+#[test]
+fn bad_sweeps_are_clear_errors() {
+    sweep_cli("name = \"x\"\n", &["no [sweep] table"]);
+    sweep_cli(
+        "[sweep]\nreplicates = 2\n[sweep.parameters]\n\"supply.pressure_bar\" = \"high\"\n",
+        &["sweep.parameters.\"supply.pressure_bar\"", "a list of numbers"],
+    );
+    sweep_cli(
+        "[sweep]\n[sweep.parameters]\n\"supply.pressure_bar\" = [3.0, 30.0]\n",
+        &["supply.pressure_bar=30.0", "0.2 to 10 bar"],
+    );
+    sweep_cli(
+        "[sweep]\n[uncertain]\n\"valve.coil_temperature_c\" = { dist = \"normal\", mean = 40.0, sd = 5.0, level = \"shot\" }\n",
+        &["uncertain.\"valve.coil_temperature_c\"", "not implemented yet"],
+    );
+    sweep_cli("[sweep]\n[uncertain]\n\"valve.coil_temperature_c\" = { dist = \"gamma\" }\n", &["dist = \"normal\""]);
+}
+
+#[test]
+fn sweep_command_writes_its_outputs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_mesobench"))
+        .current_dir(root())
+        .args([
+            "sweep",
+            "scenarios/sweep_open_time_pressure.toml",
+            "--out",
+            tmp.path().to_str().unwrap(),
+            "--threads",
+            "2",
+        ])
+        .args(SMALL.iter().flat_map(|s| ["--set", s]))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for f in ["sweep.csv", "sweep_manifest.json", "sweep_mean.png", "sweep_mean.svg", "sweep_cv.png", "sweep_cv.svg"] {
+        assert!(tmp.path().join(f).exists(), "{f}");
+    }
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(tmp.path().join("sweep_manifest.json")).unwrap()).unwrap();
+    assert_eq!(m["seed"], 11);
+    assert_eq!(m["summary"]["points"], 10);
+}
