@@ -55,9 +55,26 @@ enum Command {
         /// Override any scenario key by its dotted path (repeatable).
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
+        /// Run only shard I of N (0-based), a contiguous slice of the points
+        /// [default: from SLURM_ARRAY_TASK_ID and SLURM_ARRAY_TASK_COUNT when set].
+        #[arg(long, value_name = "I/N")]
+        shard: Option<String>,
+        /// Finish an interrupted sweep (or shard) without recomputing finished points.
+        #[arg(long)]
+        resume: bool,
         /// No progress bar or summary.
         #[arg(long, short)]
         quiet: bool,
+    },
+    /// Join the shards of a sweep (sweep.shard-*-of-*.csv) into sweep.csv,
+    /// byte for byte what an unsharded run writes.
+    Merge {
+        /// Folders holding the shards.
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// Output folder [default: the first folder].
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
     },
     /// Validate a scenario and print the resolved SI parameters.
     Check {
@@ -107,7 +124,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&sc)?);
             Ok(())
         }
-        Command::Sweep { scenario, out, threads, set, quiet } => sweep(&scenario, out, threads, &set, quiet),
+        Command::Sweep { scenario, out, threads, set, shard, resume, quiet } => {
+            let shard = shard_arg(shard)?;
+            sweep(&scenario, out, threads, &set, shard, resume, quiet)
+        }
+        Command::Merge { dirs, out } => {
+            let out = out.unwrap_or_else(|| dirs[0].clone());
+            let s = mesobench::study::sweep::merge(&dirs, &out)?;
+            println!(
+                "merged {} points ({} sessions, {} shots) into {}",
+                s.points,
+                s.sessions,
+                s.shots,
+                out.join("sweep.csv").display()
+            );
+            Ok(())
+        }
         Command::Run { scenario, out, set, quiet } => {
             let (sc, source) = load(scenario.as_deref(), &set)?;
             let dir = out.unwrap_or_else(|| Path::new("output").join(&sc.name));
@@ -166,7 +198,32 @@ fn print_summary(sc: &Scenario, run: &mesobench::Run, seconds: f64, dir: &Path, 
     println!("  wrote {} files to {}", files, dir.display());
 }
 
-fn sweep(path: &Path, out: Option<PathBuf>, threads: Option<usize>, set: &[String], quiet: bool) -> anyhow::Result<()> {
+/// `--shard I/N`, or Slurm's array variables when set.
+fn shard_arg(arg: Option<String>) -> anyhow::Result<Option<(u64, u64)>> {
+    let (text, origin) = match arg {
+        Some(a) => (a, "--shard".to_string()),
+        None => match (std::env::var("SLURM_ARRAY_TASK_ID"), std::env::var("SLURM_ARRAY_TASK_COUNT")) {
+            (Ok(i), Ok(n)) => (format!("{i}/{n}"), "SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT".to_string()),
+            _ => return Ok(None),
+        },
+    };
+    let parsed =
+        text.split_once('/').and_then(|(i, n)| Some((i.trim().parse::<u64>().ok()?, n.trim().parse::<u64>().ok()?)));
+    match parsed {
+        Some((i, n)) if n >= 1 && i < n => Ok(Some((i, n))),
+        _ => anyhow::bail!("{origin} = {text:?} is not allowed: I/N with whole numbers, N ≥ 1 and 0 ≤ I < N"),
+    }
+}
+
+fn sweep(
+    path: &Path,
+    out: Option<PathBuf>,
+    threads: Option<usize>,
+    set: &[String],
+    shard: Option<(u64, u64)>,
+    resume: bool,
+    quiet: bool,
+) -> anyhow::Result<()> {
     use std::io::IsTerminal;
     let source = Source::from_path(path)?;
     let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("scenario").to_string();
@@ -177,7 +234,11 @@ fn sweep(path: &Path, out: Option<PathBuf>, threads: Option<usize>, set: &[Strin
     let dir = out.unwrap_or_else(|| Path::new("output").join(&sc.name));
     let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
     let bar = if !quiet && std::io::stderr().is_terminal() {
-        let b = indicatif::ProgressBar::new(spec.points());
+        let total = match shard {
+            Some((i, n)) => mesobench::study::sweep::shard_range(spec.points(), i, n).count() as u64,
+            None => spec.points(),
+        };
+        let b = indicatif::ProgressBar::new(total);
         b.set_style(
             indicatif::ProgressStyle::with_template(
                 "{spinner} {bar:40} {pos}/{len} points  {elapsed} elapsed, eta {eta}",
@@ -195,12 +256,14 @@ fn sweep(path: &Path, out: Option<PathBuf>, threads: Option<usize>, set: &[Strin
             b.set_position(done);
         }
     };
-    let (summary, points) = mesobench::study::sweep::run(&prep, set, &dir, threads, keep, &progress)?;
+    let opts = mesobench::study::sweep::RunOptions { shard, resume };
+    let (summary, points) =
+        mesobench::study::sweep::run(&prep, set, &dir, threads, keep && shard.is_none(), &progress, opts)?;
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
     let seconds = started.elapsed().as_secs_f64();
-    mesobench::report::write_sweep(&dir, &sc, &source.name, set, &summary, &points)?;
+    mesobench::report::write_sweep(&dir, &sc, &source.name, set, &summary, &points, shard)?;
     if !quiet {
         println!(
             "mesobench {} — sweep '{}': {} points × {} replicates = {} sessions, {} shots in {:.2} s on {} threads ({:.0} shots/s)",

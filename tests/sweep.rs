@@ -19,8 +19,8 @@ fn results_do_not_depend_on_the_thread_count() {
     let prep = prepared();
     let sets: Vec<String> = SMALL.iter().map(|s| s.to_string()).collect();
     let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let (sa, _) = run(&prep, &sets, a.path(), 1, false, &|_| {}).unwrap();
-    let (sb, _) = run(&prep, &sets, b.path(), 2, false, &|_| {}).unwrap();
+    let (sa, _) = run(&prep, &sets, a.path(), 1, false, &|_| {}, Default::default()).unwrap();
+    let (sb, _) = run(&prep, &sets, b.path(), 2, false, &|_| {}, Default::default()).unwrap();
     let csv_a = std::fs::read(a.path().join("sweep.csv")).unwrap();
     assert_eq!(csv_a, std::fs::read(b.path().join("sweep.csv")).unwrap(), "1 and 2 threads differ");
     assert_eq!(sa.shots, sb.shots);
@@ -31,7 +31,7 @@ fn results_do_not_depend_on_the_thread_count() {
     assert!(rows[0].starts_with("point,firmware.open_time_ms,supply.pressure_bar,shots,dose_mean_ul"));
     assert!(rows[1].starts_with("0,30.0,2.0,6,"), "{}", rows[1]);
     assert!(rows[6].starts_with("5,60.0,2.0,6,"), "{}", rows[6]);
-    assert!(!a.path().join(".sweep.partial.csv").exists());
+    assert!(!a.path().join(".sweep.csv.partial").exists());
 }
 
 #[test]
@@ -39,8 +39,8 @@ fn replicates_differ_but_repeat_exactly() {
     let prep = prepared();
     let sets: Vec<String> = SMALL.iter().map(|s| s.to_string()).collect();
     let dir = tempfile::tempdir().unwrap();
-    let (_, pts) = run(&prep, &sets, dir.path(), 2, true, &|_| {}).unwrap();
-    let (_, again) = run(&prep, &sets, dir.path(), 1, true, &|_| {}).unwrap();
+    let (_, pts) = run(&prep, &sets, dir.path(), 2, true, &|_| {}, Default::default()).unwrap();
+    let (_, again) = run(&prep, &sets, dir.path(), 1, true, &|_| {}, Default::default()).unwrap();
     assert_eq!(pts, again);
     // Device and patient variability give every point a spread.
     assert!(pts.iter().all(|p| p.sd > 0.0 && p.p5 <= p.p50 && p.p50 <= p.p95));
@@ -54,7 +54,16 @@ fn progress_reports_every_point() {
     let sets: Vec<String> = SMALL.iter().map(|s| s.to_string()).collect();
     let dir = tempfile::tempdir().unwrap();
     let last = std::sync::atomic::AtomicU64::new(0);
-    run(&prep, &sets, dir.path(), 2, false, &|d| last.store(d, std::sync::atomic::Ordering::Relaxed)).unwrap();
+    run(
+        &prep,
+        &sets,
+        dir.path(),
+        2,
+        false,
+        &|d| last.store(d, std::sync::atomic::Ordering::Relaxed),
+        Default::default(),
+    )
+    .unwrap();
     assert_eq!(last.load(std::sync::atomic::Ordering::Relaxed), 10);
 }
 
@@ -161,4 +170,119 @@ fn sweep_command_writes_its_outputs() {
         serde_json::from_slice(&std::fs::read(tmp.path().join("sweep_manifest.json")).unwrap()).unwrap();
     assert_eq!(m["seed"], 11);
     assert_eq!(m["summary"]["points"], 10);
+}
+
+fn cli(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_mesobench"));
+    c.current_dir(root()).args(args).env_remove("SLURM_ARRAY_TASK_ID").env_remove("SLURM_ARRAY_TASK_COUNT");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+fn sweep_args<'a>(out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut a = vec!["sweep", "scenarios/sweep_open_time_pressure.toml", "--out", out, "--quiet", "--threads", "2"];
+    for s in SMALL {
+        a.push("--set");
+        a.push(s);
+    }
+    a.extend_from_slice(extra);
+    a
+}
+
+#[test]
+fn shards_merge_into_the_bytes_of_an_unsharded_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let whole = tmp.path().join("whole");
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    assert!(cli(&sweep_args(whole.to_str().unwrap(), &[]), &[]).status.success());
+    // Shards 0 and 2 of 3 from --shard, shard 1 from Slurm's array variables.
+    assert!(cli(&sweep_args(a.to_str().unwrap(), &["--shard", "0/3"]), &[]).status.success());
+    assert!(cli(
+        &sweep_args(b.to_str().unwrap(), &[]),
+        &[("SLURM_ARRAY_TASK_ID", "1"), ("SLURM_ARRAY_TASK_COUNT", "3")]
+    )
+    .status
+    .success());
+    assert!(b.join("sweep.shard-00001-of-00003.csv").exists());
+    assert!(cli(&sweep_args(a.to_str().unwrap(), &["--shard", "2/3"]), &[]).status.success());
+    let merged = tmp.path().join("merged");
+    let o = cli(&["merge", a.to_str().unwrap(), b.to_str().unwrap(), "--out", merged.to_str().unwrap()], &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for f in ["sweep.csv", "sweep_manifest.json"] {
+        let (m, w) =
+            (std::fs::read_to_string(merged.join(f)).unwrap(), std::fs::read_to_string(whole.join(f)).unwrap());
+        assert!(m == w, "{f} differs:\n{m}\n---\n{w}");
+    }
+    // Missing, duplicated and foreign shards are refused with exit 2.
+    let err = |o: std::process::Output| {
+        assert_eq!(
+            o.status.code(),
+            Some(2),
+            "stdout {} stderr {}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stderr).into_owned()
+    };
+    let e = err(cli(&["merge", a.to_str().unwrap(), "--out", tmp.path().join("x").to_str().unwrap()], &[]));
+    assert!(e.contains("missing shard(s) [1] of 3"), "{e}");
+    std::fs::copy(b.join("sweep.shard-00001-of-00003.csv"), a.join("sweep.shard-00001-of-00003.csv")).unwrap();
+    std::fs::copy(
+        b.join("sweep_manifest.shard-00001-of-00003.json"),
+        a.join("sweep_manifest.shard-00001-of-00003.json"),
+    )
+    .unwrap();
+    let e = err(cli(
+        &["merge", a.to_str().unwrap(), b.to_str().unwrap(), "--out", tmp.path().join("x").to_str().unwrap()],
+        &[],
+    ));
+    assert!(e.contains("shard 1 of 3 appears twice"), "{e}");
+    let c = tmp.path().join("c");
+    assert!(cli(&sweep_args(c.to_str().unwrap(), &["--shard", "1/3", "--set", "seed=12"]), &[]).status.success());
+    std::fs::remove_file(a.join("sweep.shard-00001-of-00003.csv")).unwrap();
+    std::fs::remove_file(a.join("sweep_manifest.shard-00001-of-00003.json")).unwrap();
+    let e = err(cli(
+        &["merge", a.to_str().unwrap(), c.to_str().unwrap(), "--out", tmp.path().join("x").to_str().unwrap()],
+        &[],
+    ));
+    assert!(e.contains("different sweep") && e.contains("seed"), "{e}");
+    let d = tmp.path().join("d");
+    assert!(cli(&sweep_args(d.to_str().unwrap(), &["--shard", "1/2"]), &[]).status.success());
+    let e = err(cli(
+        &["merge", a.to_str().unwrap(), d.to_str().unwrap(), "--out", tmp.path().join("x").to_str().unwrap()],
+        &[],
+    ));
+    assert!(e.contains("disagree on the shard count"), "{e}");
+    let e = err(cli(&sweep_args(d.to_str().unwrap(), &["--shard", "2/2"]), &[]));
+    assert!(e.contains("--shard = \"2/2\" is not allowed"), "{e}");
+}
+
+#[test]
+fn an_interrupted_sweep_resumes_to_the_same_bytes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let whole = tmp.path().join("whole");
+    assert!(cli(&sweep_args(whole.to_str().unwrap(), &[]), &[]).status.success());
+    let full = std::fs::read_to_string(whole.join("sweep.csv")).unwrap();
+    // An interruption leaves the flushed rows and half a row in the partial file.
+    let cut = tmp.path().join("cut");
+    std::fs::create_dir_all(&cut).unwrap();
+    let lines: Vec<&str> = full.split_inclusive('\n').collect();
+    let mut partial: String = lines[..5].concat();
+    partial.push_str(&lines[5][..10]);
+    std::fs::write(cut.join(".sweep.csv.partial"), &partial).unwrap();
+    let o = cli(&sweep_args(cut.to_str().unwrap(), &["--resume"]), &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(std::fs::read_to_string(cut.join("sweep.csv")).unwrap(), full);
+    assert!(!cut.join(".sweep.csv.partial").exists());
+    // Resuming a finished sweep recomputes nothing and keeps the bytes.
+    let o = cli(&sweep_args(cut.to_str().unwrap(), &["--resume"]), &[]);
+    assert!(o.status.success());
+    assert_eq!(std::fs::read_to_string(cut.join("sweep.csv")).unwrap(), full);
+    // A partial file from another sweep is refused.
+    std::fs::write(cut.join(".sweep.csv.partial"), "point,other\n").unwrap();
+    let o = cli(&sweep_args(cut.to_str().unwrap(), &["--resume"]), &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("cannot resume"));
 }

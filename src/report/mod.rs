@@ -341,7 +341,8 @@ fn csv_bytes<T: serde::Serialize>(rows: impl Iterator<Item = T>, path: &Path) ->
     w.into_inner().map_err(|e| ReportError::Io { path: path.to_owned(), source: std::io::Error::other(e.to_string()) })
 }
 
-fn json_bytes<T: serde::Serialize>(v: &T) -> Vec<u8> {
+/// Pretty JSON with a final newline.
+pub fn json_bytes<T: serde::Serialize>(v: &T) -> Vec<u8> {
     let mut s = serde_json::to_vec_pretty(v).expect("plain data serializes");
     s.push(b'\n');
     s
@@ -412,7 +413,9 @@ pub fn write_run(
     Ok(written)
 }
 
-/// Write the sweep's manifest and plots (sweep.csv is streamed by the study).
+/// Write the sweep's manifest and (for a whole sweep) its plots; the table
+/// is streamed by the study.
+#[allow(clippy::too_many_arguments)]
 pub fn write_sweep(
     dir: &Path,
     sc: &Scenario,
@@ -420,10 +423,11 @@ pub fn write_sweep(
     overrides: &[String],
     summary: &crate::study::sweep::SweepSummary,
     points: &[crate::study::sweep::PointStats],
+    shard: Option<(u64, u64)>,
 ) -> Result<Vec<PathBuf>, ReportError> {
     let spec = sc.sweep.as_ref().expect("a sweep scenario");
     let mut written = Vec::new();
-    let manifest = serde_json::json!({
+    let mut manifest = serde_json::json!({
         "mesobench_version": crate::VERSION,
         "scenario": sc.name,
         "source": source,
@@ -435,10 +439,15 @@ pub fn write_sweep(
         "summary": summary,
         "resolved_base": sc,
     });
-    let p = dir.join("sweep_manifest.json");
+    if let Some((i, n)) = shard {
+        let range = crate::study::sweep::shard_range(spec.points(), i, n);
+        manifest["shard"] =
+            serde_json::json!({ "index": i, "count": n, "first_point": range.start, "end_point": range.end });
+    }
+    let p = dir.join(crate::study::sweep::file_names(shard).1);
     write_atomic(&p, &json_bytes(&manifest))?;
     written.push(p);
-    if points.is_empty() || spec.axes.is_empty() {
+    if shard.is_some() || points.is_empty() || spec.axes.is_empty() {
         return Ok(written);
     }
     let keys: Vec<String> = spec.axes.iter().map(|a| a.0.clone()).collect();

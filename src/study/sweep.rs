@@ -206,8 +206,8 @@ pub fn csv_row(p: &PointStats) -> String {
     f.join(",") + "\n"
 }
 
-/// Summary of a finished sweep.
-#[derive(Debug, Clone, serde::Serialize)]
+/// Summary of a finished sweep (or shard).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SweepSummary {
     /// Points run.
     pub points: u64,
@@ -217,10 +217,63 @@ pub struct SweepSummary {
     pub shots: u64,
 }
 
-/// Run the sweep of `prep` (with base `--set` overrides), writing
-/// `sweep.csv` into `dir` in point order as chunks finish; `progress` is
-/// called with the number of points done. Returns the per-point statistics
-/// only when `keep` (for plots); otherwise memory stays bounded.
+/// Which part of the sweep to run and how.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunOptions {
+    /// Shard `(i, n)`: run the i-th of n contiguous slices of the points.
+    pub shard: Option<(u64, u64)>,
+    /// Continue from the partial output of an interrupted run.
+    pub resume: bool,
+}
+
+/// The contiguous point range of shard `i` of `n` over `points` points.
+pub fn shard_range(points: u64, i: u64, n: u64) -> std::ops::Range<u64> {
+    let lo = (points as u128 * i as u128 / n as u128) as u64;
+    let hi = (points as u128 * (i + 1) as u128 / n as u128) as u64;
+    lo..hi
+}
+
+/// File names of the sweep's table and manifest (for a shard, or the whole sweep).
+pub fn file_names(shard: Option<(u64, u64)>) -> (String, String) {
+    match shard {
+        None => ("sweep.csv".into(), "sweep_manifest.json".into()),
+        Some((i, n)) => {
+            (format!("sweep.shard-{i:05}-of-{n:05}.csv"), format!("sweep_manifest.shard-{i:05}-of-{n:05}.json"))
+        }
+    }
+}
+
+/// Read the finished rows of a partial table: returns the byte length of
+/// the complete rows and the next point to run. Rows must be the range's
+/// prefix in order; an incomplete last line is dropped.
+fn resume_point(path: &Path, header: &str, range: &std::ops::Range<u64>) -> Result<(u64, u64), String> {
+    let text = std::fs::read(path).map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&text);
+    if !text.starts_with(header) {
+        return Err("its header differs from this sweep's (another scenario or --set?)".into());
+    }
+    let mut len = header.len() as u64;
+    let mut next = range.start;
+    for line in text[header.len()..].split_inclusive('\n') {
+        if !line.ends_with('\n') {
+            break;
+        }
+        let p: u64 =
+            line.split(',').next().and_then(|f| f.parse().ok()).ok_or("a row does not start with its point index")?;
+        if p != next {
+            return Err(format!("rows out of order: point {p} where {next} was expected"));
+        }
+        next += 1;
+        len += line.len() as u64;
+    }
+    Ok((len, next.min(range.end)))
+}
+
+/// Run the sweep of `prep` (with base `--set` overrides), writing its table
+/// into `dir` in point order as chunks finish; `progress` is called with the
+/// number of points done in this run's range. Returns the per-point
+/// statistics computed in this call only when `keep` (for plots).
+#[allow(clippy::too_many_arguments)]
 pub fn run(
     prep: &Prepared,
     base: &[String],
@@ -228,30 +281,65 @@ pub fn run(
     threads: usize,
     keep: bool,
     progress: &(dyn Fn(u64) + Sync),
+    opts: RunOptions,
 ) -> Result<(SweepSummary, Vec<PointStats>), SweepError> {
     let sc = prep.with(base).map_err(|source| SweepError::Point { point: 0, source })?;
     let spec = sc.sweep.clone().ok_or_else(|| SweepError::NoSweep(prep.source().name.clone()))?;
     let n = spec.points();
+    let range = match opts.shard {
+        None => 0..n,
+        Some((i, k)) => shard_range(n, i, k),
+    };
     // Check the first and last points before any work.
     for p in [0, n.saturating_sub(1)] {
         prep.with(&overrides(&sc, &spec, base, p, 0)).map_err(|source| SweepError::Point { point: p, source })?;
     }
     std::fs::create_dir_all(dir).map_err(|source| SweepError::Io { path: dir.to_owned(), source })?;
-    let final_path = dir.join("sweep.csv");
-    let partial = dir.join(".sweep.partial.csv");
+    let (table, _) = file_names(opts.shard);
+    let final_path = dir.join(&table);
+    let partial = dir.join(format!(".{table}.partial"));
     let io = |path: &Path| {
         let path = path.to_owned();
         move |source| SweepError::Io { path: path.clone(), source }
     };
-    let mut out = std::io::BufWriter::new(std::fs::File::create(&partial).map_err(io(&partial))?);
-    out.write_all(csv_header(&spec).as_bytes()).map_err(io(&partial))?;
+    let header = csv_header(&spec);
+    let mut start = range.start;
+    let mut shots = 0u64;
+    let file = if opts.resume && partial.exists() {
+        let (len, next) = resume_point(&partial, &header, &range).map_err(|m| SweepError::Io {
+            path: partial.clone(),
+            source: std::io::Error::other(format!("cannot resume: {m}")),
+        })?;
+        let f = std::fs::OpenOptions::new().write(true).open(&partial).map_err(io(&partial))?;
+        f.set_len(len).map_err(io(&partial))?;
+        // Count the shots already on disk.
+        let text = std::fs::read_to_string(&partial).map_err(io(&partial))?;
+        let col = 1 + spec.axes.len();
+        for line in text.lines().skip(1) {
+            shots += line.split(',').nth(col).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        }
+        start = next;
+        std::fs::OpenOptions::new().append(true).open(&partial).map_err(io(&partial))?
+    } else if opts.resume && final_path.exists() {
+        // Already finished: nothing to do.
+        let text = std::fs::read_to_string(&final_path).map_err(io(&final_path))?;
+        let col = 1 + spec.axes.len();
+        let shots =
+            text.lines().skip(1).map(|l| l.split(',').nth(col).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)).sum();
+        let pts = range.end - range.start;
+        return Ok((SweepSummary { points: pts, sessions: pts * spec.replicates as u64, shots }, Vec::new()));
+    } else {
+        let mut f = std::fs::File::create(&partial).map_err(io(&partial))?;
+        f.write_all(header.as_bytes()).map_err(io(&partial))?;
+        f
+    };
+    let mut out = std::io::BufWriter::new(file);
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads.max(1)).build().expect("a thread pool");
     let chunk = (64 * threads.max(1)) as u64;
     let mut kept = Vec::new();
-    let mut shots = 0u64;
-    let mut start = 0u64;
-    while start < n {
-        let end = (start + chunk).min(n);
+    progress(start - range.start);
+    while start < range.end {
+        let end = (start + chunk).min(range.end);
         let results: Vec<Result<PointStats, SweepError>> =
             pool.install(|| (start..end).into_par_iter().map(|p| run_point(prep, &sc, &spec, base, p)).collect());
         for r in results {
@@ -263,10 +351,180 @@ pub fn run(
             }
         }
         out.flush().map_err(io(&partial))?;
-        progress(end);
+        progress(end - range.start);
         start = end;
     }
     drop(out);
     std::fs::rename(&partial, &final_path).map_err(io(&final_path))?;
-    Ok((SweepSummary { points: n, sessions: n * spec.replicates as u64, shots }, kept))
+    let pts = range.end - range.start;
+    Ok((SweepSummary { points: pts, sessions: pts * spec.replicates as u64, shots }, kept))
+}
+
+/// A merge that cannot produce the whole sweep.
+#[derive(Debug, thiserror::Error)]
+pub enum MergeError {
+    /// No shard files in the folders.
+    #[error("no sweep shards (sweep.shard-*-of-*.csv) in {0}")]
+    None(String),
+    /// Shards disagree on their count.
+    #[error("shards disagree on the shard count: {0}")]
+    Count(String),
+    /// Some shards are missing.
+    #[error("missing shard(s) {missing:?} of {count}")]
+    Missing {
+        /// Missing indices.
+        missing: Vec<u64>,
+        /// Shard count.
+        count: u64,
+    },
+    /// A shard appears twice.
+    #[error("shard {index} of {count} appears twice: {first} and {second}")]
+    Duplicate {
+        /// Index.
+        index: u64,
+        /// Count.
+        count: u64,
+        /// First file.
+        first: String,
+        /// Second file.
+        second: String,
+    },
+    /// Shards come from different sweeps.
+    #[error("{file} comes from a different sweep than {reference}: its {what} differs")]
+    Mismatch {
+        /// Offending manifest.
+        file: String,
+        /// Reference manifest.
+        reference: String,
+        /// What differs.
+        what: String,
+    },
+    /// A shard is unreadable or incomplete.
+    #[error("{file}: {message}")]
+    Bad {
+        /// File.
+        file: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Join the shards found in `dirs` into `out`/sweep.csv and
+/// `out`/sweep_manifest.json, byte for byte what an unsharded run writes.
+pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<SweepSummary, MergeError> {
+    let bad = |f: &Path, m: String| MergeError::Bad { file: f.display().to_string(), message: m };
+    let mut found: Vec<(u64, u64, PathBuf, PathBuf)> = Vec::new();
+    for d in dirs {
+        let entries = std::fs::read_dir(d).map_err(|e| bad(d, e.to_string()))?;
+        let mut names: Vec<String> =
+            entries.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+        names.sort();
+        for name in names {
+            let Some(rest) = name.strip_prefix("sweep.shard-").and_then(|r| r.strip_suffix(".csv")) else { continue };
+            let Some((i, n)) = rest.split_once("-of-") else { continue };
+            let (Ok(i), Ok(n)) = (i.parse::<u64>(), n.parse::<u64>()) else { continue };
+            let (_, manifest) = file_names(Some((i, n)));
+            found.push((i, n, d.join(&name), d.join(manifest)));
+        }
+    }
+    if found.is_empty() {
+        return Err(MergeError::None(dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", ")));
+    }
+    let count = found[0].1;
+    if let Some(other) = found.iter().find(|f| f.1 != count) {
+        return Err(MergeError::Count(format!(
+            "{} says {count}, {} says {}",
+            found[0].2.display(),
+            other.2.display(),
+            other.1
+        )));
+    }
+    found.sort_by_key(|f| f.0);
+    for w in found.windows(2) {
+        if w[0].0 == w[1].0 {
+            return Err(MergeError::Duplicate {
+                index: w[0].0,
+                count,
+                first: w[0].2.display().to_string(),
+                second: w[1].2.display().to_string(),
+            });
+        }
+    }
+    let missing: Vec<u64> = (0..count).filter(|i| found.binary_search_by_key(i, |f| f.0).is_err()).collect();
+    if !missing.is_empty() {
+        return Err(MergeError::Missing { missing, count });
+    }
+    // Every manifest must describe the same sweep.
+    let read_json = |p: &Path| -> Result<serde_json::Value, MergeError> {
+        let bytes = std::fs::read(p).map_err(|e| bad(p, format!("cannot read the shard's manifest: {e}")))?;
+        serde_json::from_slice(&bytes).map_err(|e| bad(p, format!("not a sweep manifest: {e}")))
+    };
+    let reference = read_json(&found[0].3)?;
+    let mut total = SweepSummary { points: 0, sessions: 0, shots: 0 };
+    let mut table: Vec<u8> = Vec::new();
+    let mut header: Option<String> = None;
+    let mut next_point = 0u64;
+    for (i, _, csv, man) in &found {
+        let m = read_json(man)?;
+        for what in ["scenario", "seed", "overrides", "sweep", "uncertain", "resolved_base", "mesobench_version"] {
+            if m[what] != reference[what] {
+                return Err(MergeError::Mismatch {
+                    file: man.display().to_string(),
+                    reference: found[0].3.display().to_string(),
+                    what: what.to_string(),
+                });
+            }
+        }
+        let part: SweepSummary = serde_json::from_value(m["summary"].clone()).map_err(|e| bad(man, e.to_string()))?;
+        total.points += part.points;
+        total.sessions += part.sessions;
+        total.shots += part.shots;
+        let text = std::fs::read_to_string(csv).map_err(|e| bad(csv, e.to_string()))?;
+        let (head, rows) = text.split_once('\n').ok_or_else(|| bad(csv, "empty".into()))?;
+        match &header {
+            None => {
+                header = Some(head.to_string());
+                table.extend_from_slice(head.as_bytes());
+                table.push(b'\n');
+            }
+            Some(h) if h != head => return Err(bad(csv, "its header differs from the first shard's".into())),
+            _ => {}
+        }
+        for line in rows.lines() {
+            let p: u64 = line
+                .split(',')
+                .next()
+                .and_then(|f| f.parse().ok())
+                .ok_or_else(|| bad(csv, "a row without a point index".into()))?;
+            if p != next_point {
+                return Err(bad(
+                    csv,
+                    format!("shard {i}: point {p} where {next_point} was expected (incomplete shard?)"),
+                ));
+            }
+            next_point += 1;
+            table.extend_from_slice(line.as_bytes());
+            table.push(b'\n');
+        }
+    }
+    let expected = reference["sweep"]["axes"]
+        .as_array()
+        .map(|a| a.iter().map(|x| x[1].as_array().map(|v| v.len() as u64).unwrap_or(0)).product::<u64>())
+        .unwrap_or(0);
+    if next_point != expected {
+        return Err(MergeError::Bad {
+            file: out.display().to_string(),
+            message: format!("the shards hold {next_point} points, the sweep has {expected}"),
+        });
+    }
+    std::fs::create_dir_all(out).map_err(|e| bad(out, e.to_string()))?;
+    crate::report::write_atomic(&out.join("sweep.csv"), &table).map_err(|e| bad(out, e.to_string()))?;
+    let mut merged = reference.clone();
+    if let Some(obj) = merged.as_object_mut() {
+        obj.remove("shard");
+        obj.insert("summary".into(), serde_json::to_value(&total).expect("plain data"));
+    }
+    crate::report::write_atomic(&out.join("sweep_manifest.json"), &crate::report::json_bytes(&merged))
+        .map_err(|e| bad(out, e.to_string()))?;
+    Ok(total)
 }
