@@ -120,6 +120,16 @@ pub struct Raw {
     pub tissue: RawTissue,
     pub sweep: Option<RawSweep>,
     pub uncertain: Option<toml::Table>,
+    pub sensitivity: Option<RawSensitivity>,
+}
+
+/// `[sensitivity]`: Sobol analysis settings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct RawSensitivity {
+    pub samples: Option<i64>,
+    pub bootstrap: Option<i64>,
 }
 
 /// `[sweep]`: parameters to sweep and Monte Carlo replicates per point.
@@ -280,6 +290,8 @@ pub struct Scenario {
     pub sweep: Option<SweepSpec>,
     /// Uncertain parameters (`[uncertain]`), drawn per replicate.
     pub uncertain: Vec<Uncertain>,
+    /// Sensitivity analysis settings: (base samples N, bootstrap resamples).
+    pub sensitivity: (usize, usize),
 }
 
 /// A parameter sweep (values in the keys' own units, as written).
@@ -1057,9 +1069,15 @@ impl Scenario {
             None => Vec::new(),
             Some(t) => uncertain_specs(t, c)?,
         };
+        let sa = raw.sensitivity.clone().unwrap_or_default();
+        let sensitivity = (
+            c.int(sa.samples, 256, "sensitivity.samples", 2, 65_536)? as usize,
+            c.int(sa.bootstrap, 200, "sensitivity.bootstrap", 0, 100_000)? as usize,
+        );
         Ok(Scenario {
             sweep,
             uncertain,
+            sensitivity,
             name,
             description: raw.description.unwrap_or_default(),
             seed,

@@ -5,6 +5,7 @@ mod closed_forms;
 mod conservation;
 mod convergence;
 mod firmware;
+mod sensitivity;
 mod sweep;
 mod trends;
 mod util;

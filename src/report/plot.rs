@@ -426,3 +426,68 @@ impl Chart for SweepCvChart<'_> {
         Ok(())
     }
 }
+
+/// First-order and total Sobol indices with their intervals, as bars.
+pub struct SensitivityChart<'a> {
+    /// Scenario name.
+    pub name: &'a str,
+    /// The analysis.
+    pub analysis: &'a crate::study::sensitivity::Analysis,
+}
+
+impl Chart for SensitivityChart<'_> {
+    fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> DrawResult
+    where
+        DB::ErrorType: 'static,
+    {
+        root.fill(&WHITE).map_err(err)?;
+        let idx = &self.analysis.indices;
+        let n = idx.len() as f64;
+        let top = idx
+            .iter()
+            .flat_map(|i| [i.total, i.total_ci.1, i.first_ci.1])
+            .filter(|v| v.is_finite())
+            .fold(1.0_f64, f64::max);
+        let low = idx.iter().flat_map(|i| [i.first, i.first_ci.0]).filter(|v| v.is_finite()).fold(0.0_f64, f64::min);
+        let names: Vec<String> = idx.iter().map(|i| i.name.clone()).collect();
+        let mut c = ChartBuilder::on(&root)
+            .caption(format!("{}: Sobol indices of the dose", self.name), (FONT, 22))
+            .margin(15)
+            .x_label_area_size(60)
+            .y_label_area_size(60)
+            .build_cartesian_2d(-0.5..(n - 0.5), low.min(0.0)..top * 1.05)
+            .map_err(err)?;
+        c.configure_mesh()
+            .disable_x_mesh()
+            .x_labels(idx.len())
+            .x_label_formatter(&|v| names.get(v.round() as usize).cloned().unwrap_or_default())
+            .y_desc("index")
+            .label_style((FONT, 13))
+            .draw()
+            .map_err(err)?;
+        let blue = RGBColor(31, 119, 180);
+        let orange = RGBColor(255, 127, 14);
+        for (k, (color, total)) in [(blue, false), (orange, true)].into_iter().enumerate() {
+            let off = if k == 0 { -0.2 } else { 0.2 };
+            c.draw_series(idx.iter().enumerate().map(|(i, s)| {
+                let v = if total { s.total } else { s.first };
+                Rectangle::new([(i as f64 + off - 0.18, 0.0), (i as f64 + off + 0.18, v)], color.filled())
+            }))
+            .map_err(err)?
+            .label(if total { "total effect" } else { "first order" })
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 15, y + 5)], color.filled()));
+            c.draw_series(idx.iter().enumerate().map(|(i, s)| {
+                let (lo, hi) = if total { s.total_ci } else { s.first_ci };
+                PathElement::new(vec![(i as f64 + off, lo), (i as f64 + off, hi)], BLACK.stroke_width(2))
+            }))
+            .map_err(err)?;
+        }
+        c.configure_series_labels()
+            .label_font((FONT, 14))
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()
+            .map_err(err)?;
+        Ok(())
+    }
+}
