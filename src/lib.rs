@@ -87,6 +87,16 @@ pub fn simulate(sc: &Scenario, trace: bool) -> Result<Run, RunError> {
 
 /// Simulate a scenario's session with the given firmware.
 pub fn simulate_with(sc: &Scenario, controller: &mut dyn Controller, trace: bool) -> Result<Run, RunError> {
+    simulate_hooked(sc, controller, trace, None)
+}
+
+/// Simulate with a hook that may change the plant's parameters before each shot.
+pub fn simulate_hooked(
+    sc: &Scenario,
+    controller: &mut dyn Controller,
+    trace: bool,
+    hook: Option<sim::ShotHook>,
+) -> Result<Run, RunError> {
     let mut plant = Plant::new(sc.params.clone());
     let mut fw = FirmwareLoop {
         controller,
@@ -96,10 +106,10 @@ pub fn simulate_with(sc: &Scenario, controller: &mut dyn Controller, trace: bool
     };
     if trace {
         let mut rec = TraceRecorder::new(sc.solver.trace_interval);
-        let result = sim::run_session(&mut plant, &mut fw, &sc.solver, &sc.session, &mut rec)?;
+        let result = sim::run_session_with(&mut plant, &mut fw, &sc.solver, &sc.session, &mut rec, hook)?;
         Ok(Run { result, trace: rec.samples })
     } else {
-        let result = sim::run_session(&mut plant, &mut fw, &sc.solver, &sc.session, &mut ())?;
+        let result = sim::run_session_with(&mut plant, &mut fw, &sc.solver, &sc.session, &mut (), hook)?;
         Ok(Run { result, trace: Vec::new() })
     }
 }

@@ -360,6 +360,18 @@ pub enum Distribution {
     },
 }
 
+/// When an uncertain parameter is drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Level {
+    /// Once per replicate: a device, a syringe, a needle lot, an operator.
+    Session,
+    /// Before every shot: valve jitter, supply ripple.
+    Shot,
+    /// For every injection site (every shot, as each shot goes into a new site): tissue.
+    Site,
+}
+
 /// An uncertain scenario parameter.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Uncertain {
@@ -367,7 +379,12 @@ pub struct Uncertain {
     pub key: String,
     /// Distribution.
     pub dist: Distribution,
+    /// When it is drawn.
+    pub level: Level,
 }
+
+/// Keys that may change between shots (per-shot and per-site levels).
+pub const PER_SHOT_KEYS: [&str; 4] = ["valve.", "tissue.", "supply.pressure_bar", "supply.regulator_tau_ms"];
 
 /// Where the scenario text came from, for error messages.
 #[derive(Debug, Clone)]
@@ -1148,11 +1165,17 @@ fn uncertain_specs(t: &toml::Table, c: &Ctx) -> Result<Vec<Uncertain>, ScenarioE
         };
         let get = |k: &str| tab.get(k).and_then(|v| v.as_float().or_else(|| v.as_integer().map(|i| i as f64)));
         let need = |k: &str| get(k).filter(|v| v.is_finite()).ok_or_else(|| bad(&format!("a number `{k}`")));
-        let level = tab.get("level").and_then(|v| v.as_str()).unwrap_or("session");
-        if level != "session" {
-            return Err(bad(
-                "level = \"session\" (drawn once per replicate); per-shot and per-site levels are not implemented yet",
-            ));
+        let level = match tab.get("level").and_then(|v| v.as_str()).unwrap_or("session") {
+            "session" => Level::Session,
+            "shot" => Level::Shot,
+            "site" => Level::Site,
+            _ => return Err(bad("level = \"session\", \"shot\" or \"site\"")),
+        };
+        if level != Level::Session && !PER_SHOT_KEYS.iter().any(|p| key.starts_with(p)) {
+            return Err(bad(&format!(
+                "level = \"session\" for this key: only keys starting with {} may change between shots",
+                PER_SHOT_KEYS.join(", ")
+            )));
         }
         for k in tab.keys() {
             if !["dist", "mean", "sd", "median", "gsd", "lo", "hi", "level"].contains(&k.as_str()) {
@@ -1179,7 +1202,7 @@ fn uncertain_specs(t: &toml::Table, c: &Ctx) -> Result<Vec<Uncertain>, ScenarioE
             }
             _ => return Err(bad("dist = \"normal\", \"lognormal\", \"uniform\" or \"truncated_normal\"")),
         };
-        out.push(Uncertain { key: key.clone(), dist });
+        out.push(Uncertain { key: key.clone(), dist, level });
     }
     Ok(out)
 }

@@ -7,6 +7,7 @@ pub mod trace;
 
 pub use plant::{Drive, Plant, PlantState, Signals, SimError};
 pub use session::{
-    run_session, FirmwareLoop, Observer, RunError, SessionResult, SessionSettings, ShotRecord, SolverSettings,
+    run_session, run_session_with, FirmwareLoop, Observer, RunError, SessionResult, SessionSettings, ShotHook,
+    ShotRecord, SolverSettings,
 };
 pub use trace::{TraceRecorder, TraceSample};

@@ -257,6 +257,18 @@ impl Plant {
         self.state.p_s = self.storage.pressure(self.state.w_syr);
     }
 
+    /// Replace the parameters between shots (per-shot variability). The
+    /// element counts (needles, line segments) must not change.
+    pub fn set_params(&mut self, params: Params) -> Result<(), String> {
+        if params.needles.len() != self.params.needles.len() || params.line.segments != self.params.line.segments {
+            return Err("a parameter drawn per shot changed the number of needles or line segments".into());
+        }
+        self.params = params;
+        self.cache = StepCache::default();
+        self.refresh_storage();
+        Ok(())
+    }
+
     /// Move every site to fresh tissue (bleb volumes to zero).
     pub fn new_sites(&mut self) {
         for v in &mut self.state.v_bleb {

@@ -188,7 +188,19 @@ pub enum RunError {
     /// The firmware failed.
     #[error(transparent)]
     Firmware(#[from] FirmwareError),
+    /// Parameters for a shot could not be applied.
+    #[error("shot {shot}: {message}")]
+    Shot {
+        /// Shot index.
+        shot: usize,
+        /// What went wrong.
+        message: String,
+    },
 }
+
+/// Called before each shot with its index and the plant (to vary parameters
+/// from shot to shot); an error stops the session.
+pub type ShotHook<'a> = &'a mut dyn FnMut(usize, &mut Plant) -> Result<(), String>;
 
 /// Run `session` on `plant` with the firmware loop `fw`, reporting every step to `observer`.
 pub fn run_session<O: Observer + ?Sized>(
@@ -197,6 +209,18 @@ pub fn run_session<O: Observer + ?Sized>(
     solver: &SolverSettings,
     session: &SessionSettings,
     observer: &mut O,
+) -> Result<SessionResult, RunError> {
+    run_session_with(plant, fw, solver, session, observer, None)
+}
+
+/// [`run_session`] with a hook called before each shot.
+pub fn run_session_with<O: Observer + ?Sized>(
+    plant: &mut Plant,
+    fw: &mut FirmwareLoop,
+    solver: &SolverSettings,
+    session: &SessionSettings,
+    observer: &mut O,
+    mut before_shot: Option<ShotHook>,
 ) -> Result<SessionResult, RunError> {
     let n_sub = solver.substeps();
     let tick = solver.tick;
@@ -226,6 +250,9 @@ pub fn run_session<O: Observer + ?Sized>(
     for shot in 0..session.shots {
         let start_tick = shot as u64 * period_ticks;
         let last = shot + 1 == session.shots;
+        if let Some(hook) = before_shot.as_mut() {
+            hook(shot, plant).map_err(|message| RunError::Shot { shot, message })?;
+        }
         if plant.params.new_site_each_shot {
             plant.new_sites();
         }

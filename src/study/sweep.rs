@@ -12,7 +12,7 @@ use rand_distr::{Distribution as _, StandardNormal};
 use rayon::prelude::*;
 
 use super::task_rng;
-use crate::scenario::{Distribution, Prepared, Scenario, ScenarioError, SweepSpec};
+use crate::scenario::{Distribution, Level, Prepared, Scenario, ScenarioError, SweepSpec};
 use crate::sim::RunError;
 
 /// A sweep that could not run.
@@ -116,12 +116,42 @@ pub fn overrides(sc: &Scenario, spec: &SweepSpec, base: &[String], point: u64, r
         out.push(format!("{key}={v:?}"));
     }
     let mut rng = task_rng(sc.seed, point, replicate);
-    for u in &sc.uncertain {
+    for u in sc.uncertain.iter().filter(|u| u.level == Level::Session) {
         out.push(format!("{}={:?}", u.key, draw(&u.dist, &mut rng)));
     }
     // Sensor noise of each replicate gets its own seed too.
     out.push(format!("seed={}", super::splitmix(sc.seed ^ (point << 32) ^ replicate) >> 1));
     out
+}
+
+/// Simulate one replicate; per-shot and per-site parameters are drawn
+/// before every shot from the shot's own stream and applied by re-validating
+/// the scenario (so every draw is range-checked like user input).
+pub fn simulate_replicate(
+    prep: &Prepared,
+    uncertain: &[crate::scenario::Uncertain],
+    sets: &[String],
+    variant: &Scenario,
+    seed: u64,
+    point: u64,
+    replicate: u64,
+) -> Result<crate::Run, RunError> {
+    let per_shot: Vec<_> = uncertain.iter().filter(|u| u.level != Level::Session).collect();
+    if per_shot.is_empty() {
+        return crate::simulate(variant, false);
+    }
+    let mut hook = |shot: usize, plant: &mut crate::sim::Plant| -> Result<(), String> {
+        // Streams for shots sit above the replicate streams of the same point.
+        let mut rng = task_rng(seed, point, (1 << 23) ^ (replicate << 32) ^ shot as u64);
+        let mut shot_sets = sets.to_vec();
+        for u in &per_shot {
+            shot_sets.push(format!("{}={:?}", u.key, draw(&u.dist, &mut rng)));
+        }
+        let sc = prep.with(&shot_sets).map_err(|e| e.to_string())?;
+        plant.set_params(sc.params)
+    };
+    let mut fw = crate::controller_for(variant)?;
+    crate::simulate_hooked(variant, fw.as_mut(), false, Some(&mut hook))
 }
 
 /// Run one point.
@@ -138,7 +168,8 @@ pub fn run_point(
     for r in 0..spec.replicates as u64 {
         let sets = overrides(sc, spec, base, point, r);
         let variant = prep.with(&sets).map_err(|source| SweepError::Point { point, source })?;
-        let run = crate::simulate(&variant, false).map_err(|source| SweepError::Run { point, replicate: r, source })?;
+        let run = simulate_replicate(prep, &sc.uncertain, &sets, &variant, sc.seed, point, r)
+            .map_err(|source| SweepError::Run { point, replicate: r, source })?;
         for s in &run.result.shots {
             doses.push(s.dose);
             leak += s.leak;
