@@ -62,6 +62,9 @@ enum Command {
         /// Finish an interrupted sweep (or shard) without recomputing finished points.
         #[arg(long)]
         resume: bool,
+        /// Also write every shot to raw.csv.
+        #[arg(long)]
+        raw: bool,
         /// No progress bar or summary.
         #[arg(long, short)]
         quiet: bool,
@@ -143,9 +146,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&sc)?);
             Ok(())
         }
-        Command::Sweep { scenario, out, threads, set, shard, resume, quiet } => {
+        Command::Sweep { scenario, out, threads, set, shard, resume, raw, quiet } => {
             let shard = shard_arg(shard)?;
-            sweep(&scenario, out, threads, &set, shard, resume, quiet)
+            let opts = mesobench::study::sweep::RunOptions { shard, resume, raw };
+            sweep(&scenario, out, threads, &set, opts, quiet)
         }
         Command::Sensitivity { scenario, out, threads, set, quiet } => {
             let source = Source::from_path(&scenario)?;
@@ -270,10 +274,10 @@ fn sweep(
     out: Option<PathBuf>,
     threads: Option<usize>,
     set: &[String],
-    shard: Option<(u64, u64)>,
-    resume: bool,
+    opts: mesobench::study::sweep::RunOptions,
     quiet: bool,
 ) -> anyhow::Result<()> {
+    let shard = opts.shard;
     use std::io::IsTerminal;
     let source = Source::from_path(path)?;
     let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("scenario").to_string();
@@ -306,7 +310,6 @@ fn sweep(
             b.set_position(done);
         }
     };
-    let opts = mesobench::study::sweep::RunOptions { shard, resume };
     let (summary, points) =
         mesobench::study::sweep::run(&prep, set, &dir, threads, keep && shard.is_none(), &progress, opts)?;
     if let Some(b) = &bar {

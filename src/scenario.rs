@@ -139,6 +139,7 @@ pub struct RawSensitivity {
 pub struct RawSweep {
     pub replicates: Option<i64>,
     pub target_ul: Option<f64>,
+    pub histogram_points: Option<Vec<i64>>,
     pub parameters: Option<toml::Table>,
 }
 
@@ -303,6 +304,8 @@ pub struct SweepSpec {
     pub target: Option<f64>,
     /// Swept keys and their values; points are the Cartesian product with the last key varying fastest.
     pub axes: Vec<(String, Vec<f64>)>,
+    /// Points whose dose histograms are plotted.
+    pub histogram: Vec<u64>,
 }
 
 impl SweepSpec {
@@ -1152,7 +1155,25 @@ fn sweep_spec(sw: &RawSweep, c: &Ctx) -> Result<SweepSpec, ScenarioError> {
         }
         axes.push((key.clone(), values));
     }
-    Ok(SweepSpec { replicates, target, axes })
+    let points: u64 = axes.iter().map(|a| a.1.len() as u64).product();
+    let histogram = match &sw.histogram_points {
+        None => {
+            let mut h = vec![0, points / 2, points.saturating_sub(1)];
+            h.dedup();
+            h
+        }
+        Some(list) => {
+            if let Some(bad) = list.iter().find(|p| **p < 0 || **p as u64 >= points) {
+                return Err(c.invalid(
+                    "sweep.histogram_points",
+                    bad,
+                    format!("point indices from 0 to {}", points.saturating_sub(1)),
+                ));
+            }
+            list.iter().map(|p| *p as u64).collect()
+        }
+    };
+    Ok(SweepSpec { replicates, target, axes, histogram })
 }
 
 fn uncertain_specs(t: &toml::Table, c: &Ctx) -> Result<Vec<Uncertain>, ScenarioError> {

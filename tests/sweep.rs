@@ -182,7 +182,7 @@ fn cli(args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
 }
 
 fn sweep_args<'a>(out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
-    let mut a = vec!["sweep", "scenarios/sweep_open_time_pressure.toml", "--out", out, "--quiet", "--threads", "2"];
+    let mut a = vec!["sweep", "scenarios/sweep_open_time_pressure.toml", "--out", out, "--quiet"];
     for s in SMALL {
         a.push("--set");
         a.push(s);
@@ -307,4 +307,33 @@ fn per_shot_draws_vary_shots_within_a_session() {
     assert_eq!(a, again);
     let other: Vec<f64> = run(1).result.shots.iter().map(|s| s.dose).collect();
     assert_ne!(a, other);
+}
+
+#[test]
+fn raw_output_lists_every_shot_and_resumes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    assert!(cli(&sweep_args(a.to_str().unwrap(), &["--raw", "--threads", "1"]), &[]).status.success());
+    assert!(cli(&sweep_args(b.to_str().unwrap(), &["--raw", "--threads", "2"]), &[]).status.success());
+    let raw = std::fs::read_to_string(a.join("raw.csv")).unwrap();
+    assert_eq!(raw, std::fs::read_to_string(b.join("raw.csv")).unwrap());
+    // 10 points × 3 replicates × 2 shots, plus the header.
+    assert_eq!(raw.lines().count(), 61);
+    assert!(raw.starts_with(
+        "point,replicate,shot,firmware.open_time_ms,supply.pressure_bar,dose_ul,leak_ul,peak_tissue_kpa\n"
+    ));
+    for f in ["sweep_hist.png", "sweep_hist.svg"] {
+        assert!(a.join(f).exists(), "{f}");
+    }
+    // An interruption after four points: both tables resume to the same bytes.
+    let c = tmp.path().join("c");
+    std::fs::create_dir_all(&c).unwrap();
+    let table = std::fs::read_to_string(a.join("sweep.csv")).unwrap();
+    let t: Vec<&str> = table.split_inclusive('\n').collect();
+    std::fs::write(c.join(".sweep.csv.partial"), t[..5].concat()).unwrap();
+    let r: Vec<&str> = raw.split_inclusive('\n').collect();
+    std::fs::write(c.join(".raw.csv.partial"), r[..30].concat()).unwrap();
+    assert!(cli(&sweep_args(c.to_str().unwrap(), &["--raw", "--resume"]), &[]).status.success());
+    assert_eq!(std::fs::read_to_string(c.join("raw.csv")).unwrap(), raw);
+    assert_eq!(std::fs::read_to_string(c.join("sweep.csv")).unwrap(), table);
 }

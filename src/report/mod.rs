@@ -462,6 +462,14 @@ pub fn write_sweep(
             written.push(p);
         }
     }
+    let hist: Vec<&crate::study::sweep::PointStats> = points.iter().filter(|p| !p.raw.is_empty()).collect();
+    if !hist.is_empty() {
+        for name in ["sweep_hist.png", "sweep_hist.svg"] {
+            let p = dir.join(name);
+            plot::render(&p, &plot::HistogramChart { name: &sc.name, keys: keys.clone(), points: &hist })?;
+            written.push(p);
+        }
+    }
     if spec.axes.len() == 2 {
         for name in ["sweep_cv.png", "sweep_cv.svg"] {
             let p = dir.join(name);

@@ -491,3 +491,70 @@ impl Chart for SensitivityChart<'_> {
         Ok(())
     }
 }
+
+/// Overlaid dose histograms of chosen sweep points.
+pub struct HistogramChart<'a> {
+    /// Scenario name.
+    pub name: &'a str,
+    /// Swept keys (for the legend).
+    pub keys: Vec<String>,
+    /// Points with their raw shots.
+    pub points: &'a [&'a crate::study::sweep::PointStats],
+}
+
+impl Chart for HistogramChart<'_> {
+    fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> DrawResult
+    where
+        DB::ErrorType: 'static,
+    {
+        root.fill(&WHITE).map_err(err)?;
+        let all = || self.points.iter().flat_map(|p| p.raw.iter().map(|r| r.2 * 1e9));
+        let (lo, hi) = range(all(), false);
+        let bins = 40usize;
+        let width = (hi - lo) / bins as f64;
+        let counts: Vec<Vec<f64>> = self
+            .points
+            .iter()
+            .map(|p| {
+                let mut c = vec![0.0; bins];
+                for r in &p.raw {
+                    let k = (((r.2 * 1e9 - lo) / width) as usize).min(bins - 1);
+                    c[k] += 1.0 / p.raw.len() as f64;
+                }
+                c
+            })
+            .collect();
+        let top = counts.iter().flatten().cloned().fold(0.0, f64::max).max(1e-9);
+        let mut c = ChartBuilder::on(&root)
+            .caption(format!("{}: dose distribution at chosen points", self.name), (FONT, 22))
+            .margin(15)
+            .x_label_area_size(45)
+            .y_label_area_size(70)
+            .build_cartesian_2d(lo..hi, 0.0..top * 1.1)
+            .map_err(err)?;
+        c.configure_mesh()
+            .x_desc("dose, µL")
+            .y_desc("fraction of shots")
+            .label_style((FONT, 14))
+            .draw()
+            .map_err(err)?;
+        for (k, (p, cs)) in self.points.iter().zip(&counts).enumerate() {
+            let color = Palette99::pick(k).to_rgba();
+            let label: Vec<String> = self.keys.iter().zip(&p.values).map(|(key, v)| format!("{key} = {v}")).collect();
+            c.draw_series(cs.iter().enumerate().map(|(i, h)| {
+                let x0 = lo + i as f64 * width;
+                Rectangle::new([(x0, 0.0), (x0 + width, *h)], color.mix(0.35).filled())
+            }))
+            .map_err(err)?
+            .label(format!("point {}: {}", p.point, label.join(", ")))
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 15, y + 5)], color.mix(0.6).filled()));
+        }
+        c.configure_series_labels()
+            .label_font((FONT, 14))
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()
+            .map_err(err)?;
+        Ok(())
+    }
+}

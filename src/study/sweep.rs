@@ -76,6 +76,9 @@ pub struct PointStats {
     pub leak: f64,
     /// Highest tissue pressure, Pa gauge.
     pub peak_tissue: f64,
+    /// Every shot (replicate, shot, dose m³, reflux m³, peak tissue Pa), when raw output or a histogram asks for it.
+    #[serde(skip)]
+    pub raw: Vec<(u64, usize, f64, f64, f64)>,
 }
 
 /// Percentile `q` (0–1) of sorted data, linear interpolation (Hyndman–Fan type 7).
@@ -161,8 +164,10 @@ pub fn run_point(
     spec: &SweepSpec,
     base: &[String],
     point: u64,
+    keep_raw: bool,
 ) -> Result<PointStats, SweepError> {
     let mut doses = Vec::new();
+    let mut raw = Vec::new();
     let mut leak = 0.0;
     let mut peak: f64 = 0.0;
     for r in 0..spec.replicates as u64 {
@@ -171,6 +176,9 @@ pub fn run_point(
         let run = simulate_replicate(prep, &sc.uncertain, &sets, &variant, sc.seed, point, r)
             .map_err(|source| SweepError::Run { point, replicate: r, source })?;
         for s in &run.result.shots {
+            if keep_raw {
+                raw.push((r, s.index, s.dose, s.leak, s.peak_tissue_pressure));
+            }
             doses.push(s.dose);
             leak += s.leak;
             peak = peak.max(s.peak_tissue_pressure);
@@ -191,6 +199,7 @@ pub fn run_point(
         p95: percentile(&doses, 0.95),
         leak: leak / doses.len().max(1) as f64,
         peak_tissue: peak,
+        raw,
     })
 }
 
@@ -255,6 +264,8 @@ pub struct RunOptions {
     pub shard: Option<(u64, u64)>,
     /// Continue from the partial output of an interrupted run.
     pub resume: bool,
+    /// Also write every shot to raw.csv (or raw.shard-….csv).
+    pub raw: bool,
 }
 
 /// The contiguous point range of shard `i` of `n` over `points` points.
@@ -298,6 +309,25 @@ fn resume_point(path: &Path, header: &str, range: &std::ops::Range<u64>) -> Resu
         len += line.len() as u64;
     }
     Ok((len, next.min(range.end)))
+}
+
+/// Length of the complete raw rows of points before `next`.
+fn raw_prefix(path: &Path, next: u64) -> Result<u64, SweepError> {
+    let text = std::fs::read_to_string(path).map_err(|source| SweepError::Io { path: path.to_owned(), source })?;
+    let mut len = 0u64;
+    for (i, line) in text.split_inclusive('\n').enumerate() {
+        if !line.ends_with('\n') {
+            break;
+        }
+        if i > 0 {
+            let p: u64 = line.split(',').next().and_then(|f| f.parse().ok()).unwrap_or(u64::MAX);
+            if p >= next {
+                break;
+            }
+        }
+        len += line.len() as u64;
+    }
+    Ok(len)
 }
 
 /// Run the sweep of `prep` (with base `--set` overrides), writing its table
@@ -365,27 +395,72 @@ pub fn run(
         f
     };
     let mut out = std::io::BufWriter::new(file);
+    // Raw per-shot rows: restarted from the first point not yet in the table.
+    let raw_name = match opts.shard {
+        None => "raw.csv".to_string(),
+        Some((i, k)) => format!("raw.shard-{i:05}-of-{k:05}.csv"),
+    };
+    let raw_partial = dir.join(format!(".{raw_name}.partial"));
+    let mut raw_out = if opts.raw {
+        let keep_len = if opts.resume && raw_partial.exists() { raw_prefix(&raw_partial, start)? } else { 0 };
+        let mut f = if keep_len > 0 {
+            let f = std::fs::OpenOptions::new().write(true).open(&raw_partial).map_err(io(&raw_partial))?;
+            f.set_len(keep_len).map_err(io(&raw_partial))?;
+            std::fs::OpenOptions::new().append(true).open(&raw_partial).map_err(io(&raw_partial))?
+        } else {
+            std::fs::File::create(&raw_partial).map_err(io(&raw_partial))?
+        };
+        if keep_len == 0 {
+            let mut h = vec!["point".to_string(), "replicate".into(), "shot".into()];
+            h.extend(spec.axes.iter().map(|a| a.0.clone()));
+            h.extend(["dose_ul", "leak_ul", "peak_tissue_kpa"].map(String::from));
+            f.write_all((h.join(",") + "\n").as_bytes()).map_err(io(&raw_partial))?;
+        }
+        Some(std::io::BufWriter::new(f))
+    } else {
+        None
+    };
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads.max(1)).build().expect("a thread pool");
     let chunk = (64 * threads.max(1)) as u64;
     let mut kept = Vec::new();
     progress(start - range.start);
     while start < range.end {
         let end = (start + chunk).min(range.end);
-        let results: Vec<Result<PointStats, SweepError>> =
-            pool.install(|| (start..end).into_par_iter().map(|p| run_point(prep, &sc, &spec, base, p)).collect());
+        let wanted = |p: u64| opts.raw || (keep && spec.histogram.contains(&p));
+        let results: Vec<Result<PointStats, SweepError>> = pool.install(|| {
+            (start..end).into_par_iter().map(|p| run_point(prep, &sc, &spec, base, p, wanted(p))).collect()
+        });
         for r in results {
-            let p = r?;
+            let mut p = r?;
             out.write_all(csv_row(&p).as_bytes()).map_err(io(&partial))?;
+            if let Some(raw_out) = raw_out.as_mut() {
+                for (rep, shot, dose, leak, peak) in &p.raw {
+                    let mut f = vec![p.point.to_string(), rep.to_string(), shot.to_string()];
+                    f.extend(p.values.iter().map(|v| format!("{v:?}")));
+                    f.extend([dose * 1e9, leak * 1e9, peak / 1e3].iter().map(|v| format!("{v:?}")));
+                    raw_out.write_all((f.join(",") + "\n").as_bytes()).map_err(io(&raw_partial))?;
+                }
+            }
+            if !(keep && spec.histogram.contains(&p.point)) {
+                p.raw = Vec::new();
+            }
             shots += p.shots as u64;
             if keep {
                 kept.push(p);
             }
         }
         out.flush().map_err(io(&partial))?;
+        if let Some(raw_out) = raw_out.as_mut() {
+            raw_out.flush().map_err(io(&raw_partial))?;
+        }
         progress(end - range.start);
         start = end;
     }
     drop(out);
+    if let Some(raw_out) = raw_out {
+        drop(raw_out);
+        std::fs::rename(&raw_partial, dir.join(&raw_name)).map_err(io(&raw_partial))?;
+    }
     std::fs::rename(&partial, &final_path).map_err(io(&final_path))?;
     let pts = range.end - range.start;
     Ok((SweepSummary { points: pts, sessions: pts * spec.replicates as u64, shots }, kept))
