@@ -317,6 +317,10 @@ fn sweep(
     }
     let seconds = started.elapsed().as_secs_f64();
     mesobench::report::write_sweep(&dir, &sc, &source.name, set, &summary, &points, shard)?;
+    if shard.is_none() && !points.is_empty() {
+        let traces = mesobench::study::sweep::point_traces(&prep, set, spec.trace_point, 20)?;
+        mesobench::report::write_sweep_traces(&dir, &sc, spec.trace_point, &traces)?;
+    }
     if !quiet {
         println!(
             "mesobench {} — sweep '{}': {} points × {} replicates = {} sessions, {} shots in {:.2} s on {} threads ({:.0} shots/s)",

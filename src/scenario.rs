@@ -140,6 +140,7 @@ pub struct RawSweep {
     pub replicates: Option<i64>,
     pub target_ul: Option<f64>,
     pub histogram_points: Option<Vec<i64>>,
+    pub trace_point: Option<i64>,
     pub parameters: Option<toml::Table>,
 }
 
@@ -306,6 +307,8 @@ pub struct SweepSpec {
     pub axes: Vec<(String, Vec<f64>)>,
     /// Points whose dose histograms are plotted.
     pub histogram: Vec<u64>,
+    /// Point whose Monte Carlo traces are overlaid.
+    pub trace_point: u64,
 }
 
 impl SweepSpec {
@@ -1173,7 +1176,18 @@ fn sweep_spec(sw: &RawSweep, c: &Ctx) -> Result<SweepSpec, ScenarioError> {
             list.iter().map(|p| *p as u64).collect()
         }
     };
-    Ok(SweepSpec { replicates, target, axes, histogram })
+    let trace_point = match sw.trace_point {
+        None => points / 2,
+        Some(p) if p >= 0 && (p as u64) < points => p as u64,
+        Some(p) => {
+            return Err(c.invalid(
+                "sweep.trace_point",
+                p,
+                format!("a point index from 0 to {}", points.saturating_sub(1)),
+            ))
+        }
+    };
+    Ok(SweepSpec { replicates, target, axes, histogram, trace_point })
 }
 
 fn uncertain_specs(t: &toml::Table, c: &Ctx) -> Result<Vec<Uncertain>, ScenarioError> {

@@ -163,7 +163,17 @@ fn sweep_command_writes_its_outputs() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    for f in ["sweep.csv", "sweep_manifest.json", "sweep_mean.png", "sweep_mean.svg", "sweep_cv.png", "sweep_cv.svg"] {
+    for f in [
+        "sweep.csv",
+        "sweep_manifest.json",
+        "sweep_mean.png",
+        "sweep_mean.svg",
+        "sweep_cv.png",
+        "sweep_cv.svg",
+        "sweep_hist.png",
+        "sweep_traces.png",
+        "sweep_traces.svg",
+    ] {
         assert!(tmp.path().join(f).exists(), "{f}");
     }
     let m: serde_json::Value =
@@ -299,8 +309,9 @@ fn per_shot_draws_vary_shots_within_a_session() {
     let only_shot: Vec<_> =
         sc.uncertain.iter().filter(|u| u.level != mesobench::scenario::Level::Session).cloned().collect();
     assert_eq!(only_shot.len(), 2);
-    let run =
-        |r| mesobench::study::sweep::simulate_replicate(&prep, &only_shot, &sets, &variant, sc.seed, 3, r).unwrap();
+    let run = |r| {
+        mesobench::study::sweep::simulate_replicate(&prep, &only_shot, &sets, &variant, sc.seed, 3, r, false).unwrap()
+    };
     let a: Vec<f64> = run(0).result.shots.iter().map(|s| s.dose).collect();
     assert!(a.windows(2).all(|w| w[0] != w[1]), "{a:?}");
     let again: Vec<f64> = run(0).result.shots.iter().map(|s| s.dose).collect();

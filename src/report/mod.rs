@@ -525,3 +525,19 @@ pub fn write_sensitivity(
     }
     Ok(written)
 }
+
+/// Overlaid Monte Carlo traces of one sweep point (sweep_traces.png/svg).
+pub fn write_sweep_traces(
+    dir: &Path,
+    sc: &Scenario,
+    point: u64,
+    traces: &[Vec<TraceSample>],
+) -> Result<Vec<PathBuf>, ReportError> {
+    let mut written = Vec::new();
+    for name in ["sweep_traces.png", "sweep_traces.svg"] {
+        let p = dir.join(name);
+        plot::render(&p, &plot::OverlayChart { name: &sc.name, point, traces })?;
+        written.push(p);
+    }
+    Ok(written)
+}

@@ -558,3 +558,79 @@ impl Chart for HistogramChart<'_> {
         Ok(())
     }
 }
+
+/// Chamber and syringe pressure and needle flow of several Monte Carlo replicates, overlaid.
+pub struct OverlayChart<'a> {
+    /// Scenario name.
+    pub name: &'a str,
+    /// Sweep point.
+    pub point: u64,
+    /// One trace per replicate.
+    pub traces: &'a [Vec<TraceSample>],
+}
+
+impl Chart for OverlayChart<'_> {
+    fn draw<DB: DrawingBackend>(&self, root: DrawingArea<DB, Shift>) -> DrawResult
+    where
+        DB::ErrorType: 'static,
+    {
+        root.fill(&WHITE).map_err(err)?;
+        let root = root
+            .titled(
+                &format!("{}: {} Monte Carlo replicates of point {}", self.name, self.traces.len(), self.point),
+                (FONT, 22),
+            )
+            .map_err(err)?;
+        let (top, bottom) = root.split_vertically(SIZE.1 as i32 / 2);
+        let all = || self.traces.iter().flatten();
+        let (t0, t1) = range(all().map(|x| x.t * 1e3), false);
+        let (_, p1) = range(all().flat_map(|x| [x.chamber / 1e3, x.syringe / 1e3]), true);
+        let mut c = ChartBuilder::on(&top)
+            .margin(10)
+            .x_label_area_size(30)
+            .y_label_area_size(70)
+            .build_cartesian_2d(t0..t1, 0.0..p1)
+            .map_err(err)?;
+        c.configure_mesh().y_desc("pressure, kPa (gauge)").label_style((FONT, 14)).draw().map_err(err)?;
+        let (blue, red) = (RGBColor(31, 119, 180), RGBColor(214, 39, 40));
+        for (k, tr) in self.traces.iter().enumerate() {
+            let s1 = c
+                .draw_series(LineSeries::new(tr.iter().map(|x| (x.t * 1e3, x.chamber / 1e3)), blue.mix(0.5)))
+                .map_err(err)?;
+            if k == 0 {
+                s1.label("chamber").legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], blue));
+            }
+            let s2 = c
+                .draw_series(LineSeries::new(tr.iter().map(|x| (x.t * 1e3, x.syringe / 1e3)), red.mix(0.5)))
+                .map_err(err)?;
+            if k == 0 {
+                s2.label("syringe").legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], red));
+            }
+        }
+        c.configure_series_labels()
+            .label_font((FONT, 14))
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()
+            .map_err(err)?;
+        let (_, q1) = range(all().map(|x| x.flow * 1e9), true);
+        let mut c = ChartBuilder::on(&bottom)
+            .margin(10)
+            .x_label_area_size(40)
+            .y_label_area_size(70)
+            .build_cartesian_2d(t0..t1, 0.0..q1)
+            .map_err(err)?;
+        c.configure_mesh()
+            .x_desc("time, ms")
+            .y_desc("needle flow, µL/s")
+            .label_style((FONT, 14))
+            .draw()
+            .map_err(err)?;
+        let purple = RGBColor(148, 103, 189);
+        for tr in self.traces {
+            c.draw_series(LineSeries::new(tr.iter().map(|x| (x.t * 1e3, x.flow * 1e9)), purple.mix(0.5)))
+                .map_err(err)?;
+        }
+        Ok(())
+    }
+}

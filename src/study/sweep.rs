@@ -138,10 +138,11 @@ pub fn simulate_replicate(
     seed: u64,
     point: u64,
     replicate: u64,
+    trace: bool,
 ) -> Result<crate::Run, RunError> {
     let per_shot: Vec<_> = uncertain.iter().filter(|u| u.level != Level::Session).collect();
     if per_shot.is_empty() {
-        return crate::simulate(variant, false);
+        return crate::simulate(variant, trace);
     }
     let mut hook = |shot: usize, plant: &mut crate::sim::Plant| -> Result<(), String> {
         // Streams for shots sit above the replicate streams of the same point.
@@ -154,7 +155,7 @@ pub fn simulate_replicate(
         plant.set_params(sc.params)
     };
     let mut fw = crate::controller_for(variant)?;
-    crate::simulate_hooked(variant, fw.as_mut(), false, Some(&mut hook))
+    crate::simulate_hooked(variant, fw.as_mut(), trace, Some(&mut hook))
 }
 
 /// Run one point.
@@ -173,7 +174,7 @@ pub fn run_point(
     for r in 0..spec.replicates as u64 {
         let sets = overrides(sc, spec, base, point, r);
         let variant = prep.with(&sets).map_err(|source| SweepError::Point { point, source })?;
-        let run = simulate_replicate(prep, &sc.uncertain, &sets, &variant, sc.seed, point, r)
+        let run = simulate_replicate(prep, &sc.uncertain, &sets, &variant, sc.seed, point, r, false)
             .map_err(|source| SweepError::Run { point, replicate: r, source })?;
         for s in &run.result.shots {
             if keep_raw {
@@ -633,4 +634,24 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<SweepSummary, MergeError> {
     crate::report::write_atomic(&out.join("sweep_manifest.json"), &crate::report::json_bytes(&merged))
         .map_err(|e| bad(out, e.to_string()))?;
     Ok(total)
+}
+
+/// Traces of the first `count` replicates of `point` (for the overlay plot).
+pub fn point_traces(
+    prep: &Prepared,
+    base: &[String],
+    point: u64,
+    count: usize,
+) -> Result<Vec<Vec<crate::sim::TraceSample>>, SweepError> {
+    let sc = prep.with(base).map_err(|source| SweepError::Point { point, source })?;
+    let spec = sc.sweep.clone().ok_or_else(|| SweepError::NoSweep(prep.source().name.clone()))?;
+    let mut out = Vec::new();
+    for r in 0..count.min(spec.replicates) as u64 {
+        let sets = overrides(&sc, &spec, base, point, r);
+        let variant = prep.with(&sets).map_err(|source| SweepError::Point { point, source })?;
+        let run = simulate_replicate(prep, &sc.uncertain, &sets, &variant, sc.seed, point, r, true)
+            .map_err(|source| SweepError::Run { point, replicate: r, source })?;
+        out.push(run.trace);
+    }
+    Ok(out)
 }
