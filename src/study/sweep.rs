@@ -130,6 +130,7 @@ pub fn overrides(sc: &Scenario, spec: &SweepSpec, base: &[String], point: u64, r
 /// Simulate one replicate; per-shot and per-site parameters are drawn
 /// before every shot from the shot's own stream and applied by re-validating
 /// the scenario (so every draw is range-checked like user input).
+#[allow(clippy::too_many_arguments)]
 pub fn simulate_replicate(
     prep: &Prepared,
     uncertain: &[crate::scenario::Uncertain],
