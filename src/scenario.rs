@@ -141,6 +141,8 @@ pub struct RawSweep {
     pub target_ul: Option<f64>,
     pub histogram_points: Option<Vec<i64>>,
     pub trace_point: Option<i64>,
+    pub sampling: Option<String>,
+    pub samples: Option<i64>,
     pub parameters: Option<toml::Table>,
 }
 
@@ -309,15 +311,62 @@ pub struct SweepSpec {
     pub histogram: Vec<u64>,
     /// Point whose Monte Carlo traces are overlaid.
     pub trace_point: u64,
+    /// How points are placed: `grid` (Cartesian product), `lhs` or `sobol`.
+    pub sampling: String,
+    /// For `lhs` and `sobol`: the points (one row of key values each); the
+    /// axes then hold each key's [low, high] range.
+    #[serde(skip)]
+    pub design: Option<Vec<Vec<f64>>>,
+}
+
+/// A space-filling design of `n` points over `ranges` ([lo, hi], and whether
+/// the key is spaced logarithmically): Latin hypercube (one point per
+/// stratum in every key, strata shuffled and jittered from `seed`) or an
+/// Owen-scrambled Sobol sequence (at most 65,536 points).
+pub fn design(kind: &str, n: usize, ranges: &[(f64, f64, bool)], seed: u64) -> Vec<Vec<f64>> {
+    use rand::seq::SliceRandom;
+    use rand::RngExt;
+    let map = |u: f64, (lo, hi, log): (f64, f64, bool)| {
+        if log {
+            (lo.ln() + u * (hi.ln() - lo.ln())).exp()
+        } else {
+            lo + u * (hi - lo)
+        }
+    };
+    let mut rows = vec![vec![0.0; ranges.len()]; n];
+    for (k, r) in ranges.iter().enumerate() {
+        if kind == "lhs" {
+            let mut rng = crate::study::task_rng(seed, u64::MAX - 1, k as u64);
+            let mut strata: Vec<usize> = (0..n).collect();
+            strata.shuffle(&mut rng);
+            for (i, row) in rows.iter_mut().enumerate() {
+                let u = (strata[i] as f64 + rng.random::<f64>()) / n as f64;
+                row[k] = map(u, *r);
+            }
+        } else {
+            let s = (crate::study::splitmix(seed) & 0xffff_ffff) as u32;
+            for (i, row) in rows.iter_mut().enumerate() {
+                let u = sobol_burley::sample(i as u32, k as u32, s) as f64 + 0.5 / 16_777_216.0;
+                row[k] = map(u.min(1.0), *r);
+            }
+        }
+    }
+    rows
 }
 
 impl SweepSpec {
     /// Number of points.
     pub fn points(&self) -> u64 {
-        self.axes.iter().map(|a| a.1.len() as u64).product()
+        match &self.design {
+            Some(d) => d.len() as u64,
+            None => self.axes.iter().map(|a| a.1.len() as u64).product(),
+        }
     }
     /// The key values of point `index`.
     pub fn point(&self, mut index: u64) -> Vec<(String, f64)> {
+        if let Some(d) = &self.design {
+            return self.axes.iter().zip(&d[index as usize]).map(|(a, v)| (a.0.clone(), *v)).collect();
+        }
         let mut out = vec![(String::new(), 0.0); self.axes.len()];
         for (i, (key, values)) in self.axes.iter().enumerate().rev() {
             let n = values.len() as u64;
@@ -1086,7 +1135,7 @@ impl Scenario {
         };
         let sweep = match &raw.sweep {
             None => None,
-            Some(sw) => Some(sweep_spec(sw, c)?),
+            Some(sw) => Some(sweep_spec(sw, c, seed)?),
         };
         let uncertain = match &raw.uncertain {
             None => Vec::new(),
@@ -1112,8 +1161,48 @@ impl Scenario {
     }
 }
 
-fn sweep_spec(sw: &RawSweep, c: &Ctx) -> Result<SweepSpec, ScenarioError> {
+fn sweep_spec(sw: &RawSweep, c: &Ctx, seed: u64) -> Result<SweepSpec, ScenarioError> {
     let replicates = c.int(sw.replicates, 10, "sweep.replicates", 1, 1_000_000)? as usize;
+    let sampling = c.choice(&sw.sampling, "grid", "sweep.sampling", &["grid", "lhs", "sobol"])?.to_string();
+    if sampling != "grid" {
+        let n =
+            c.int(sw.samples, 64, "sweep.samples", 1, if sampling == "sobol" { 65_536 } else { 10_000_000 })? as usize;
+        let mut axes = Vec::new();
+        let mut ranges = Vec::new();
+        for (key, value) in sw.parameters.iter().flatten() {
+            let where_ = format!("sweep.parameters.\"{key}\"");
+            let bad = || {
+                c.invalid(&where_, value.to_string(), "{ range = [low, high] } or { logrange = [low, high] } (low < high; logrange positive) with sampling = \"lhs\" or \"sobol\"")
+            };
+            let t = value.as_table().filter(|t| t.len() == 1).ok_or_else(bad)?;
+            let (kind, v) = t.iter().next().expect("one entry");
+            let num = |v: &toml::Value| v.as_float().or_else(|| v.as_integer().map(|i| i as f64));
+            let lh: Option<Vec<f64>> = v.as_array().and_then(|a| a.iter().map(num).collect());
+            let lh = lh.filter(|a| a.len() == 2 && a[0] < a[1] && a.iter().all(|x| x.is_finite())).ok_or_else(bad)?;
+            let log = match kind.as_str() {
+                "range" => false,
+                "logrange" if lh[0] > 0.0 => true,
+                _ => return Err(bad()),
+            };
+            ranges.push((lh[0], lh[1], log));
+            axes.push((key.clone(), lh.clone()));
+        }
+        let design = design(&sampling, n, &ranges, seed);
+        let histogram = vec![0, (n / 2) as u64, (n - 1) as u64];
+        let target = match sw.target_ul {
+            None => None,
+            Some(v) => Some(c.num(Some(v), v, "sweep.target_ul", 0.001, 1e5, "µL")? * 1e-9),
+        };
+        return Ok(SweepSpec {
+            replicates,
+            target,
+            axes,
+            histogram,
+            trace_point: (n / 2) as u64,
+            sampling,
+            design: Some(design),
+        });
+    }
     let target = match sw.target_ul {
         None => None,
         Some(v) => Some(c.num(Some(v), v, "sweep.target_ul", 0.001, 1e5, "µL")? * 1e-9),
@@ -1187,7 +1276,7 @@ fn sweep_spec(sw: &RawSweep, c: &Ctx) -> Result<SweepSpec, ScenarioError> {
             ))
         }
     };
-    Ok(SweepSpec { replicates, target, axes, histogram, trace_point })
+    Ok(SweepSpec { replicates, target, axes, histogram, trace_point, sampling, design: None })
 }
 
 fn uncertain_specs(t: &toml::Table, c: &Ctx) -> Result<Vec<Uncertain>, ScenarioError> {

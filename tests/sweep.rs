@@ -348,3 +348,51 @@ fn raw_output_lists_every_shot_and_resumes() {
     assert_eq!(std::fs::read_to_string(c.join("raw.csv")).unwrap(), raw);
     assert_eq!(std::fs::read_to_string(c.join("sweep.csv")).unwrap(), table);
 }
+
+#[test]
+fn latin_hypercube_and_sobol_designs() {
+    use mesobench::scenario::design;
+    let n = 50;
+    let ranges = [(20.0, 80.0, false), (1.0, 100.0, true)];
+    let lhs = design("lhs", n, &ranges, 9);
+    assert_eq!(lhs, design("lhs", n, &ranges, 9));
+    assert_ne!(lhs, design("lhs", n, &ranges, 10));
+    // One point in each of the n strata of every key (in log space for the log key).
+    for (k, (lo, hi, log)) in ranges.iter().enumerate() {
+        let mut strata: Vec<usize> = lhs
+            .iter()
+            .map(|r| {
+                let u = if *log { (r[k].ln() - lo.ln()) / (hi.ln() - lo.ln()) } else { (r[k] - lo) / (hi - lo) };
+                (u * n as f64) as usize
+            })
+            .collect();
+        strata.sort();
+        assert_eq!(strata, (0..n).collect::<Vec<_>>(), "key {k}");
+    }
+    let sob = design("sobol", 64, &ranges, 9);
+    assert!(sob.iter().all(|r| (20.0..=80.0).contains(&r[0]) && (1.0..=100.0).contains(&r[1])));
+    // A Sobol sweep runs, shards and merges like a grid.
+    let tmp = tempfile::tempdir().unwrap();
+    let sets = [
+        "--set",
+        "sweep.sampling=\"sobol\"",
+        "--set",
+        "sweep.samples=8",
+        "--set",
+        "sweep.parameters.\"firmware.open_time_ms\"={ range = [20.0, 80.0] }",
+        "--set",
+        "sweep.parameters.\"supply.pressure_bar\"={ logrange = [2.0, 4.0] }",
+    ];
+    let (whole, parts) = (tmp.path().join("w"), tmp.path().join("p"));
+    let mut a = sweep_args(whole.to_str().unwrap(), &sets);
+    assert!(cli(&a, &[]).status.success());
+    for i in ["0/2", "1/2"] {
+        a = sweep_args(parts.to_str().unwrap(), &sets);
+        a.extend_from_slice(&["--shard", i]);
+        assert!(cli(&a, &[]).status.success());
+    }
+    assert!(cli(&["merge", parts.to_str().unwrap()], &[]).status.success());
+    let text = std::fs::read_to_string(whole.join("sweep.csv")).unwrap();
+    assert_eq!(text.lines().count(), 9);
+    assert_eq!(text, std::fs::read_to_string(parts.join("sweep.csv")).unwrap());
+}

@@ -435,6 +435,7 @@ pub fn write_sweep(
         "seed": sc.seed,
         "rng": "ChaCha8, one stream per (point, replicate) derived from the seed",
         "sweep": spec,
+        "sweep_points": spec.points(),
         "uncertain": sc.uncertain,
         "summary": summary,
         "resolved_base": sc,
@@ -452,7 +453,7 @@ pub fn write_sweep(
     }
     let keys: Vec<String> = spec.axes.iter().map(|a| a.0.clone()).collect();
     let series = if spec.axes.len() >= 2 { spec.axes[1].1.clone() } else { vec![f64::NAN] };
-    if spec.axes.len() <= 2 {
+    if spec.axes.len() <= 2 && spec.design.is_none() {
         for name in ["sweep_mean.png", "sweep_mean.svg"] {
             let p = dir.join(name);
             plot::render(
@@ -470,7 +471,7 @@ pub fn write_sweep(
             written.push(p);
         }
     }
-    if spec.axes.len() == 2 {
+    if spec.axes.len() == 2 && spec.design.is_none() {
         for name in ["sweep_cv.png", "sweep_cv.svg"] {
             let p = dir.join(name);
             let chart = plot::SweepCvChart {

@@ -615,10 +615,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<SweepSummary, MergeError> {
             table.push(b'\n');
         }
     }
-    let expected = reference["sweep"]["axes"]
-        .as_array()
-        .map(|a| a.iter().map(|x| x[1].as_array().map(|v| v.len() as u64).unwrap_or(0)).product::<u64>())
-        .unwrap_or(0);
+    let expected = reference["sweep_points"].as_u64().unwrap_or(0);
     if next_point != expected {
         return Err(MergeError::Bad {
             file: out.display().to_string(),
