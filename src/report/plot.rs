@@ -36,6 +36,21 @@ fn err<E: std::fmt::Display>(e: E) -> String {
     e.to_string()
 }
 
+/// Draw the series labels of `c` in the common style.
+fn legend<'a, DB, CT>(c: &mut ChartContext<'a, DB, CT>) -> DrawResult
+where
+    DB: DrawingBackend + 'a,
+    DB::ErrorType: 'static,
+    CT: plotters::coord::CoordTranslate,
+{
+    c.configure_series_labels()
+        .label_font((FONT, 14))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(err)
+}
+
 /// A chart that can draw itself on any plotters backend.
 pub trait Chart {
     /// Draw on `root`.
@@ -146,12 +161,7 @@ where
             .label(label)
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
     }
-    c.configure_series_labels()
-        .label_font((FONT, 14))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
-        .map_err(err)?;
+    legend(&mut c)?;
 
     // Flow.
     let (q0, q1) = range(s.iter().map(|x| x.flow * 1e9), true);
@@ -184,12 +194,7 @@ where
         .map_err(err)?
         .label("opening")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RGBColor(255, 127, 14)));
-    c.configure_series_labels()
-        .label_font((FONT, 14))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
-        .map_err(err)?;
+    legend(&mut c)?;
     if has_fw {
         let k = chart.fw_scale;
         let series: [Series; 3] = [
@@ -221,12 +226,7 @@ where
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
             }
         }
-        c.configure_series_labels()
-            .label_font((FONT, 14))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(err)?;
+        legend(&mut c)?;
     }
     Ok(())
 }
@@ -290,12 +290,7 @@ where
             .legend(move |(x, y)| Cross::new((x + 10, y), 5, color.stroke_width(2)));
         }
     }
-    c.configure_series_labels()
-        .label_font((FONT, 14))
-        .background_style(WHITE.mix(0.85))
-        .border_style(BLACK)
-        .draw()
-        .map_err(err)?;
+    legend(&mut c)?;
     Ok(())
 }
 
@@ -349,12 +344,7 @@ impl Chart for SweepMeanChart<'_> {
                 .label(label)
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2)));
         }
-        c.configure_series_labels()
-            .label_font((FONT, 14))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(err)?;
+        legend(&mut c)?;
         Ok(())
     }
 }
@@ -482,12 +472,7 @@ impl Chart for SensitivityChart<'_> {
             }))
             .map_err(err)?;
         }
-        c.configure_series_labels()
-            .label_font((FONT, 14))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(err)?;
+        legend(&mut c)?;
         Ok(())
     }
 }
@@ -549,12 +534,7 @@ impl Chart for HistogramChart<'_> {
             .label(format!("point {}: {}", p.point, label.join(", ")))
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 15, y + 5)], color.mix(0.6).filled()));
         }
-        c.configure_series_labels()
-            .label_font((FONT, 14))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(err)?;
+        legend(&mut c)?;
         Ok(())
     }
 }
@@ -607,12 +587,7 @@ impl Chart for OverlayChart<'_> {
                 s2.label("syringe").legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], red));
             }
         }
-        c.configure_series_labels()
-            .label_font((FONT, 14))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(err)?;
+        legend(&mut c)?;
         let (_, q1) = range(all().map(|x| x.flow * 1e9), true);
         let mut c = ChartBuilder::on(&bottom)
             .margin(10)

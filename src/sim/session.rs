@@ -339,12 +339,9 @@ pub fn run_session_with<O: Observer + ?Sized>(
                 k += 1;
                 ticks_run += 1;
                 if !t_fall.is_nan() && raw == 0 && debounced == 0 && pending == 0 {
-                    if last {
-                        break;
+                    if !last {
+                        skip_to(plant, fw, observer, &applied, (start_tick + end_tick) as f64 * tick);
                     }
-                    fast_forward(plant, (start_tick + end_tick) as f64 * tick);
-                    fw.sensors.settle(truth(plant));
-                    observer.observe(plant, 0.0, &applied);
                     break;
                 }
                 continue;
@@ -379,12 +376,9 @@ pub fn run_session_with<O: Observer + ?Sized>(
                 break;
             }
             if idle && !t_fall.is_nan() && quiescent(plant) {
-                if last {
-                    break;
+                if !last {
+                    skip_to(plant, fw, observer, &applied, (start_tick + end_tick) as f64 * tick);
                 }
-                fast_forward(plant, (start_tick + end_tick) as f64 * tick);
-                fw.sensors.settle(truth(plant));
-                observer.observe(plant, 0.0, &applied);
                 break;
             }
             if last && !t_fall.is_nan() && k >= (t_fall / tick).round() as u64 + tail_ticks {
@@ -519,6 +513,20 @@ pub fn quiescent(plant: &Plant) -> bool {
         && s.v_p == 0.0
         && s.q_needle.iter().all(|q| q.abs() < 1e-12)
         && s.q_tube.abs() < 1e-12
+}
+
+/// Skip quiet time to `t_to` in closed form and tell the sensors and the observer.
+fn skip_to<O: Observer + ?Sized>(
+    plant: &mut Plant,
+    fw: &mut FirmwareLoop,
+    observer: &mut O,
+    applied: &FwOutput,
+    t_to: f64,
+) {
+    fast_forward(plant, t_to);
+    let pa = plant.params.p_atm;
+    fw.sensors.settle([plant.state.p_reg - pa, plant.state.p_c - pa, plant.state.p_s - pa]);
+    observer.observe(plant, 0.0, applied);
 }
 
 /// True when no more liquid can be delivered: the valve is at rest (its
