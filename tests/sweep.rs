@@ -396,3 +396,51 @@ fn latin_hypercube_and_sobol_designs() {
     assert_eq!(text.lines().count(), 9);
     assert_eq!(text, std::fs::read_to_string(parts.join("sweep.csv")).unwrap());
 }
+
+#[test]
+fn a_killed_sweep_resumes_to_the_bytes_of_an_uninterrupted_run() {
+    // 200 points in chunks of 64 (one thread): kill after the first chunk is on disk.
+    let tmp = tempfile::tempdir().unwrap();
+    let (whole, killed) = (tmp.path().join("whole"), tmp.path().join("killed"));
+    let extra = [
+        "--threads",
+        "1",
+        "--set",
+        "sweep.parameters.\"firmware.open_time_ms\"={ linspace = [20.0, 80.0, 40] }",
+        "--set",
+        "sweep.replicates=1",
+        "--set",
+        "session.shots=1",
+    ];
+    assert!(cli(&sweep_args(whole.to_str().unwrap(), &extra), &[]).status.success());
+    let expected = std::fs::read_to_string(whole.join("sweep.csv")).unwrap();
+    assert_eq!(expected.lines().count(), 201);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mesobench"))
+        .current_dir(root())
+        .args(sweep_args(killed.to_str().unwrap(), &extra))
+        .env_remove("SLURM_ARRAY_TASK_ID")
+        .env_remove("SLURM_ARRAY_TASK_COUNT")
+        .spawn()
+        .unwrap();
+    let partial = killed.join(".sweep.csv.partial");
+    let start = std::time::Instant::now();
+    let mut rows = 0;
+    while start.elapsed() < std::time::Duration::from_secs(120) {
+        rows = std::fs::read_to_string(&partial).map(|t| t.lines().count()).unwrap_or(0);
+        if rows > 1 || child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    if killed.join("sweep.csv").exists() {
+        // The machine finished the whole sweep before the kill: nothing to resume.
+        eprintln!("the sweep finished before it could be killed");
+        return;
+    }
+    eprintln!("killed with {rows} lines on disk");
+    assert!(rows > 1 && rows < 201, "partial rows {rows}");
+    assert!(cli(&sweep_args(killed.to_str().unwrap(), &[&extra[..], &["--resume"]].concat()), &[]).status.success());
+    assert_eq!(std::fs::read_to_string(killed.join("sweep.csv")).unwrap(), expected);
+}
