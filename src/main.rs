@@ -55,10 +55,16 @@ enum Command {
         /// Override any scenario key by its dotted path (repeatable).
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
-        /// Run only shard I of N (0-based), a contiguous slice of the points
-        /// [default: from SLURM_ARRAY_TASK_ID and SLURM_ARRAY_TASK_COUNT when set].
+        /// Run only shard I of N (0-based), a contiguous slice of the points;
+        /// `--shard /N` takes I from JOB_COMPLETION_INDEX (Kubernetes Indexed
+        /// Jobs) or SLURM_ARRAY_TASK_ID [default: from SLURM_ARRAY_TASK_ID and
+        /// SLURM_ARRAY_TASK_COUNT when set].
         #[arg(long, value_name = "I/N")]
         shard: Option<String>,
+        /// Write DIR/slurm_sweep.sh, which submits the sweep as a Slurm job
+        /// array of N shards plus a merge job that waits for it, and exit.
+        #[arg(long, value_name = "N")]
+        slurm_script: Option<u64>,
         /// Finish an interrupted sweep (or shard) without recomputing finished points.
         #[arg(long)]
         resume: bool,
@@ -146,7 +152,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&sc)?);
             Ok(())
         }
-        Command::Sweep { scenario, out, threads, set, shard, resume, raw, quiet } => {
+        Command::Sweep { scenario, out, threads, set, shard, resume, raw, quiet, slurm_script } => {
+            if let Some(n) = slurm_script {
+                return write_slurm_script(&scenario, out, threads, &set, n, raw);
+            }
             let shard = shard_arg(shard)?;
             let opts = mesobench::study::sweep::RunOptions { shard, resume, raw };
             sweep(&scenario, out, threads, &set, opts, quiet)
@@ -255,6 +264,12 @@ fn print_summary(sc: &Scenario, run: &mesobench::Run, seconds: f64, dir: &Path, 
 /// `--shard I/N`, or Slurm's array variables when set.
 fn shard_arg(arg: Option<String>) -> anyhow::Result<Option<(u64, u64)>> {
     let (text, origin) = match arg {
+        Some(a) if a.trim_start().starts_with('/') => {
+            let index = std::env::var("JOB_COMPLETION_INDEX").or_else(|_| std::env::var("SLURM_ARRAY_TASK_ID")).map_err(|_| {
+                anyhow::anyhow!("--shard {a}: the index comes from JOB_COMPLETION_INDEX or SLURM_ARRAY_TASK_ID, and neither is set")
+            })?;
+            (format!("{}{}", index.trim(), a.trim()), "--shard (index from the environment)".to_string())
+        }
         Some(a) => (a, "--shard".to_string()),
         None => match (std::env::var("SLURM_ARRAY_TASK_ID"), std::env::var("SLURM_ARRAY_TASK_COUNT")) {
             (Ok(i), Ok(n)) => (format!("{i}/{n}"), "SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT".to_string()),
@@ -336,5 +351,99 @@ fn sweep(
         );
         println!("  wrote sweep.csv, sweep_manifest.json and plots to {}", dir.display());
     }
+    Ok(())
+}
+
+/// Quote a word for a POSIX shell.
+fn shell_quote(s: &str) -> String {
+    if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c)) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+/// Write a ready-to-submit Slurm driver for the sweep: an array of `n` shards
+/// and a merge job that depends on it (`--dependency=afterok`).
+fn write_slurm_script(
+    path: &Path,
+    out: Option<PathBuf>,
+    threads: Option<usize>,
+    set: &[String],
+    n: u64,
+    raw: bool,
+) -> anyhow::Result<()> {
+    let source = Source::from_path(path)?;
+    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("scenario").to_string();
+    let prep = scenario::Prepared::new(&source, &stem)?;
+    let sc = prep.with(set)?;
+    let spec =
+        sc.sweep.clone().ok_or_else(|| anyhow::anyhow!("{}: the scenario has no [sweep] table", path.display()))?;
+    if n == 0 || n > spec.points() {
+        anyhow::bail!("--slurm-script {n} is not allowed: from 1 to the sweep's {} points", spec.points());
+    }
+    let cwd = std::env::current_dir()?;
+    let abs = |p: &Path| if p.is_absolute() { p.to_path_buf() } else { cwd.join(p) };
+    let dir = abs(&out.unwrap_or_else(|| Path::new("output").join(&sc.name)));
+    std::fs::create_dir_all(&dir)?;
+    let exe = std::env::current_exe()?;
+    let threads = threads.unwrap_or(1).max(1);
+    // The seed is fixed in the command so every shard draws the same streams.
+    let mut args = vec![
+        shell_quote(&exe.display().to_string()),
+        "sweep".into(),
+        shell_quote(&abs(path).display().to_string()),
+        "--out".into(),
+        shell_quote(&dir.display().to_string()),
+        "--threads".into(),
+        threads.to_string(),
+        "--resume".into(),
+        "--quiet".into(),
+    ];
+    if raw {
+        args.push("--raw".into());
+    }
+    for s in set.iter().map(String::as_str).chain(std::iter::once(format!("seed={}", sc.seed).as_str())) {
+        args.push("--set".into());
+        args.push(shell_quote(s));
+    }
+    let exe_q = shell_quote(&exe.display().to_string());
+    let log = dir.join("slurm");
+    let log_q = shell_quote(&log.display().to_string());
+    let shard = format!(
+        "#!/bin/bash\n# One shard of the sweep (mesobench {v}, scenario '{name}', seed {seed}); submitted by slurm_sweep.sh.\n#SBATCH --job-name=mb-{name}\n#SBATCH --ntasks=1\n#SBATCH --cpus-per-task={threads}\n#SBATCH --mem=512M\n#SBATCH --output={log}/shard-%A_%a.out\nexec {cmd} --shard \"$SLURM_ARRAY_TASK_ID/{n}\"\n",
+        v = mesobench::VERSION,
+        name = sc.name,
+        seed = sc.seed,
+        log = log.display(),
+        cmd = args.join(" "),
+    );
+    let merge = format!(
+        "#!/bin/bash\n# Joins the shards into sweep.csv once all of them succeeded; submitted by slurm_sweep.sh.\n#SBATCH --job-name=mb-{name}-merge\n#SBATCH --ntasks=1\n#SBATCH --cpus-per-task=1\n#SBATCH --mem=256M\n#SBATCH --output={log}/merge-%j.out\nexec {exe_q} merge {dir}\n",
+        name = sc.name,
+        log = log.display(),
+        dir = shell_quote(&dir.display().to_string()),
+    );
+    let here = shell_quote(&dir.display().to_string());
+    let script = format!(
+        "#!/bin/bash\n# Generated by mesobench {v} for scenario '{name}' (seed {seed}): {points} points\n# in {n} shards of a Slurm job array (slurm_shard.sbatch), then a merge job\n# (slurm_merge.sbatch) that runs when every shard has succeeded.\n#\n#   bash slurm_sweep.sh        submit the array and the merge\n#   bash slurm_sweep.sh 3,7    resubmit only shards 3 and 7 (they resume where\n#                              they stopped) and merge again when they succeed\nset -euo pipefail\nINDICES=\"${{1:-0-{last}}}\"\nmkdir -p {log_q}\nARRAY=$(sbatch --parsable --array=\"$INDICES\" {here}/slurm_shard.sbatch)\nMERGE=$(sbatch --parsable --dependency=afterok:\"$ARRAY\" {here}/slurm_merge.sbatch)\necho \"submitted array $ARRAY (shards $INDICES) and merge $MERGE -> {out}\"\n",
+        v = mesobench::VERSION,
+        name = sc.name,
+        seed = sc.seed,
+        points = spec.points(),
+        last = n - 1,
+        out = dir.join("sweep.csv").display(),
+    );
+    for (file, text) in [("slurm_shard.sbatch", shard), ("slurm_merge.sbatch", merge)] {
+        mesobench::report::write_atomic(&dir.join(file), text.as_bytes())?;
+    }
+    let p = dir.join("slurm_sweep.sh");
+    mesobench::report::write_atomic(&p, script.as_bytes())?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755))?;
+    }
+    println!("wrote {} (submit it with: bash {})", p.display(), p.display());
     Ok(())
 }

@@ -444,3 +444,31 @@ fn a_killed_sweep_resumes_to_the_bytes_of_an_uninterrupted_run() {
     assert!(cli(&sweep_args(killed.to_str().unwrap(), &[&extra[..], &["--resume"]].concat()), &[]).status.success());
     assert_eq!(std::fs::read_to_string(killed.join("sweep.csv")).unwrap(), expected);
 }
+
+#[test]
+fn shard_index_from_kubernetes_and_slurm_scripts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let k = tmp.path().join("k");
+    let o = cli(&sweep_args(k.to_str().unwrap(), &["--shard", "/3"]), &[("JOB_COMPLETION_INDEX", "2")]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(k.join("sweep.shard-00002-of-00003.csv").exists());
+    let o = cli(&sweep_args(k.to_str().unwrap(), &["--shard", "/3"]), &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("JOB_COMPLETION_INDEX"));
+    // The Slurm driver pins the scenario, the seed and the shard count.
+    let s = tmp.path().join("s");
+    let o = cli(&sweep_args(s.to_str().unwrap(), &["--slurm-script", "4"]), &[]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let shard = std::fs::read_to_string(s.join("slurm_shard.sbatch")).unwrap();
+    assert!(
+        shard.contains("--shard \"$SLURM_ARRAY_TASK_ID/4\"")
+            && shard.contains("--set seed=11")
+            && shard.contains("--resume"),
+        "{shard}"
+    );
+    let driver = std::fs::read_to_string(s.join("slurm_sweep.sh")).unwrap();
+    assert!(driver.contains("--array=\"$INDICES\"") && driver.contains("--dependency=afterok:\"$ARRAY\""), "{driver}");
+    assert!(std::fs::read_to_string(s.join("slurm_merge.sbatch")).unwrap().contains(" merge "));
+    let o = cli(&sweep_args(s.to_str().unwrap(), &["--slurm-script", "99"]), &[]);
+    assert_eq!(o.status.code(), Some(2));
+}
