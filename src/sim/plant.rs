@@ -26,7 +26,7 @@
 //! the stiff liquid node at any step; its accuracy is first order (the
 //! observed order is measured in the tests and reported in the README).
 
-use crate::model::gas::{Iso6358, R_AIR};
+use crate::model::gas::R_AIR;
 use crate::model::piston::Stribeck;
 use crate::model::syringe::Storage;
 use crate::model::valve::{Actuation, ValveState};
@@ -604,11 +604,6 @@ impl Plant {
             return bad("needle", format!("flows {:?} m³/s, blebs {:?} m³", s.q_needle, s.v_bleb));
         }
         Ok(())
-    }
-
-    /// Flows of an ISO element, exposed for validation.
-    pub fn iso_flow(e: &Iso6358, open: f64, p1: f64, t1: f64, p2: f64, t2: f64) -> f64 {
-        e.flow(open, p1, t1, p2, t2).q
     }
 
     /// True when the valve actuator is at rest and de-energised.
