@@ -94,6 +94,43 @@ enum Command {
         #[arg(long, short)]
         quiet: bool,
     },
+    /// Print the normal tolerance factor k for n doses (exact two-sided by
+    /// the Odeh–Owen integral, or one-sided by the non-central t).
+    ToleranceK {
+        /// Number of doses.
+        #[arg(long)]
+        n: usize,
+        /// Population proportion to cover, p.
+        #[arg(long, default_value_t = 0.975)]
+        coverage: f64,
+        /// Confidence, γ.
+        #[arg(long, default_value_t = 0.95)]
+        confidence: f64,
+        /// One-sided factor.
+        #[arg(long)]
+        one_sided: bool,
+    },
+    /// Dose-accuracy acceptance (ISO 11608-1 tolerance-interval rule) of
+    /// measured or simulated doses: exit 0 pass, 1 fail, 2 error.
+    Accept {
+        /// CSV with a dose_ul column (or a single column of doses in µL).
+        doses: PathBuf,
+        /// Target dose V, µL.
+        #[arg(long)]
+        target_ul: f64,
+        /// Absolute limit α, µL (ISO pen preset 10 µL).
+        #[arg(long, default_value_t = 10.0)]
+        alpha_ul: f64,
+        /// Relative limit β (ISO pen preset 0.05).
+        #[arg(long, default_value_t = 0.05)]
+        beta: f64,
+        /// Coverage p.
+        #[arg(long, default_value_t = 0.975)]
+        coverage: f64,
+        /// Confidence γ.
+        #[arg(long, default_value_t = 0.95)]
+        confidence: f64,
+    },
     /// Join the shards of a sweep (sweep.shard-*-of-*.csv) into sweep.csv,
     /// byte for byte what an unsharded run writes.
     Merge {
@@ -122,6 +159,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match std::panic::catch_unwind(|| run(cli)) {
         Ok(Ok(())) => ExitCode::SUCCESS,
+        Ok(Err(e)) if e.downcast_ref::<AcceptanceFailed>().is_some() => ExitCode::from(1),
         Ok(Err(e)) => {
             if e.chain().any(|c| {
                 c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
@@ -190,6 +228,42 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("  wrote sensitivity.csv, sensitivity.json and plots to {}", dir.display());
             }
             Ok(())
+        }
+        Command::ToleranceK { n, coverage, confidence, one_sided } => {
+            check_probabilities(n, coverage, confidence)?;
+            let k = if one_sided {
+                mesobench::stats::tolerance::k_one_sided(n, coverage, confidence)
+            } else {
+                mesobench::stats::tolerance::k_two_sided(n, coverage, confidence)
+            };
+            println!("{k:.4}");
+            Ok(())
+        }
+        Command::Accept { doses, target_ul, alpha_ul, beta, coverage, confidence } => {
+            let values = read_doses(&doses)?;
+            check_probabilities(values.len(), coverage, confidence)?;
+            if !(target_ul > 0.0 && alpha_ul >= 0.0 && beta >= 0.0) {
+                anyhow::bail!("--target-ul must be positive and --alpha-ul, --beta not negative");
+            }
+            let limits = mesobench::stats::tolerance::Limits { alpha: alpha_ul, beta, coverage, confidence };
+            let v = mesobench::stats::tolerance::accept(&values, target_ul, &limits);
+            println!(
+                "n {}  mean {:.4} µL  SD {:.4} µL  k {:.4}  interval [{:.4}, {:.4}] µL  limits [{:.4}, {:.4}] µL  {}",
+                v.n,
+                v.mean,
+                v.sd,
+                v.k,
+                v.lower,
+                v.upper,
+                target_ul - v.limit,
+                target_ul + v.limit,
+                if v.pass { "PASS" } else { "FAIL" }
+            );
+            if v.pass {
+                Ok(())
+            } else {
+                Err(AcceptanceFailed.into())
+            }
         }
         Command::Merge { dirs, out } => {
             let out = out.unwrap_or_else(|| dirs[0].clone());
@@ -446,4 +520,59 @@ fn write_slurm_script(
     }
     println!("wrote {} (submit it with: bash {})", p.display(), p.display());
     Ok(())
+}
+
+/// "Ran, but the acceptance check failed": exit code 1.
+#[derive(Debug)]
+struct AcceptanceFailed;
+
+impl std::fmt::Display for AcceptanceFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "dose accuracy not accepted")
+    }
+}
+
+impl std::error::Error for AcceptanceFailed {}
+
+fn check_probabilities(n: usize, coverage: f64, confidence: f64) -> anyhow::Result<()> {
+    if n < 2 {
+        anyhow::bail!("n = {n} is not allowed: at least 2 doses");
+    }
+    for (name, v) in [("--coverage", coverage), ("--confidence", confidence)] {
+        if !(v > 0.0 && v < 1.0) {
+            anyhow::bail!("{name} = {v} is not allowed: a probability strictly between 0 and 1");
+        }
+    }
+    Ok(())
+}
+
+/// Doses (µL) from a CSV: the `dose_ul` column, or the only column.
+fn read_doses(path: &Path) -> anyhow::Result<Vec<f64>> {
+    let mut r = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .from_path(path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    let headers = r.headers()?.clone();
+    let col = match headers.iter().position(|h| h.trim() == "dose_ul") {
+        Some(c) => c,
+        None if headers.len() == 1 => 0,
+        None => anyhow::bail!(
+            "{}: no dose_ul column (columns: {})",
+            path.display(),
+            headers.iter().collect::<Vec<_>>().join(", ")
+        ),
+    };
+    let mut out = Vec::new();
+    for (i, rec) in r.records().enumerate() {
+        let rec = rec?;
+        let field = rec.get(col).unwrap_or("").trim();
+        let v: f64 = field
+            .parse()
+            .map_err(|_| anyhow::anyhow!("{}:{}: dose {:?} is not a number", path.display(), i + 2, field))?;
+        if !v.is_finite() {
+            anyhow::bail!("{}:{}: dose {v} is not finite", path.display(), i + 2);
+        }
+        out.push(v);
+    }
+    Ok(out)
 }

@@ -6,6 +6,7 @@ mod conservation;
 mod convergence;
 mod firmware;
 mod sensitivity;
+mod statistics;
 mod sweep;
 mod trends;
 mod util;

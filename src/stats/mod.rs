@@ -1,6 +1,8 @@
 //! Descriptive statistics, reduced in index order so results never depend on
 //! how work was split between threads.
 
+pub mod tolerance;
+
 /// Mean, sample standard deviation (n − 1), coefficient of variation, extremes.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct Describe {
