@@ -21,6 +21,36 @@ struct Cli {
     command: Command,
 }
 
+/// What every study command takes.
+#[derive(clap::Args)]
+struct StudyArgs {
+    /// Scenario file (with a [sweep] or an [uncertain] table).
+    scenario: PathBuf,
+    /// Output folder [default: output/<scenario name>/].
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Worker threads [default: all cores].
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
+    /// Override any scenario key by its dotted path (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+}
+
+impl StudyArgs {
+    /// The scenario parsed once (for variants), its resolved base, the output folder and the thread count.
+    fn load(&self) -> anyhow::Result<(Source, scenario::Prepared, Scenario, PathBuf, usize)> {
+        let source = Source::from_path(&self.scenario)?;
+        let stem = self.scenario.file_stem().and_then(|s| s.to_str()).unwrap_or("scenario").to_string();
+        let prep = scenario::Prepared::new(&source, &stem)?;
+        let sc = prep.with(&self.set)?;
+        let dir = self.out.clone().unwrap_or_else(|| Path::new("output").join(&sc.name));
+        let threads =
+            self.threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+        Ok((source, prep, sc, dir, threads))
+    }
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run a scenario's session and write shots.csv, needles.csv, trace.csv,
@@ -44,17 +74,8 @@ enum Command {
     /// its Monte Carlo replicates, in parallel; writes sweep.csv (in point
     /// order, as points finish), sweep_manifest.json and plots.
     Sweep {
-        /// Scenario file with a [sweep] table.
-        scenario: PathBuf,
-        /// Output folder [default: output/<scenario name>/].
-        #[arg(long, value_name = "DIR")]
-        out: Option<PathBuf>,
-        /// Worker threads [default: all cores].
-        #[arg(long, value_name = "N")]
-        threads: Option<usize>,
-        /// Override any scenario key by its dotted path (repeatable).
-        #[arg(long = "set", value_name = "KEY=VALUE")]
-        set: Vec<String>,
+        #[command(flatten)]
+        study: StudyArgs,
         /// Run only shard I of N (0-based), a contiguous slice of the points;
         /// `--shard /N` takes I from JOB_COMPLETION_INDEX (Kubernetes Indexed
         /// Jobs) or SLURM_ARRAY_TASK_ID [default: from SLURM_ARRAY_TASK_ID and
@@ -79,17 +100,8 @@ enum Command {
     /// parameter (Saltelli sampling over Sobol points, bootstrap intervals);
     /// writes sensitivity.csv, sensitivity.json and a bar chart.
     Sensitivity {
-        /// Scenario file with an [uncertain] table.
-        scenario: PathBuf,
-        /// Output folder [default: output/<scenario name>/].
-        #[arg(long, value_name = "DIR")]
-        out: Option<PathBuf>,
-        /// Worker threads [default: all cores].
-        #[arg(long, value_name = "N")]
-        threads: Option<usize>,
-        /// Override any scenario key by its dotted path (repeatable).
-        #[arg(long = "set", value_name = "KEY=VALUE")]
-        set: Vec<String>,
+        #[command(flatten)]
+        study: StudyArgs,
         /// No summary.
         #[arg(long, short)]
         quiet: bool,
@@ -190,24 +202,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&sc)?);
             Ok(())
         }
-        Command::Sweep { scenario, out, threads, set, shard, resume, raw, quiet, slurm_script } => {
+        Command::Sweep { study, shard, resume, raw, quiet, slurm_script } => {
             if let Some(n) = slurm_script {
-                return write_slurm_script(&scenario, out, threads, &set, n, raw);
+                return write_slurm_script(&study, n, raw);
             }
             let shard = shard_arg(shard)?;
             let opts = mesobench::study::sweep::RunOptions { shard, resume, raw };
-            sweep(&scenario, out, threads, &set, opts, quiet)
+            sweep(&study, opts, quiet)
         }
-        Command::Sensitivity { scenario, out, threads, set, quiet } => {
-            let source = Source::from_path(&scenario)?;
-            let stem = scenario.file_stem().and_then(|s| s.to_str()).unwrap_or("scenario").to_string();
-            let prep = scenario::Prepared::new(&source, &stem)?;
-            let sc = prep.with(&set)?;
-            let dir = out.unwrap_or_else(|| Path::new("output").join(&sc.name));
-            let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+        Command::Sensitivity { study, quiet } => {
+            let (_, prep, sc, dir, threads) = study.load()?;
+            let set = &study.set;
             let started = Instant::now();
             let a =
-                mesobench::study::sensitivity::dose_sensitivity(&prep, &set, threads).map_err(anyhow::Error::msg)?;
+                mesobench::study::sensitivity::dose_sensitivity(&prep, set, threads).map_err(anyhow::Error::msg)?;
             mesobench::report::write_sensitivity(&dir, &sc, &a)?;
             if !quiet {
                 println!(
@@ -358,24 +366,14 @@ fn shard_arg(arg: Option<String>) -> anyhow::Result<Option<(u64, u64)>> {
     }
 }
 
-fn sweep(
-    path: &Path,
-    out: Option<PathBuf>,
-    threads: Option<usize>,
-    set: &[String],
-    opts: mesobench::study::sweep::RunOptions,
-    quiet: bool,
-) -> anyhow::Result<()> {
-    let shard = opts.shard;
+fn sweep(study: &StudyArgs, opts: mesobench::study::sweep::RunOptions, quiet: bool) -> anyhow::Result<()> {
     use std::io::IsTerminal;
-    let source = Source::from_path(path)?;
-    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("scenario").to_string();
-    let prep = scenario::Prepared::new(&source, &stem)?;
-    let sc = prep.with(set)?;
+    let shard = opts.shard;
+    let (source, prep, sc, dir, threads) = study.load()?;
+    let set = &study.set;
+    let path = &study.scenario;
     let spec =
         sc.sweep.clone().ok_or_else(|| anyhow::anyhow!("{}: the scenario has no [sweep] table", path.display()))?;
-    let dir = out.unwrap_or_else(|| Path::new("output").join(&sc.name));
-    let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
     let bar = if !quiet && std::io::stderr().is_terminal() {
         let total = match shard {
             Some((i, n)) => mesobench::study::sweep::shard_range(spec.points(), i, n).count() as u64,
@@ -439,18 +437,9 @@ fn shell_quote(s: &str) -> String {
 
 /// Write a ready-to-submit Slurm driver for the sweep: an array of `n` shards
 /// and a merge job that depends on it (`--dependency=afterok`).
-fn write_slurm_script(
-    path: &Path,
-    out: Option<PathBuf>,
-    threads: Option<usize>,
-    set: &[String],
-    n: u64,
-    raw: bool,
-) -> anyhow::Result<()> {
-    let source = Source::from_path(path)?;
-    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("scenario").to_string();
-    let prep = scenario::Prepared::new(&source, &stem)?;
-    let sc = prep.with(set)?;
+fn write_slurm_script(study: &StudyArgs, n: u64, raw: bool) -> anyhow::Result<()> {
+    let (_, _, sc, dir, _) = study.load()?;
+    let (path, set) = (&study.scenario, &study.set);
     let spec =
         sc.sweep.clone().ok_or_else(|| anyhow::anyhow!("{}: the scenario has no [sweep] table", path.display()))?;
     if n == 0 || n > spec.points() {
@@ -458,10 +447,10 @@ fn write_slurm_script(
     }
     let cwd = std::env::current_dir()?;
     let abs = |p: &Path| if p.is_absolute() { p.to_path_buf() } else { cwd.join(p) };
-    let dir = abs(&out.unwrap_or_else(|| Path::new("output").join(&sc.name)));
+    let dir = abs(&dir);
     std::fs::create_dir_all(&dir)?;
     let exe = std::env::current_exe()?;
-    let threads = threads.unwrap_or(1).max(1);
+    let threads = study.threads.unwrap_or(1).max(1);
     // The seed is fixed in the command so every shard draws the same streams.
     let mut args = vec![
         shell_quote(&exe.display().to_string()),
