@@ -214,8 +214,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let (_, prep, sc, dir, threads) = study.load()?;
             let set = &study.set;
             let started = Instant::now();
-            let a =
-                mesobench::study::sensitivity::dose_sensitivity(&prep, set, threads).map_err(anyhow::Error::msg)?;
+            let a = mesobench::study::sensitivity::dose_sensitivity(&prep, set, threads).map_err(anyhow::Error::msg)?;
             mesobench::report::write_sensitivity(&dir, &sc, &a)?;
             if !quiet {
                 println!(
