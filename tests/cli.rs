@@ -164,12 +164,8 @@ fn rejects(text: &str, sets: &[&str], fragments: &[&str]) {
         args.push(s);
     }
     let o = mesobench(&args);
-    let err = stderr(&o);
-    assert_eq!(o.status.code(), Some(2), "expected exit 2, got {:?}: {err}", o.status.code());
-    for f in fragments {
-        assert!(err.contains(f), "stderr lacks {f:?}:\n{err}");
-    }
-    assert!(!err.contains("panicked") && !err.contains("backtrace") && !err.contains("RUST_BACKTRACE"), "{err}");
+    let err = crate::util::assert_exit2(&o, fragments);
+    assert!(!err.contains("backtrace") && !err.contains("RUST_BACKTRACE"), "{err}");
     assert!(!tmp.path().join("summary.json").exists(), "a rejected scenario must not produce results");
 }
 

@@ -121,11 +121,7 @@ fn sweep_cli(text: &str, fragments: &[&str]) {
         .args(["sweep", path.to_str().unwrap(), "--out", tmp.path().join("o").to_str().unwrap(), "--quiet"])
         .output()
         .unwrap();
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "{err}");
-    for f in fragments {
-        assert!(err.contains(f), "stderr lacks {f:?}: {err}");
-    }
+    crate::util::assert_exit2(&o, fragments);
 }
 
 #[test]

@@ -81,3 +81,15 @@ pub fn example_plugin(dir: &Path, name: &str) -> PathBuf {
     let src = std::fs::read_to_string(root().join("examples/firmware").join(format!("{stem}.c"))).unwrap();
     build_plugin(dir, name, &src)
 }
+
+/// Assert that a run of the binary failed with exit code 2, printed every
+/// fragment on stderr and did not panic; returns stderr.
+pub fn assert_exit2(o: &std::process::Output, fragments: &[&str]) -> String {
+    let err = String::from_utf8_lossy(&o.stderr).into_owned();
+    assert_eq!(o.status.code(), Some(2), "expected exit 2, got {:?}: {err}", o.status.code());
+    for f in fragments {
+        assert!(err.contains(f), "stderr lacks {f:?}:\n{err}");
+    }
+    assert!(!err.contains("panicked"), "{err}");
+    err
+}
