@@ -92,3 +92,82 @@ fn tolerance_k_and_accept_commands() {
         String::from_utf8_lossy(&o.stderr)
     );
 }
+
+fn normal_sample(rng: &mut rand_chacha::ChaCha8Rng, n: usize, sd: f64) -> Vec<f64> {
+    (0..n)
+        .map(|_| {
+            let z: f64 = StandardNormal.sample(rng);
+            sd * z
+        })
+        .collect()
+}
+
+#[test]
+fn f_test_p_value_matches_the_f_table() {
+    use mesobench::stats::compare::f_test;
+    // F(0.975; 10, 10) = 3.7168 (Fisher–Snedecor tables): a variance ratio
+    // exactly there has a two-sided p of 0.05. Build two samples with that ratio.
+    let a: Vec<f64> = (0..11).map(|i| (i as f64 - 5.0) * 3.7168f64.sqrt()).collect();
+    let b: Vec<f64> = (0..11).map(|i| i as f64 - 5.0).collect();
+    let t = f_test(&a, &b);
+    assert!((t.statistic - 3.7168).abs() < 1e-9);
+    assert!((t.p - 0.05).abs() < 2e-4, "p = {}", t.p);
+    // Symmetric: swapping the arms gives the same p.
+    assert!((f_test(&b, &a).p - t.p).abs() < 1e-9);
+}
+
+#[test]
+fn brown_forsythe_is_anova_on_median_deviations_and_holds_its_level() {
+    use mesobench::stats::compare::brown_forsythe;
+    // Hand computation: medians 3 and 30; |deviations| (2,1,0,1,3) and (20,10,0,20,40):
+    // means 1.4 and 18, grand 9.7; SSB = 5·(8.3² + 8.3²) = 688.9; SSW = 5.2 + 880 = 885.2;
+    // F = 688.9 / (885.2 / 8) = 6.2259.
+    let a = [1.0, 2.0, 3.0, 4.0, 6.0];
+    let b = [10.0, 20.0, 30.0, 50.0, 70.0];
+    let t = brown_forsythe(&[&a, &b]);
+    assert!((t.statistic - 688.9 / (885.2 / 8.0)).abs() < 1e-9, "F = {}", t.statistic);
+    assert_eq!((t.df1, t.df2), (1.0, 8.0));
+    // Under H0 the test rejects about 5 % of the time; with a 2× SD it nearly always does.
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(4);
+    let (mut h0, mut h1) = (0, 0);
+    for _ in 0..2000 {
+        let (x, y, w) =
+            (normal_sample(&mut rng, 30, 1.0), normal_sample(&mut rng, 30, 1.0), normal_sample(&mut rng, 30, 2.0));
+        h0 += (brown_forsythe(&[&x, &y]).p < 0.05) as u32;
+        h1 += (brown_forsythe(&[&x, &w]).p < 0.05) as u32;
+    }
+    let size = h0 as f64 / 2000.0;
+    assert!((0.03..0.07).contains(&size), "size {size}");
+    assert!(h1 as f64 / 2000.0 > 0.8, "power {}", h1 as f64 / 2000.0);
+}
+
+#[test]
+fn cluster_bootstrap_interval_covers_the_cv_ratio() {
+    use mesobench::stats::compare::{cv_ratio_interval, variance_components};
+    // Arm a: CV 20 %, arm b: CV 5 % (means 10); 12 clusters of 10 in each arm.
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+    let mut covered = 0;
+    let trials = 100;
+    for _ in 0..trials {
+        let a: Vec<Vec<f64>> =
+            (0..12).map(|_| normal_sample(&mut rng, 10, 2.0).iter().map(|v| v + 10.0).collect()).collect();
+        let b: Vec<Vec<f64>> =
+            (0..12).map(|_| normal_sample(&mut rng, 10, 0.5).iter().map(|v| v + 10.0).collect()).collect();
+        let ar: Vec<&[f64]> = a.iter().map(Vec::as_slice).collect();
+        let br: Vec<&[f64]> = b.iter().map(Vec::as_slice).collect();
+        let ci = cv_ratio_interval(&ar, &br, 400, 0.95, &mut rng);
+        assert!(ci.lo < ci.ratio && ci.ratio < ci.hi);
+        covered += (ci.lo <= 4.0 && 4.0 <= ci.hi) as u32;
+    }
+    assert!(covered >= 88, "covered {covered} of {trials}");
+    // Variance components recover a between-operator SD of 1 and a within SD of 0.5.
+    let groups: Vec<Vec<f64>> = (0..400)
+        .map(|_| {
+            let m: f64 = StandardNormal.sample(&mut rng);
+            normal_sample(&mut rng, 8, 0.5).iter().map(|v| v + m).collect()
+        })
+        .collect();
+    let g: Vec<&[f64]> = groups.iter().map(Vec::as_slice).collect();
+    let (within, between) = variance_components(&g);
+    assert!((within - 0.5).abs() < 0.03 && (between - 1.0).abs() < 0.08, "{within} {between}");
+}

@@ -5,6 +5,7 @@ mod closed_forms;
 mod conservation;
 mod convergence;
 mod firmware;
+mod manual;
 mod sensitivity;
 mod statistics;
 mod sweep;

@@ -12,6 +12,7 @@
 
 pub mod builtin;
 pub mod drive;
+pub mod manual;
 pub mod plugin;
 pub mod sensors;
 

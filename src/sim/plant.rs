@@ -109,6 +109,18 @@ pub struct Drive {
     pub coil: f64,
     /// Proportional-regulator set pressure, Pa absolute (NaN: unchanged).
     pub regulator_setpoint: f64,
+    /// External force pushing the piston forward (a thumb on the plunger), N.
+    pub force: f64,
+    /// Damping of that force source, N·s/m: the force applied is
+    /// `force − force_damping·v`, taken implicitly in the piston velocity.
+    pub force_damping: f64,
+}
+
+impl Drive {
+    /// The valve coil at `coil` (0 to 1), nothing else.
+    pub fn coil(coil: f64) -> Drive {
+        Drive { coil, regulator_setpoint: f64::NAN, force: 0.0, force_damping: 0.0 }
+    }
 }
 
 /// Signals computed during the last step, for observers and shot records.
@@ -283,7 +295,7 @@ impl Plant {
 
     /// Advance by `dt` seconds with the coil at full voltage (`command`) or off.
     pub fn step(&mut self, command: bool, dt: f64) -> Result<(), SimError> {
-        self.step_with(&Drive { coil: if command { 1.0 } else { 0.0 }, regulator_setpoint: f64::NAN }, dt)
+        self.step_with(&Drive::coil(if command { 1.0 } else { 0.0 }), dt)
     }
 
     /// Advance by `dt` seconds under the actuator inputs `drive`.
@@ -301,7 +313,7 @@ impl Plant {
         }
         self.step_valve(drive.coil, dt);
         self.step_pneumatics(dt);
-        self.step_liquid(dt);
+        self.step_liquid(dt, drive.force, drive.force_damping);
         self.state.t += dt;
         self.steps += 1;
     }
@@ -394,14 +406,14 @@ impl Plant {
         s.supply_mass += draw * dt;
     }
 
-    fn step_liquid(&mut self, dt: f64) {
+    fn step_liquid(&mut self, dt: f64, f_ext: f64, damping: f64) {
         let p = &self.params;
         let s = &mut self.state;
         let pa = p.p_atm;
         let n = p.needles.len();
         let area = p.syringe.area;
         // Forces on the piston other than friction and liquid (forward +).
-        let fp = (s.p_c - pa) * p.piston.area - (p.piston.spring_preload + p.piston.spring_rate * s.x_p);
+        let fp = (s.p_c - pa) * p.piston.area - (p.piston.spring_preload + p.piston.spring_rate * s.x_p) + f_ext;
         // Needle linearisation: Q' = a + b·p_hub' (gauge).
         let mut extrapolated = false;
         for k in 0..n {
@@ -460,14 +472,14 @@ impl Plant {
             let engaged_force = fp - area * h0; // friction must cancel this to stay stuck
             let (v, pv) = if s.v_p > 0.0 || (s.stuck && engaged_force > fric.break_loose) {
                 let dry = fric.dry(s.v_p.max(0.0));
-                let v = (m * s.v_p / dt + fp - dry - area * h0) / (m / dt + fric.viscous + area * h1);
+                let v = (m * s.v_p / dt + fp - dry - area * h0) / (m / dt + fric.viscous + damping + area * h1);
                 if v > 0.0 {
                     (v, v)
                 } else {
                     (0.0, 0.0)
                 }
             } else if s.v_p < 0.0 || (s.stuck && fp < -seal.break_loose) {
-                let v = (m * s.v_p / dt + fp + seal.glide) / (m / dt + seal.viscous);
+                let v = (m * s.v_p / dt + fp + seal.glide) / (m / dt + seal.viscous + damping);
                 (v.min(0.0), 0.0)
             } else {
                 (0.0, 0.0)

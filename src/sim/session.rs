@@ -350,7 +350,7 @@ pub fn run_session_with<O: Observer + ?Sized>(
                 let t0 = t_tick + j as f64 * h;
                 let t1 = t_tick + (j + 1) as f64 * h;
                 let coil = fw.driver.mean(t0, t1);
-                plant.advance(&Drive { coil, regulator_setpoint }, h);
+                plant.advance(&Drive { coil, regulator_setpoint, force: 0.0, force_damping: 0.0 }, h);
                 // Keep time exact (no drift from repeated additions).
                 plant.state.t = t1;
                 fw.sensors.track(truth(plant), h);

@@ -1,6 +1,7 @@
 //! Descriptive statistics, reduced in index order so results never depend on
 //! how work was split between threads.
 
+pub mod compare;
 pub mod tolerance;
 
 /// Mean, sample standard deviation (n − 1), coefficient of variation, extremes.

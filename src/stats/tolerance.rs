@@ -119,6 +119,31 @@ impl Limits {
     pub fn iso_pen() -> Limits {
         Limits { alpha: 10.0, beta: 0.05, coverage: 0.975, confidence: 0.95 }
     }
+
+    /// Mesotherapy preset for 0.01–0.05 mL shots, in µL: α = 2 µL, β = 15 %,
+    /// p = 0.95, γ = 0.95 [D].
+    ///
+    /// The pen floor α = 10 µL is ±20 % to ±100 % of these doses (domain.md
+    /// §3.1 calls it meaningless for a mesogun). β = 15 % is the accuracy
+    /// criterion of the only published dose-accuracy study of aesthetic
+    /// injectors (±15 % of 0.2 cc, J Cosmet Dermatol 2019, domain.md §2.1);
+    /// α = 2 µL is a fifth of the 0.01 mL graduation of a 1 mL syringe,
+    /// about the finest step a clinician can set or read; the break point
+    /// α/β is 13.3 µL, so the relative limit governs from 0.013 mL up. The
+    /// coverage is the 0.95 used for non-standard conditions in pen testing
+    /// (domain.md §3.1, [U] there).
+    pub fn mesotherapy() -> Limits {
+        Limits { alpha: 2.0, beta: 0.15, coverage: 0.95, confidence: 0.95 }
+    }
+
+    /// A preset by name (`iso_pen`, `mesotherapy`).
+    pub fn preset(name: &str) -> Option<Limits> {
+        match name {
+            "iso_pen" => Some(Limits::iso_pen()),
+            "mesotherapy" => Some(Limits::mesotherapy()),
+            _ => None,
+        }
+    }
 }
 
 /// The verdict of the tolerance-interval acceptance rule.
