@@ -106,6 +106,22 @@ enum Command {
         #[arg(long, short)]
         quiet: bool,
     },
+    /// Manual injection against gun injection: run a study's arms × targets
+    /// × operators or devices × shots and write arms.csv, summary.json,
+    /// plots and a self-contained report.html (exit 0 whatever the verdicts).
+    Compare {
+        /// Study file (TOML), e.g. scenarios/manual_vs_gun.toml.
+        study: PathBuf,
+        /// Output folder [default: output/<study name>/].
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Worker threads [default: all cores].
+        #[arg(long, value_name = "N")]
+        threads: Option<usize>,
+        /// No progress bar or summary.
+        #[arg(long, short)]
+        quiet: bool,
+    },
     /// Print the normal tolerance factor k for n doses (exact two-sided by
     /// the Odeh–Owen integral, or one-sided by the non-central t).
     ToleranceK {
@@ -284,6 +300,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Compare { study, out, threads, quiet } => compare(&study, out, threads, quiet),
         Command::Run { scenario, out, set, quiet } => {
             let (sc, source) = load(scenario.as_deref(), &set)?;
             let dir = out.unwrap_or_else(|| Path::new("output").join(&sc.name));
@@ -297,6 +314,77 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn compare(path: &Path, out: Option<PathBuf>, threads: Option<usize>, quiet: bool) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    let study = mesobench::study::compare::load(path)?;
+    let dir = out.unwrap_or_else(|| Path::new("output").join(&study.name));
+    let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
+        let b = indicatif::ProgressBar::new(study.tasks());
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} {bar:40} {pos}/{len} operator/device sessions  {elapsed} elapsed, eta {eta}",
+            )
+            .expect("valid template"),
+        );
+        b
+    });
+    let progress = |done: u64| {
+        if let Some(b) = &bar {
+            b.set_position(done);
+        }
+    };
+    let started = Instant::now();
+    let outcome = mesobench::study::compare::run(&study, threads, &progress)?;
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let files = mesobench::report::compare::write_compare(&dir, &study, &outcome)?;
+    if !quiet {
+        println!(
+            "mesobench {} — study '{}': {} arms × {} targets × {} units × {} shots = {} shots in {:.2} s on {} threads",
+            mesobench::VERSION,
+            study.name,
+            study.arms.len(),
+            study.targets.len(),
+            study.units,
+            study.shots,
+            outcome.shots.len(),
+            seconds,
+            threads
+        );
+        println!(
+            "  {:<26} {:>9} {:>10} {:>8} {:>8} {:>8} {:>7}  verdict ({}: α {} µL, β {} %)",
+            "arm",
+            "target µL",
+            "mean µL",
+            "CV %",
+            "bias %",
+            "within",
+            "between",
+            study.preset,
+            study.limits.alpha,
+            100.0 * study.limits.beta
+        );
+        for s in &outcome.arms {
+            println!(
+                "  {:<26} {:>9.1} {:>10.3} {:>8.2} {:>+8.1} {:>8.3} {:>7.3}  {}",
+                s.arm,
+                s.target_ul,
+                s.mean_ul,
+                100.0 * s.cv,
+                100.0 * s.bias,
+                s.within_sd_ul,
+                s.between_sd_ul,
+                if s.acceptance.pass { "pass" } else { "FAIL" }
+            );
+        }
+        println!("  wrote {} files to {} (open report.html)", files.len(), dir.display());
+    }
+    Ok(())
 }
 
 fn print_summary(sc: &Scenario, run: &mesobench::Run, seconds: f64, dir: &Path, files: usize) {

@@ -470,16 +470,23 @@ impl Source {
     }
 }
 
+/// A schema or syntax error of a scenario file, with a hint when the file
+/// is a comparison study rather than a scenario.
+fn parse_error(source: &Source, e: toml::de::Error) -> ScenarioError {
+    let mut message = e.to_string().trim_end().to_string();
+    if source.text.lines().any(|l| l.trim() == "[[arm]]") {
+        message.push_str("\n(this file has [[arm]] tables: it is a study; run it with `mesobench compare`)");
+    }
+    ScenarioError::Parse { path: source.name.clone(), message }
+}
+
 /// Load, override and validate a scenario.
 ///
 /// `fallback_name` names the scenario when the file has no `name` key
 /// (normally the file stem).
 pub fn load(source: &Source, overrides: &[String], fallback_name: &str) -> Result<Scenario, ScenarioError> {
     // Stage 1: the file on its own, for errors with line and column.
-    let raw: Raw = toml::from_str(&source.text).map_err(|e| ScenarioError::Parse {
-        path: source.name.clone(),
-        message: e.to_string().trim_end().to_string(),
-    })?;
+    let raw: Raw = toml::from_str(&source.text).map_err(|e| parse_error(source, e))?;
     let mut set_keys = Vec::new();
     let raw = if overrides.is_empty() {
         raw
@@ -517,10 +524,7 @@ pub struct Prepared {
 impl Prepared {
     /// Parse `source` (its own errors reported with line and column) once.
     pub fn new(source: &Source, fallback_name: &str) -> Result<Prepared, ScenarioError> {
-        let _: Raw = toml::from_str(&source.text).map_err(|e| ScenarioError::Parse {
-            path: source.name.clone(),
-            message: e.to_string().trim_end().to_string(),
-        })?;
+        let _: Raw = toml::from_str(&source.text).map_err(|e| parse_error(source, e))?;
         let table: toml::Table = toml::from_str(&source.text)
             .map_err(|e| ScenarioError::Parse { path: source.name.clone(), message: e.to_string() })?;
         Ok(Prepared { source: source.clone(), table, fallback: fallback_name.to_string() })
@@ -1280,10 +1284,20 @@ fn sweep_spec(sw: &RawSweep, c: &Ctx, seed: u64) -> Result<SweepSpec, ScenarioEr
 }
 
 fn uncertain_specs(t: &toml::Table, c: &Ctx) -> Result<Vec<Uncertain>, ScenarioError> {
+    parse_uncertain(t, "uncertain", &|key, value, allowed| c.invalid(key, value, allowed))
+}
+
+/// Parse a table of `"dotted.key" = { dist = …, level = … }` entries named
+/// `table` in messages; `invalid(key, value, allowed)` builds the error.
+pub fn parse_uncertain(
+    t: &toml::Table,
+    table: &str,
+    invalid: &dyn Fn(&str, String, String) -> ScenarioError,
+) -> Result<Vec<Uncertain>, ScenarioError> {
     let mut out = Vec::new();
     for (key, value) in t {
-        let where_ = format!("uncertain.\"{key}\"");
-        let bad = |allowed: &str| c.invalid(&where_, value.to_string(), allowed.to_string());
+        let where_ = format!("{table}.\"{key}\"");
+        let bad = |allowed: &str| invalid(&where_, value.to_string(), allowed.to_string());
         let Some(tab) = value.as_table() else {
             return Err(bad("an inline table such as { dist = \"normal\", mean = 40, sd = 10 }"));
         };

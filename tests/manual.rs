@@ -63,10 +63,10 @@ fn manual_dose_trends() {
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
         let sc = reference(&[]);
         let mut doses = vec![];
-        for _ in 0..4 {
+        for _ in 0..12 {
             let op = pop.draw_operator(&mut rng);
             let mut plant = Plant::new(manual_params(sc.params.clone()));
-            for _ in 0..6 {
+            for _ in 0..8 {
                 let p = pop.draw_shot(&op, target, plant.params.syringe.area, &mut rng);
                 doses.push(manual_shot(&mut plant, pop, &p, target, 50e-6).unwrap().dose);
             }

@@ -2,6 +2,7 @@
 
 mod cli;
 mod closed_forms;
+mod compare;
 mod conservation;
 mod convergence;
 mod firmware;

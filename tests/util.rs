@@ -45,6 +45,18 @@ pub fn scenario_files() -> Vec<PathBuf> {
         .expect("scenarios/ exists")
         .map(|e| e.expect("entry").path())
         .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .filter(|p| !study_files().contains(p))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Shipped comparison studies (`mesobench compare`), which live beside the scenarios.
+pub fn study_files() -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(root().join("scenarios"))
+        .expect("scenarios/ exists")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| std::fs::read_to_string(p).is_ok_and(|t| t.lines().any(|l| l.trim() == "[[arm]]")))
         .collect();
     v.sort();
     v

@@ -106,15 +106,15 @@ impl OperatorParams {
     /// tremor 8–12 Hz [V, domain.md §2]; speed ramp 0.15 s and release 40 ms
     /// [D]; intended depth 1.5 mm, dermis 2.0 mm [D, facial dermis].
     ///
-    /// * `novice`: intended flow 30 µL/s (GSD 1.5 between people, 1.25
+    /// * `novice`: intended flow 25 µL/s (GSD 1.5 between people, 1.25
     ///   within) [D]; reaction 0.25 s [D, visual choice reaction] (GSD 1.2 /
-    ///   1.15); anticipates 10 ± 10 % of it [D]; reading SD 0.15 graduation,
+    ///   1.15); anticipates 20 ± 10 % of it [D]; reading SD 0.12 graduation,
     ///   angle SD 8° [D]; tremor 0.10 N RMS, 1.5 extra pulses of 0.8 N [D;
     ///   pulses in every operator, mostly early: Tzafalia & Sixou 2011];
     ///   tip drift median 2.2 mm, GSD 1.5 [V: mean 1.9 mm, 0.6–4.1 mm, more
     ///   for beginners].
     /// * `experienced`: flow 15 µL/s (GSD 1.3 / 1.12) [D]; reaction 0.20 s
-    ///   (1.1 / 1.1) [D]; anticipates 30 ± 10 % [D]; reading SD 0.06
+    ///   (1.1 / 1.1) [D]; anticipates 20 ± 10 % [D]; reading SD 0.06
     ///   graduation, angle SD 4° [D]; a stiffer grip, 8 N/mm [D]; tremor 0.05 N, 0.5 pulses of 0.5 N [D];
     ///   drift median 1.2 mm, GSD 1.4 [V, same source: less with experience].
     pub fn preset(name: &str) -> Option<OperatorParams> {
@@ -149,15 +149,15 @@ impl OperatorParams {
         };
         match name {
             "novice" => Some(OperatorParams {
-                flow: 30e-9,
+                flow: 25e-9,
                 flow_gsd_between: 1.5,
                 flow_gsd_within: 1.25,
                 reaction: 0.25,
                 reaction_gsd_between: 1.2,
                 reaction_gsd_within: 1.15,
-                anticipation: 0.1,
+                anticipation: 0.2,
                 anticipation_sd: 0.1,
-                reading_sd: 0.15,
+                reading_sd: 0.12,
                 view_angle_sd: 8f64.to_radians(),
                 tremor_rms: 0.10,
                 pulses: 1.5,
@@ -173,7 +173,7 @@ impl OperatorParams {
                 reaction: 0.20,
                 reaction_gsd_between: 1.1,
                 reaction_gsd_within: 1.1,
-                anticipation: 0.3,
+                anticipation: 0.2,
                 anticipation_sd: 0.1,
                 reading_sd: 0.06,
                 stiffness: 8000.0,

@@ -4,6 +4,7 @@
 //! temporary name in its folder and renamed into place, so a reader never
 //! sees a half-written file and an interrupted run leaves earlier files whole.
 
+pub mod compare;
 pub mod plot;
 
 use std::io::Write;
@@ -333,7 +334,10 @@ pub struct SolverStats {
     pub steps_per_shot: Vec<u64>,
 }
 
-fn csv_bytes<T: serde::Serialize>(rows: impl Iterator<Item = T>, path: &Path) -> Result<Vec<u8>, ReportError> {
+pub(crate) fn csv_bytes<T: serde::Serialize>(
+    rows: impl Iterator<Item = T>,
+    path: &Path,
+) -> Result<Vec<u8>, ReportError> {
     let mut w = csv::Writer::from_writer(Vec::new());
     for r in rows {
         w.serialize(r).map_err(|e| ReportError::Io { path: path.to_owned(), source: std::io::Error::other(e) })?;

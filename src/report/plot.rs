@@ -23,8 +23,8 @@ pub fn register_fonts() {
     });
 }
 
-const SIZE: (u32, u32) = (1200, 900);
-const FONT: &str = "sans-serif";
+pub(crate) const SIZE: (u32, u32) = (1200, 900);
+pub(crate) const FONT: &str = "sans-serif";
 
 /// Result of drawing: an error message on failure.
 pub type DrawResult = Result<(), String>;
@@ -32,12 +32,12 @@ pub type DrawResult = Result<(), String>;
 /// A trace series: label, colour and the value it plots.
 type Series = (&'static str, RGBColor, fn(&TraceSample) -> f64);
 
-fn err<E: std::fmt::Display>(e: E) -> String {
+pub(crate) fn err<E: std::fmt::Display>(e: E) -> String {
     e.to_string()
 }
 
 /// Draw the series labels of `c` in the common style.
-fn legend<'a, DB, CT>(c: &mut ChartContext<'a, DB, CT>) -> DrawResult
+pub(crate) fn legend<'a, DB, CT>(c: &mut ChartContext<'a, DB, CT>) -> DrawResult
 where
     DB: DrawingBackend + 'a,
     DB::ErrorType: 'static,
@@ -86,7 +86,7 @@ pub fn render(path: &Path, chart: &impl Chart) -> Result<(), ReportError> {
     }
 }
 
-fn range(values: impl Iterator<Item = f64>, pad_zero: bool) -> (f64, f64) {
+pub(crate) fn range(values: impl Iterator<Item = f64>, pad_zero: bool) -> (f64, f64) {
     let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
     for v in values.filter(|v| v.is_finite()) {
         lo = lo.min(v);

@@ -7,6 +7,7 @@
 //! scenario and seed therefore give byte-identical outputs whatever the
 //! number of threads.
 
+pub mod compare;
 pub mod sensitivity;
 pub mod sweep;
 

@@ -1,0 +1,201 @@
+//! `mesobench compare`: the manual-versus-gun study, its outputs and its report in a browser.
+
+use std::path::{Path, PathBuf};
+
+use crate::util::{assert_exit2, root};
+
+fn mesobench(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_mesobench")).args(args).output().unwrap()
+}
+
+/// A small study on the shipped reference scenario.
+fn small_study(dir: &Path, arms: &str) -> PathBuf {
+    let reference = root().join("scenarios/reference.toml");
+    let text = format!(
+        "name = \"small\"\nseed = 3\nscenario = {:?}\ntargets_ul = [10.0, 20.0]\nunits = 3\nshots = 4\n\
+[acceptance]\npreset = \"mesotherapy\"\nbootstrap = 200\n\
+[variability]\n\"tissue.opening_pressure_kpa\" = {{ dist = \"uniform\", lo = 20.0, hi = 50.0, level = \"site\" }}\n\
+\"needle.inner_diameter_mm\" = {{ dist = \"normal\", mean = 0.159, sd = 0.003 }}\n{arms}",
+        reference.to_str().unwrap()
+    );
+    let path = dir.join("study.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+const NOVICE: &str = "[[arm]]\nname = \"novice\"\nkind = \"manual\"\noperator = { preset = \"novice\" }\n";
+const GUN: &str = "[[arm]]\nname = \"gun\"\nkind = \"gun\"\ncalibrate_key = \"firmware.open_time_ms\"\ncalibrate_range = [5.0, 300.0]\n\
+[arm.variability]\n\"supply.pressure_bar\" = { dist = \"normal\", mean = 3.0, sd = 0.1 }\n";
+const TARGET: &str = "[[arm]]\nname = \"volume\"\nkind = \"gun\"\nset = ['firmware.kind=\"volume_target\"', \"firmware.lead_ms=4.0\", \"firmware.learn_gain=0.5\"]\ndose_key = \"firmware.target_ul\"\n";
+
+fn run_study(study: &Path, out: &Path, threads: &str) -> serde_json::Value {
+    let o = mesobench(&["compare", study.to_str().unwrap(), "--out", out.to_str().unwrap(), "--threads", threads]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn compare_writes_every_output_deterministically() {
+    let tmp = tempfile::tempdir().unwrap();
+    let study = small_study(tmp.path(), &format!("{NOVICE}{GUN}{TARGET}"));
+    let (one, two) = (tmp.path().join("one"), tmp.path().join("two"));
+    let s = run_study(&study, &one, "1");
+    run_study(&study, &two, "2");
+    for f in ["arms.csv", "summary.json", "report.html", "doses_by_arm.svg", "histograms.png", "operators.png"] {
+        let (a, b) = (std::fs::read(one.join(f)).unwrap(), std::fs::read(two.join(f)).unwrap());
+        assert!(!a.is_empty());
+        if !f.ends_with(".png") {
+            assert!(a == b, "{f} differs between 1 and 2 threads");
+        }
+    }
+    // arms.csv: 3 arms × 2 targets × 3 units × 4 shots.
+    let csv = std::fs::read_to_string(one.join("arms.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 1 + 72);
+    assert!(csv.starts_with("arm,kind,target_ul,unit,shot,dose_ul,error_pct"));
+    let arms = s["arms"].as_array().unwrap();
+    assert_eq!(arms.len(), 6);
+    for a in arms {
+        for key in ["mean_ul", "sd_ul", "cv", "bias", "within_sd_ul", "between_sd_ul"] {
+            assert!(a[key].as_f64().is_some(), "{key} in {a}");
+        }
+        assert!(a["acceptance"]["k"].as_f64().unwrap() > 2.0);
+        assert!(a["acceptance"]["pass"].is_boolean());
+    }
+    // Calibrated open-loop gun: on target within a few %; the novice far more spread.
+    let get = |arm: &str, t: f64| arms.iter().find(|a| a["arm"] == arm && a["target_ul"] == t).unwrap();
+    assert!(get("gun", 10.0)["bias"].as_f64().unwrap().abs() < 0.05);
+    assert!(get("gun", 10.0)["calibrated"].as_f64().unwrap() > 5.0);
+    assert!(get("novice", 10.0)["sd_ul"].as_f64().unwrap() > 3.0 * get("gun", 10.0)["sd_ul"].as_f64().unwrap());
+    assert!(get("novice", 10.0)["cv"].as_f64().unwrap() > 3.0 * get("volume", 10.0)["cv"].as_f64().unwrap());
+    // Pairs: every pair at every target, with a CV-ratio interval around its estimate and p-values.
+    let pairs = s["pairs"].as_array().unwrap();
+    assert_eq!(pairs.len(), 2 * 3);
+    for p in pairs {
+        let r = &p["cv_ratio"];
+        assert!(r["lo"].as_f64().unwrap() <= r["ratio"].as_f64().unwrap());
+        assert!(r["ratio"].as_f64().unwrap() <= r["hi"].as_f64().unwrap());
+        for t in ["f_test", "brown_forsythe"] {
+            let pv = p[t]["p"].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&pv), "{t} p = {pv}");
+        }
+    }
+    let html = std::fs::read_to_string(one.join("report.html")).unwrap();
+    assert_eq!(html.matches("<img src=\"data:image/png;base64,").count(), 3);
+    assert!(!html.contains("http://") && !html.contains("https://"), "the report must be self-contained");
+}
+
+#[test]
+fn arms_keep_their_draws_when_others_are_added_or_reordered() {
+    // Common random numbers: an arm's streams depend on its name, the shared ones on unit, target and shot.
+    let tmp = tempfile::tempdir().unwrap();
+    let both = small_study(tmp.path(), &format!("{NOVICE}{GUN}"));
+    let a = run_study(&both, &tmp.path().join("a"), "2");
+    let gun_only = small_study(tmp.path(), GUN);
+    let b = run_study(&gun_only, &tmp.path().join("b"), "2");
+    let gun = |s: &serde_json::Value| {
+        s["arms"].as_array().unwrap().iter().filter(|a| a["arm"] == "gun").cloned().collect::<Vec<_>>()
+    };
+    assert_eq!(gun(&a), gun(&b));
+}
+
+#[test]
+fn bad_studies_exit_2_with_the_place_and_what_is_allowed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cases: [(&str, &[&str]); 5] = [
+        ("[[arm]]\nname = \"x\"\nkind = \"manual\"\noperator = { preset = \"novice\", reaction_ms = -5.0 }\n", &["study.toml:16:", "reaction_ms", "-5", "0 to 2000 ms"]),
+        ("[[arm]]\nname = \"x\"\nkind = \"robot\"\n", &["study.toml:15:", "kind", "\"manual\" or \"gun\""]),
+        ("[[arm]]\nname = \"x\"\nkind = \"manual\"\nspeed = 3\n", &["study.toml", "unknown field `speed`"]),
+        ("[[arm]]\nname = \"x\"\nkind = \"gun\"\ncalibrate_key = \"firmware.open_time_ms\"\ncalibrate_range = [5.0, 6.0]\n", &["target 10 µL is out of reach", "open_time_ms from 5 to 6"]),
+        ("[[arm]]\nname = \"x\"\nkind = \"gun\"\ndose_key = \"firmware.no_such_key\"\n", &["arm 'x'", "no_such_key"]),
+    ];
+    for (arm, fragments) in cases {
+        let study = small_study(tmp.path(), arm);
+        let o = mesobench(&["compare", study.to_str().unwrap(), "--out", tmp.path().join("o").to_str().unwrap()]);
+        assert_exit2(&o, fragments);
+    }
+}
+
+#[test]
+fn a_study_is_not_a_scenario() {
+    assert_eq!(crate::util::study_files(), vec![root().join("scenarios/manual_vs_gun.toml")]);
+    let o = mesobench(&["run", root().join("scenarios/manual_vs_gun.toml").to_str().unwrap()]);
+    assert_exit2(&o, &["it is a study", "mesobench compare"]);
+}
+
+#[test]
+fn shipped_study_reproduces_published_manual_variability() {
+    // domain.md §2: syringes overdose small volumes by +20 to +60 % with CV 5–33 %; the gun arms stay well below.
+    let study = mesobench::study::compare::load(&root().join("scenarios/manual_vs_gun.toml")).unwrap();
+    let out = mesobench::study::compare::run(&study, 2, &|_| {}).unwrap();
+    let get = |arm: &str, t: f64| out.arms.iter().find(|a| a.arm == arm && a.target_ul == t).unwrap();
+    for arm in ["manual_novice", "manual_experienced"] {
+        let s = get(arm, 10.0);
+        assert!((0.20..=0.60).contains(&s.bias), "{arm} bias {}", s.bias);
+        assert!((0.05..=0.33).contains(&s.cv), "{arm} CV {}", s.cv);
+        assert!(!s.acceptance.pass);
+    }
+    for t in [10.0, 20.0, 50.0] {
+        let manual = get("manual_experienced", t).cv.min(get("manual_novice", t).cv);
+        for gun in ["gun_open_loop_needle_cal", "gun_volume_target"] {
+            let g = get(gun, t);
+            assert!(g.cv < manual / 3.0 && g.bias.abs() < 0.02 && g.acceptance.pass, "{gun} at {t} µL: {g:?}");
+        }
+    }
+}
+
+/// Open `report.html` in headless Chromium and check that the page logs no
+/// console message or script error and that every image is decoded.
+#[test]
+fn report_loads_in_headless_chromium() {
+    let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].into_iter().find(|p| Path::new(p).exists());
+    let Some(chromium) = chromium else {
+        assert!(
+            std::env::var_os("MESOBENCH_REQUIRE_BROWSER").is_none(),
+            "Chromium not found (apt-get install chromium); .ci/run requires it"
+        );
+        eprintln!("skipped: Chromium not installed (set MESOBENCH_REQUIRE_BROWSER=1 to make this a failure)");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let study = small_study(tmp.path(), &format!("{NOVICE}{GUN}"));
+    let out = tmp.path().join("out");
+    run_study(&study, &out, "2");
+    // Instrument a copy: count script errors and console calls, then decoded images after load.
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    let probe = "<script>window.__errors=0;window.addEventListener('error',function(){window.__errors++;},true);\
+['error','warn'].forEach(function(k){var f=console[k];console[k]=function(){window.__errors++;f.apply(console,arguments);};});\
+window.addEventListener('load',function(){var ok=0,n=document.images.length;for(var i=0;i<n;i++){var m=document.images[i];\
+if(m.complete&&m.naturalWidth>0&&m.getBoundingClientRect().width>0)ok++;}document.body.setAttribute('data-probe',ok+'/'+n+' errors '+window.__errors);});</script>";
+    let probed = html.replacen("<head>", &format!("<head>{probe}"), 1);
+    let page = out.join("probed.html");
+    std::fs::write(&page, probed).unwrap();
+    let o = std::process::Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            &format!("--user-data-dir={}", tmp.path().join("profile").display()),
+            "--enable-logging=stderr",
+            "--v=0",
+            "--virtual-time-budget=10000",
+            "--dump-dom",
+            &format!("file://{}", page.display()),
+        ])
+        .output()
+        .unwrap();
+    let dom = String::from_utf8_lossy(&o.stdout);
+    let log = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "chromium failed: {log}");
+    assert!(
+        dom.contains("data-probe=\"3/3 errors 0\""),
+        "probe: {:?}\n{log}",
+        dom.split("data-probe").nth(1).map(|s| &s[..40.min(s.len())])
+    );
+    let console: Vec<&str> = log.lines().filter(|l| l.contains(":CONSOLE")).collect();
+    assert!(console.is_empty(), "console messages: {console:?}");
+}
