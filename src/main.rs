@@ -146,18 +146,22 @@ enum Command {
         /// Target dose V, µL.
         #[arg(long)]
         target_ul: f64,
-        /// Absolute limit α, µL (ISO pen preset 10 µL).
-        #[arg(long, default_value_t = 10.0)]
-        alpha_ul: f64,
-        /// Relative limit β (ISO pen preset 0.05).
-        #[arg(long, default_value_t = 0.05)]
-        beta: f64,
+        /// Limits preset: iso_pen (α 10 µL, β 5 %, p 0.975) or mesotherapy
+        /// (α 2 µL, β 15 %, p 0.95); the options below override it.
+        #[arg(long, default_value = "iso_pen", value_parser = ["iso_pen", "mesotherapy"])]
+        preset: String,
+        /// Absolute limit α, µL.
+        #[arg(long)]
+        alpha_ul: Option<f64>,
+        /// Relative limit β.
+        #[arg(long)]
+        beta: Option<f64>,
         /// Coverage p.
-        #[arg(long, default_value_t = 0.975)]
-        coverage: f64,
+        #[arg(long)]
+        coverage: Option<f64>,
         /// Confidence γ.
-        #[arg(long, default_value_t = 0.95)]
-        confidence: f64,
+        #[arg(long)]
+        confidence: Option<f64>,
     },
     /// Join the shards of a sweep (sweep.shard-*-of-*.csv) into sweep.csv,
     /// byte for byte what an unsharded run writes.
@@ -262,7 +266,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{k:.4}");
             Ok(())
         }
-        Command::Accept { doses, target_ul, alpha_ul, beta, coverage, confidence } => {
+        Command::Accept { doses, target_ul, preset, alpha_ul, beta, coverage, confidence } => {
+            let base = mesobench::stats::tolerance::Limits::preset(&preset).expect("clap checks the preset");
+            let (alpha_ul, beta) = (alpha_ul.unwrap_or(base.alpha), beta.unwrap_or(base.beta));
+            let (coverage, confidence) = (coverage.unwrap_or(base.coverage), confidence.unwrap_or(base.confidence));
             let values = read_doses(&doses)?;
             check_probabilities(values.len(), coverage, confidence)?;
             if !(target_ul > 0.0 && alpha_ul >= 0.0 && beta >= 0.0) {

@@ -82,6 +82,16 @@ fn tolerance_k_and_accept_commands() {
     let o = run(&["accept", good.to_str().unwrap(), "--target-ul", "25", "--alpha-ul", "1", "--beta", "0.05"]);
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stdout).contains("FAIL"));
+    // Presets: SD 1.5 µL at 20 µL passes the pen limits (±10 µL) but not the
+    // mesotherapy ones (±3 µL); an explicit option overrides the preset.
+    let wide = tmp.path().join("wide.csv");
+    let lines: String = (0..30).map(|i| format!("{}\n", 20.0 + 1.5 * 1.2 * ((i % 5) as f64 - 2.0))).collect();
+    std::fs::write(&wide, format!("dose_ul\n{lines}")).unwrap();
+    let w = wide.to_str().unwrap();
+    assert_eq!(run(&["accept", w, "--target-ul", "20"]).status.code(), Some(0));
+    assert_eq!(run(&["accept", w, "--target-ul", "20", "--preset", "mesotherapy"]).status.code(), Some(1));
+    assert_eq!(run(&["accept", w, "--target-ul", "20", "--preset", "mesotherapy", "--beta", "0.5"]).status.code(), Some(0));
+    assert_eq!(run(&["accept", w, "--target-ul", "20", "--preset", "fda"]).status.code(), Some(2));
     let bad = tmp.path().join("bad.csv");
     std::fs::write(&bad, "dose_ul\n20.0\nabc\n").unwrap();
     let o = run(&["accept", bad.to_str().unwrap(), "--target-ul", "20"]);
