@@ -106,6 +106,17 @@ enum Command {
         #[arg(long, short)]
         quiet: bool,
     },
+    /// Search the firmware settings named in the scenario's [tune] table for
+    /// the most consistent target dose within its constraints (particle
+    /// swarm or Nelder–Mead, common random numbers); writes tune_summary.json,
+    /// tune_best.toml, tune_best.h, the history, the landscape and plots.
+    Tune {
+        #[command(flatten)]
+        study: StudyArgs,
+        /// No progress bar or summary.
+        #[arg(long, short)]
+        quiet: bool,
+    },
     /// Manual injection against gun injection: run a study's arms × targets
     /// × operators or devices × shots and write arms.csv, summary.json,
     /// plots and a self-contained report.html (exit 0 whatever the verdicts).
@@ -308,6 +319,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Compare { study, out, threads, quiet } => compare(&study, out, threads, quiet),
+        Command::Tune { study, quiet } => tune(&study, quiet),
         Command::Run { scenario, out, set, quiet } => {
             let (sc, source) = load(scenario.as_deref(), &set)?;
             let dir = out.unwrap_or_else(|| Path::new("output").join(&sc.name));
@@ -321,6 +333,70 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn tune(study: &StudyArgs, quiet: bool) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    let (source, prep, sc, dir, threads) = study.load()?;
+    let spec = sc
+        .tune
+        .clone()
+        .ok_or_else(|| anyhow::anyhow!("{}: the scenario has no [tune] table", study.scenario.display()))?;
+    let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
+        let b = indicatif::ProgressBar::new(mesobench::study::tune::planned_evaluations(&spec));
+        b.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} {bar:40} {pos}/~{len} candidates  {elapsed} elapsed")
+                .expect("valid template"),
+        );
+        b
+    });
+    let progress = |done: u64| {
+        if let Some(b) = &bar {
+            b.set_position(done);
+        }
+    };
+    let started = Instant::now();
+    let outcome = mesobench::study::tune::run(&prep, &sc, &study.set, threads, &progress)?;
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let files = mesobench::report::tune::write_tune(&dir, &sc, &source.name, &study.set, &outcome)?;
+    if !quiet {
+        let (s, b) = (outcome.start(), outcome.best());
+        println!(
+            "mesobench {} — tune '{}': {} candidates × {} replicates in {:.1} s on {} threads ({})",
+            mesobench::VERSION,
+            sc.name,
+            outcome.history.len(),
+            spec.replicates,
+            seconds,
+            threads,
+            spec.optimizer
+        );
+        let line = |label: &str, e: &mesobench::study::tune::Evaluation| {
+            let values: Vec<String> =
+                spec.parameters.iter().zip(&e.values).map(|((k, _, _), v)| format!("{k} = {v:.4}")).collect();
+            match &e.metrics {
+                Some(m) => println!(
+                    "  {label:<6} objective {:.5}{}  dose {:.3} µL  CV {:.3} %  bias {:+.2} %  peak tissue {:.1} kPa  {:.2} shots/s\n         {}",
+                    e.objective,
+                    if e.feasible { "" } else { " (infeasible)" },
+                    m.mean_ul,
+                    m.cv_pct,
+                    m.bias_pct,
+                    m.peak_tissue_kpa,
+                    m.shots_per_s,
+                    values.join(", ")
+                ),
+                None => println!("  {label:<6} failed: {}", e.error.as_deref().unwrap_or("")),
+            }
+        };
+        line("start", s);
+        line("tuned", b);
+        println!("  wrote {} files to {} (tune_best.toml, tune_best.h)", files.len(), dir.display());
+    }
+    Ok(())
 }
 
 fn compare(path: &Path, out: Option<PathBuf>, threads: Option<usize>, quiet: bool) -> anyhow::Result<()> {

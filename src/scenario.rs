@@ -121,6 +121,30 @@ pub struct Raw {
     pub sweep: Option<RawSweep>,
     pub uncertain: Option<toml::Table>,
     pub sensitivity: Option<RawSensitivity>,
+    pub tune: Option<RawTune>,
+}
+
+/// `[tune]`: firmware auto-tuning (`mesobench tune`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(missing_docs)]
+pub struct RawTune {
+    pub parameters: Option<toml::Table>,
+    pub objective: Option<String>,
+    pub target_ul: Option<f64>,
+    pub max_bias_pct: Option<f64>,
+    pub weight_cv: Option<f64>,
+    pub weight_bias: Option<f64>,
+    pub acceptance: Option<String>,
+    pub replicates: Option<i64>,
+    pub optimizer: Option<String>,
+    pub particles: Option<i64>,
+    pub iterations: Option<i64>,
+    pub landscape_grid: Option<i64>,
+    pub landscape: Option<Vec<String>>,
+    pub max_tissue_pressure_kpa: Option<f64>,
+    pub max_leak_ul: Option<f64>,
+    pub min_shots_per_s: Option<f64>,
 }
 
 /// `[sensitivity]`: Sobol analysis settings.
@@ -296,6 +320,57 @@ pub struct Scenario {
     pub uncertain: Vec<Uncertain>,
     /// Sensitivity analysis settings: (base samples N, bootstrap resamples).
     pub sensitivity: (usize, usize),
+    /// Auto-tuning settings, if the scenario has a `[tune]` table.
+    pub tune: Option<TuneSpec>,
+}
+
+/// What `mesobench tune` minimises.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TuneObjective {
+    /// Dose CV in %, subject to |bias| ≤ the bias limit (when a target is given).
+    Cv,
+    /// (|x̄ − V| + k·s) / L(V): the share of the acceptance limit the
+    /// tolerance interval uses (≤ 1 passes).
+    Tolerance,
+    /// weight_cv · CV % + weight_bias · |bias| %.
+    Weighted,
+}
+
+/// Auto-tuning settings (`[tune]`; SI except where the name says).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct TuneSpec {
+    /// Tuned keys with their bounds, in the keys' own units.
+    pub parameters: Vec<(String, f64, f64)>,
+    /// Objective.
+    pub objective: TuneObjective,
+    /// Target dose, m³.
+    pub target: Option<f64>,
+    /// Largest |bias| allowed, fraction.
+    pub max_bias: f64,
+    /// Weights of the weighted objective (CV, bias).
+    pub weights: (f64, f64),
+    /// Acceptance limits (µL) of the tolerance objective.
+    pub limits: crate::stats::tolerance::Limits,
+    /// Monte Carlo replicates (sessions) per candidate.
+    pub replicates: usize,
+    /// `particle_swarm` or `nelder_mead`.
+    pub optimizer: String,
+    /// Swarm size.
+    pub particles: usize,
+    /// Optimiser iterations.
+    pub iterations: usize,
+    /// Points per axis of the objective landscape.
+    pub landscape_grid: usize,
+    /// Indices of the keys the landscape spans (empty: the two to which
+    /// the objective is most sensitive around the optimum).
+    pub landscape: Vec<usize>,
+    /// Largest tissue gauge pressure allowed, Pa.
+    pub max_tissue_pressure: Option<f64>,
+    /// Largest reflux per shot allowed, m³.
+    pub max_leak: Option<f64>,
+    /// Smallest achieved shot rate allowed, 1/s.
+    pub min_rate: Option<f64>,
 }
 
 /// A parameter sweep (values in the keys' own units, as written).
@@ -549,6 +624,18 @@ impl Prepared {
         })?;
         let ctx = Ctx { source: &self.source, set_keys: &set_keys };
         Scenario::from_raw(raw, &ctx, &self.fallback)
+    }
+
+    /// The number written at a dotted key, if the file sets one.
+    pub fn number_at(&self, dotted: &str) -> Option<f64> {
+        let parts = split_key(dotted)?;
+        let (last, path) = parts.split_last()?;
+        let mut t = &self.table;
+        for p in path {
+            t = t.get(p)?.as_table()?;
+        }
+        let v = t.get(last)?;
+        v.as_float().or_else(|| v.as_integer().map(|i| i as f64))
     }
 
     /// Where the scenario came from.
@@ -1150,10 +1237,15 @@ impl Scenario {
             c.int(sa.samples, 256, "sensitivity.samples", 2, 65_536)? as usize,
             c.int(sa.bootstrap, 200, "sensitivity.bootstrap", 0, 100_000)? as usize,
         );
+        let tune = match &raw.tune {
+            None => None,
+            Some(t) => Some(tune_spec(t, c)?),
+        };
         Ok(Scenario {
             sweep,
             uncertain,
             sensitivity,
+            tune,
             name,
             description: raw.description.unwrap_or_default(),
             seed,
@@ -1163,6 +1255,87 @@ impl Scenario {
             session: SessionSettings { shots, period },
         })
     }
+}
+
+fn tune_spec(t: &RawTune, c: &Ctx) -> Result<TuneSpec, ScenarioError> {
+    let table = t.parameters.clone().unwrap_or_default();
+    if table.is_empty() {
+        return Err(c.invalid(
+            "tune.parameters",
+            "(none)",
+            "a table of keys with [low, high] bounds, e.g. { \"firmware.kp\" = [0.0, 5.0] }",
+        ));
+    }
+    let mut parameters = Vec::new();
+    for (key, v) in &table {
+        let where_ = format!("tune.parameters.\"{key}\"");
+        let pair: Option<Vec<f64>> = v
+            .as_array()
+            .map(|a| a.iter().filter_map(|x| x.as_float().or_else(|| x.as_integer().map(|i| i as f64))).collect());
+        match pair {
+            Some(b) if b.len() == 2 && b[0].is_finite() && b[1].is_finite() && b[0] < b[1] => {
+                parameters.push((key.clone(), b[0], b[1]))
+            }
+            _ => return Err(c.invalid(&where_, v, "[low, high] with low < high, in the key's own unit")),
+        }
+    }
+    let objective = match c.choice(&t.objective, "cv", "tune.objective", &["cv", "tolerance", "weighted"])? {
+        "tolerance" => TuneObjective::Tolerance,
+        "weighted" => TuneObjective::Weighted,
+        _ => TuneObjective::Cv,
+    };
+    let target = match t.target_ul {
+        None => None,
+        Some(v) => Some(c.num(Some(v), v, "tune.target_ul", 0.001, 1e5, "µL")? * 1e-9),
+    };
+    if target.is_none() && objective == TuneObjective::Tolerance {
+        return Err(c.invalid("tune.target_ul", "(missing)", "a target dose in µL: the tolerance objective needs one"));
+    }
+    let preset = c.choice(&t.acceptance, "mesotherapy", "tune.acceptance", &["mesotherapy", "iso_pen"])?;
+    let mut landscape = Vec::new();
+    for key in t.landscape.clone().unwrap_or_default() {
+        match parameters.iter().position(|p| p.0 == key) {
+            Some(i) if !landscape.contains(&i) && landscape.len() < 2 => landscape.push(i),
+            _ => {
+                return Err(c.invalid(
+                    "tune.landscape",
+                    format!("{key:?}"),
+                    "one or two distinct keys of tune.parameters",
+                ))
+            }
+        }
+    }
+    let optimizer =
+        c.choice(&t.optimizer, "particle_swarm", "tune.optimizer", &["particle_swarm", "nelder_mead"])?.to_string();
+    Ok(TuneSpec {
+        parameters,
+        objective,
+        target,
+        max_bias: c.num(t.max_bias_pct, 2.0, "tune.max_bias_pct", 0.0, 100.0, "%")? / 100.0,
+        weights: (
+            c.num(t.weight_cv, 1.0, "tune.weight_cv", 0.0, 1e6, "")?,
+            c.num(t.weight_bias, 1.0, "tune.weight_bias", 0.0, 1e6, "")?,
+        ),
+        limits: crate::stats::tolerance::Limits::preset(preset).expect("a listed preset"),
+        replicates: c.int(t.replicates, 8, "tune.replicates", 1, 100_000)? as usize,
+        optimizer,
+        particles: c.int(t.particles, 12, "tune.particles", 2, 10_000)? as usize,
+        iterations: c.int(t.iterations, 25, "tune.iterations", 1, 100_000)? as usize,
+        landscape_grid: c.int(t.landscape_grid, 15, "tune.landscape_grid", 2, 1000)? as usize,
+        landscape,
+        max_tissue_pressure: match t.max_tissue_pressure_kpa {
+            None => None,
+            Some(v) => Some(c.num(Some(v), v, "tune.max_tissue_pressure_kpa", 0.0, 1e5, "kPa")? * 1e3),
+        },
+        max_leak: match t.max_leak_ul {
+            None => None,
+            Some(v) => Some(c.num(Some(v), v, "tune.max_leak_ul", 0.0, 1e6, "µL")? * 1e-9),
+        },
+        min_rate: match t.min_shots_per_s {
+            None => None,
+            Some(v) => Some(c.num(Some(v), v, "tune.min_shots_per_s", 0.0, 1e4, "shots/s")?),
+        },
+    })
 }
 
 fn sweep_spec(sw: &RawSweep, c: &Ctx, seed: u64) -> Result<SweepSpec, ScenarioError> {

@@ -90,7 +90,10 @@ fn tolerance_k_and_accept_commands() {
     let w = wide.to_str().unwrap();
     assert_eq!(run(&["accept", w, "--target-ul", "20"]).status.code(), Some(0));
     assert_eq!(run(&["accept", w, "--target-ul", "20", "--preset", "mesotherapy"]).status.code(), Some(1));
-    assert_eq!(run(&["accept", w, "--target-ul", "20", "--preset", "mesotherapy", "--beta", "0.5"]).status.code(), Some(0));
+    assert_eq!(
+        run(&["accept", w, "--target-ul", "20", "--preset", "mesotherapy", "--beta", "0.5"]).status.code(),
+        Some(0)
+    );
     assert_eq!(run(&["accept", w, "--target-ul", "20", "--preset", "fda"]).status.code(), Some(2));
     let bad = tmp.path().join("bad.csv");
     std::fs::write(&bad, "dose_ul\n20.0\nabc\n").unwrap();

@@ -11,4 +11,5 @@ mod sensitivity;
 mod statistics;
 mod sweep;
 mod trends;
+mod tune;
 mod util;

@@ -9,7 +9,7 @@ use base64::Engine as _;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::plot::{err, legend, range, render, Chart, DrawResult, FONT, SIZE};
+use super::plot::{err, histogram, legend, range, render, Chart, DrawResult, FONT, SIZE};
 use super::{csv_bytes, json_bytes, write_atomic, ReportError};
 use crate::study::compare::{ArmSummary, Outcome, Study};
 
@@ -202,15 +202,7 @@ impl Chart for HistogramsChart<'_> {
             let (lo, hi) = range((0..na).flat_map(|a| e[a][t].iter().copied()), false);
             let bins = 40usize;
             let w = (hi - lo) / bins as f64;
-            let counts: Vec<Vec<f64>> = (0..na)
-                .map(|a| {
-                    let mut c = vec![0.0; bins];
-                    for y in &e[a][t] {
-                        c[(((y - lo) / w) as usize).min(bins - 1)] += 1.0 / e[a][t].len() as f64;
-                    }
-                    c
-                })
-                .collect();
+            let counts: Vec<Vec<f64>> = (0..na).map(|a| histogram(e[a][t].iter().copied(), lo, w, bins)).collect();
             let top = counts.iter().flatten().copied().fold(0.0, f64::max).max(1e-9);
             let mut c = ChartBuilder::on(panel)
                 .margin(8)

@@ -6,6 +6,7 @@
 
 pub mod compare;
 pub mod plot;
+pub mod tune;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

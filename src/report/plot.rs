@@ -105,6 +105,21 @@ pub(crate) fn range(values: impl Iterator<Item = f64>, pad_zero: bool) -> (f64, 
     (lo - if pad_zero && lo == 0.0 { 0.0 } else { pad }, hi + pad)
 }
 
+/// Fractions of `values` in `bins` equal bins of width `width` from `lo`
+/// (values beyond the last bin count in it).
+pub(crate) fn histogram(values: impl Iterator<Item = f64>, lo: f64, width: f64, bins: usize) -> Vec<f64> {
+    let mut c = vec![0.0; bins];
+    let mut n = 0usize;
+    for v in values {
+        c[(((v - lo) / width).max(0.0) as usize).min(bins - 1)] += 1.0;
+        n += 1;
+    }
+    for x in &mut c {
+        *x /= n.max(1) as f64;
+    }
+    c
+}
+
 /// Pressures, flow and valve state against time.
 pub struct TraceChart<'a> {
     /// Scenario name for the title.
@@ -497,18 +512,8 @@ impl Chart for HistogramChart<'_> {
         let (lo, hi) = range(all(), false);
         let bins = 40usize;
         let width = (hi - lo) / bins as f64;
-        let counts: Vec<Vec<f64>> = self
-            .points
-            .iter()
-            .map(|p| {
-                let mut c = vec![0.0; bins];
-                for r in &p.raw {
-                    let k = (((r.2 * 1e9 - lo) / width) as usize).min(bins - 1);
-                    c[k] += 1.0 / p.raw.len() as f64;
-                }
-                c
-            })
-            .collect();
+        let counts: Vec<Vec<f64>> =
+            self.points.iter().map(|p| histogram(p.raw.iter().map(|r| r.2 * 1e9), lo, width, bins)).collect();
         let top = counts.iter().flatten().cloned().fold(0.0, f64::max).max(1e-9);
         let mut c = ChartBuilder::on(&root)
             .caption(format!("{}: dose distribution at chosen points", self.name), (FONT, 22))

@@ -10,6 +10,7 @@
 pub mod compare;
 pub mod sensitivity;
 pub mod sweep;
+pub mod tune;
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;

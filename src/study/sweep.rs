@@ -118,6 +118,13 @@ pub fn overrides(sc: &Scenario, spec: &SweepSpec, base: &[String], point: u64, r
     for (key, v) in spec.point(point) {
         out.push(format!("{key}={v:?}"));
     }
+    replicate_sets(sc, out, point, replicate)
+}
+
+/// `sets` followed by the session-level draws of replicate `replicate` of
+/// point `point` and the replicate's sensor seed.
+pub fn replicate_sets(sc: &Scenario, sets: Vec<String>, point: u64, replicate: u64) -> Vec<String> {
+    let mut out = sets;
     let mut rng = task_rng(sc.seed, point, replicate);
     for u in sc.uncertain.iter().filter(|u| u.level == Level::Session) {
         out.push(format!("{}={:?}", u.key, draw(&u.dist, &mut rng)));
