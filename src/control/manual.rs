@@ -109,13 +109,13 @@ impl OperatorParams {
     /// * `novice`: intended flow 25 µL/s (GSD 1.5 between people, 1.25
     ///   within) [D]; reaction 0.25 s [D, visual choice reaction] (GSD 1.2 /
     ///   1.15); anticipates 20 ± 10 % of it [D]; reading SD 0.12 graduation,
-    ///   angle SD 8° [D]; tremor 0.10 N RMS, 1.5 extra pulses of 0.8 N [D;
+    ///   angle SD 4° between the two readings [D]; tremor 0.10 N RMS, 1.5 extra pulses of 0.8 N [D;
     ///   pulses in every operator, mostly early: Tzafalia & Sixou 2011];
     ///   tip drift median 2.2 mm, GSD 1.5 [V: mean 1.9 mm, 0.6–4.1 mm, more
     ///   for beginners].
     /// * `experienced`: flow 15 µL/s (GSD 1.3 / 1.12) [D]; reaction 0.20 s
-    ///   (1.1 / 1.1) [D]; anticipates 20 ± 10 % [D]; reading SD 0.06
-    ///   graduation, angle SD 4° [D]; a stiffer grip, 8 N/mm [D]; tremor 0.05 N, 0.5 pulses of 0.5 N [D];
+    ///   (1.1 / 1.1) [D]; anticipates 15 ± 10 % [D]; reading SD 0.06
+    ///   graduation, angle SD 2° [D]; a stiffer grip, 8 N/mm [D]; tremor 0.05 N, 0.5 pulses of 0.5 N [D];
     ///   drift median 1.2 mm, GSD 1.4 [V, same source: less with experience].
     pub fn preset(name: &str) -> Option<OperatorParams> {
         let common = OperatorParams {
@@ -158,7 +158,7 @@ impl OperatorParams {
                 anticipation: 0.2,
                 anticipation_sd: 0.1,
                 reading_sd: 0.12,
-                view_angle_sd: 8f64.to_radians(),
+                view_angle_sd: 4f64.to_radians(),
                 tremor_rms: 0.10,
                 pulses: 1.5,
                 pulse_force: 0.8,
@@ -173,11 +173,11 @@ impl OperatorParams {
                 reaction: 0.20,
                 reaction_gsd_between: 1.1,
                 reaction_gsd_within: 1.1,
-                anticipation: 0.2,
+                anticipation: 0.15,
                 anticipation_sd: 0.1,
                 reading_sd: 0.06,
                 stiffness: 8000.0,
-                view_angle_sd: 4f64.to_radians(),
+                view_angle_sd: 2f64.to_radians(),
                 tremor_rms: 0.05,
                 pulses: 0.5,
                 pulse_force: 0.5,
