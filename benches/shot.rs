@@ -52,9 +52,32 @@ fn reference_shot(c: &mut Criterion) {
     });
 }
 
+/// One manual 20 µL shot by an experienced operator on the reference
+/// syringe, needle and tissue (a fixed plan: the same draws every iteration).
+fn manual_shot(c: &mut Criterion) {
+    use mesobench::control::manual::OperatorParams;
+    use mesobench::sim::manual::{manual_params, manual_shot};
+    use rand::SeedableRng;
+    let sc = scenario::load(&Source::default_scenario(), &[], "reference").expect("default scenario is valid");
+    let pop = OperatorParams::preset("experienced").expect("preset");
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+    let op = pop.draw_operator(&mut rng);
+    let params = manual_params(sc.params.clone());
+    let plan = pop.draw_shot(&op, 20e-9, params.syringe.area, &mut rng);
+    let dt = sc.solver.effective_step();
+    let shot = manual_shot(&mut mesobench::sim::Plant::new(params.clone()), &pop, &plan, 20e-9, dt).expect("runs");
+    eprintln!("manual shot: {} plant steps, {:.2} s simulated, {:.2} µL", shot.steps, shot.duration, shot.dose * 1e9);
+    c.bench_function("manual_shot_20ul", |b| {
+        b.iter(|| {
+            let mut plant = mesobench::sim::Plant::new(params.clone());
+            manual_shot(&mut plant, &pop, std::hint::black_box(&plan), 20e-9, dt).expect("runs")
+        })
+    });
+}
+
 criterion_group! {
     name = benches;
     config = { mesobench::report::plot::register_fonts(); Criterion::default() };
-    targets = reference_shot
+    targets = reference_shot, manual_shot
 }
 criterion_main!(benches);
