@@ -38,6 +38,14 @@ pub enum StudyError {
     /// (the same messages as a scenario's: file:line:column, key, value, allowed).
     #[error(transparent)]
     Input(#[from] ScenarioError),
+    /// The study file cannot be read.
+    #[error("cannot read study {path}: {source}")]
+    Read {
+        /// File.
+        path: std::path::PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
     /// The shared scenario, or an arm's variant of it, is invalid.
     #[error("{context}: {source}")]
     Scenario {
@@ -419,7 +427,7 @@ fn operator_params(raw: &RawOperator, c: &Checker, arm: &str) -> Result<(String,
 
 /// Load and validate a study file.
 pub fn load(path: &Path) -> Result<Study, StudyError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ScenarioError::Io { path: path.to_owned(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| StudyError::Read { path: path.to_owned(), source })?;
     let file = path.display().to_string();
     let raw: RawStudy = toml::from_str(&text)
         .map_err(|e| ScenarioError::Parse { path: file.clone(), message: e.to_string().trim_end().to_string() })?;
