@@ -113,6 +113,9 @@ fn bad_studies_exit_2_with_the_place_and_what_is_allowed() {
         let o = mesobench(&["compare", study.to_str().unwrap(), "--out", tmp.path().join("o").to_str().unwrap()]);
         assert_exit2(&o, fragments);
     }
+    // A missing file: named as a study, its cause printed once.
+    let err = assert_exit2(&mesobench(&["compare", "no/such/study.toml"]), &["cannot read study no/such/study.toml"]);
+    assert_eq!(err.matches("No such file").count(), 1, "{err}");
 }
 
 #[test]
