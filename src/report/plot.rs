@@ -120,6 +120,31 @@ pub(crate) fn histogram(values: impl Iterator<Item = f64>, lo: f64, width: f64, 
     c
 }
 
+/// Axes of a dose histogram: dose in µL against the fraction of shots up to
+/// 110 % of `top`, with `caption`.
+pub(crate) fn dose_histogram_axes<'a, DB: DrawingBackend + 'a>(
+    root: &'a DrawingArea<DB, Shift>,
+    caption: String,
+    x: std::ops::Range<f64>,
+    top: f64,
+) -> Result<
+    ChartContext<'a, DB, Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>>,
+    String,
+>
+where
+    DB::ErrorType: 'static,
+{
+    let mut c = ChartBuilder::on(root)
+        .caption(caption, (FONT, 22))
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(70)
+        .build_cartesian_2d(x, 0.0..top * 1.1)
+        .map_err(err)?;
+    c.configure_mesh().x_desc("dose, µL").y_desc("fraction of shots").label_style((FONT, 14)).draw().map_err(err)?;
+    Ok(c)
+}
+
 /// Pressures, flow and valve state against time.
 pub struct TraceChart<'a> {
     /// Scenario name for the title.
@@ -515,19 +540,8 @@ impl Chart for HistogramChart<'_> {
         let counts: Vec<Vec<f64>> =
             self.points.iter().map(|p| histogram(p.raw.iter().map(|r| r.2 * 1e9), lo, width, bins)).collect();
         let top = counts.iter().flatten().cloned().fold(0.0, f64::max).max(1e-9);
-        let mut c = ChartBuilder::on(&root)
-            .caption(format!("{}: dose distribution at chosen points", self.name), (FONT, 22))
-            .margin(15)
-            .x_label_area_size(45)
-            .y_label_area_size(70)
-            .build_cartesian_2d(lo..hi, 0.0..top * 1.1)
-            .map_err(err)?;
-        c.configure_mesh()
-            .x_desc("dose, µL")
-            .y_desc("fraction of shots")
-            .label_style((FONT, 14))
-            .draw()
-            .map_err(err)?;
+        let mut c =
+            dose_histogram_axes(&root, format!("{}: dose distribution at chosen points", self.name), lo..hi, top)?;
         for (k, (p, cs)) in self.points.iter().zip(&counts).enumerate() {
             let color = Palette99::pick(k).to_rgba();
             let label: Vec<String> = self.keys.iter().zip(&p.values).map(|(key, v)| format!("{key} = {v}")).collect();

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::plot::{err, histogram, legend, range, render, Chart, DrawResult, FONT};
+use super::plot::{dose_histogram_axes, err, histogram, legend, range, render, Chart, DrawResult, FONT};
 use super::{json_bytes, write_atomic, ReportError};
 use crate::scenario::{Scenario, TuneSpec};
 use crate::study::tune::{Evaluation, Metrics, Outcome};
@@ -176,19 +176,8 @@ impl Chart for DosesChart<'_> {
         let hist = |x: &[f64]| histogram(x.iter().map(|d| d * 1e9), lo, w, bins);
         let (hs, hb) = (hist(self.start), hist(self.best));
         let top = hs.iter().chain(&hb).copied().fold(0.0, f64::max).max(1e-9);
-        let mut c = ChartBuilder::on(&root)
-            .caption(format!("{}: dose distribution, start against tuned", self.name), (FONT, 22))
-            .margin(15)
-            .x_label_area_size(45)
-            .y_label_area_size(70)
-            .build_cartesian_2d(lo..hi, 0.0..top * 1.1)
-            .map_err(err)?;
-        c.configure_mesh()
-            .x_desc("dose, µL")
-            .y_desc("fraction of shots")
-            .label_style((FONT, 14))
-            .draw()
-            .map_err(err)?;
+        let mut c =
+            dose_histogram_axes(&root, format!("{}: dose distribution, start against tuned", self.name), lo..hi, top)?;
         let describe = |x: &[f64]| crate::stats::describe(x);
         for (h, col, label, x) in
             [(&hs, RGBColor(127, 127, 127), "start", self.start), (&hb, RGBColor(44, 160, 44), "tuned", self.best)]

@@ -22,7 +22,7 @@ use rayon::prelude::*;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::sweep::draw;
+use super::sweep::{draw, simulate_per_shot};
 use super::task_rng;
 use crate::control::manual::{OperatorParams, PRESETS as OPERATOR_PRESETS};
 use crate::scenario::{self, Level, Prepared, ScenarioError, Source, Uncertain};
@@ -840,8 +840,9 @@ impl Study {
                 let mut plant = Plant::new(manual_params(sc.params.clone()));
                 let dt = sc.solver.effective_step();
                 let mut rows = Vec::with_capacity(self.shots);
+                let per_shot = self.per_shot(a);
                 for s in 0..self.shots {
-                    if self.per_shot(a) {
+                    if per_shot {
                         let shot_sc = self
                             .scenario
                             .with(&self.shot_sets(a, t, unit, s, &base))
@@ -868,16 +869,10 @@ impl Study {
                 let (DoseSetting::Direct { key } | DoseSetting::Calibrate { key, .. }) = dose;
                 base.push(format!("{key}={value:?}"));
                 let sc = self.scenario.with(&base).map_err(|e| fail(e.to_string()))?;
-                let mut fw = crate::controller_for(&sc).map_err(|e| fail(e.to_string()))?;
                 let run = if self.per_shot(a) {
-                    let mut hook = |shot: usize, plant: &mut Plant| -> Result<(), String> {
-                        let sets = self.shot_sets(a, t, unit, shot, &base);
-                        let shot_sc = self.scenario.with(&sets).map_err(|e| e.to_string())?;
-                        plant.set_params(shot_sc.params)
-                    };
-                    crate::simulate_hooked(&sc, fw.as_mut(), false, Some(&mut hook))
+                    simulate_per_shot(&self.scenario, &sc, &|shot| self.shot_sets(a, t, unit, shot, &base), false)
                 } else {
-                    crate::simulate_hooked(&sc, fw.as_mut(), false, None)
+                    crate::simulate(&sc, false)
                 }
                 .map_err(|e| fail(e.to_string()))?;
                 if run.result.shots.len() != self.shots {

@@ -152,14 +152,29 @@ pub fn simulate_replicate(
     if per_shot.is_empty() {
         return crate::simulate(variant, trace);
     }
-    let mut hook = |shot: usize, plant: &mut crate::sim::Plant| -> Result<(), String> {
+    let shot_sets = |shot: usize| {
         // Streams for shots sit above the replicate streams of the same point.
         let mut rng = task_rng(seed, point, (1 << 23) ^ (replicate << 32) ^ shot as u64);
         let mut shot_sets = sets.to_vec();
         for u in &per_shot {
             shot_sets.push(format!("{}={:?}", u.key, draw(&u.dist, &mut rng)));
         }
-        let sc = prep.with(&shot_sets).map_err(|e| e.to_string())?;
+        shot_sets
+    };
+    simulate_per_shot(prep, variant, &shot_sets, trace)
+}
+
+/// Simulate `variant`'s session with the parameters of every shot rebuilt
+/// from `prep` with the overrides `shot_sets(shot)` before the shot (so
+/// every per-shot draw is range-checked like user input).
+pub fn simulate_per_shot(
+    prep: &Prepared,
+    variant: &Scenario,
+    shot_sets: &dyn Fn(usize) -> Vec<String>,
+    trace: bool,
+) -> Result<crate::Run, RunError> {
+    let mut hook = |shot: usize, plant: &mut crate::sim::Plant| -> Result<(), String> {
+        let sc = prep.with(&shot_sets(shot)).map_err(|e| e.to_string())?;
         plant.set_params(sc.params)
     };
     let mut fw = crate::controller_for(variant)?;

@@ -281,6 +281,12 @@ impl<'a> Problem<'a> {
     }
 }
 
+/// How far `u` lies outside the unit cube (L1), 0 inside. Nelder–Mead can
+/// step out; such points are evaluated clamped, plus a penalty on this.
+fn outside(u: &[f64]) -> f64 {
+    u.iter().map(|x| (x - x.clamp(0.0, 1.0)).abs()).sum()
+}
+
 /// The optimiser's view: unit-cube points to cost, every evaluation recorded in order.
 struct Recorder<'p, 'a> {
     problem: &'p Problem<'a>,
@@ -295,11 +301,11 @@ impl Recorder<'_, '_> {
             .into_par_iter()
             .enumerate()
             .map(|(i, u)| {
-                // Outside the cube (Nelder–Mead can step out): the clamped point plus a distance penalty.
-                let outside: f64 = u.iter().map(|x| (x - x.clamp(0.0, 1.0)).abs()).sum();
+                // `values` clamps into the bounds.
+                let out = outside(&u);
                 let mut e = self.problem.evaluate(first + i, self.problem.values(&u));
-                if outside > 0.0 {
-                    e.cost += 100.0 + 100.0 * outside;
+                if out > 0.0 {
+                    e.cost += 100.0 + 100.0 * out;
                 }
                 e
             })
@@ -512,9 +518,9 @@ pub fn minimize_unit(
         type Param = Vec<f64>;
         type Output = f64;
         fn cost(&self, u: &Vec<f64>) -> Result<f64, ArgminError> {
-            let outside: f64 = u.iter().map(|x| (x - x.clamp(0.0, 1.0)).abs()).sum();
+            let out = outside(u);
             let clamped: Vec<f64> = u.iter().map(|x| x.clamp(0.0, 1.0)).collect();
-            let c = (self.f)(&clamped) + if outside > 0.0 { 1e3 * (1.0 + outside) } else { 0.0 };
+            let c = (self.f)(&clamped) + if out > 0.0 { 1e3 * (1.0 + out) } else { 0.0 };
             self.evals.lock().expect("no poisoning").push((clamped, c));
             Ok(c)
         }
