@@ -7,6 +7,7 @@ mod conservation;
 mod convergence;
 mod firmware;
 mod manual;
+mod regression;
 mod sensitivity;
 mod statistics;
 mod sweep;

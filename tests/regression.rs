@@ -1,0 +1,6 @@
+//! One test per reported bug, named after the behaviour it pins (as
+//! ripgrep's tests/regression.rs). Grouped by area.
+
+mod data;
+mod physics;
+mod plugin;

@@ -1,0 +1,1 @@
+//! Regressions of the data paths: sweeps, resume, raw output, merge, output folders.

@@ -1,0 +1,1 @@
+//! Regressions of the plant: stability, conservation, parameters reaching the plant.

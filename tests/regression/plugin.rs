@@ -1,0 +1,1 @@
+//! Regressions of firmware plugins: path resolution, containment of crashes and hangs.
