@@ -45,6 +45,7 @@ pub mod scenario;
 pub mod sim;
 pub mod stats;
 pub mod study;
+pub mod text;
 
 use control::drive::Driver;
 use control::plugin::Plugin;

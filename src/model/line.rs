@@ -47,6 +47,23 @@ impl LineParams {
     pub fn wave_speed(&self) -> f64 {
         (self.polytropic * R_AIR * self.temperature).sqrt()
     }
+    /// Longest step at which the explicit (symplectic Euler) ladder is
+    /// stable with a factor 2 to spare, s: 1/ω_max, with ω_max bounded by
+    /// Gershgorin's theorem over the nodes (2·k_j·Σ 1/I at node j, k_j =
+    /// n·R·T/V_j, I = l_seg/A), the chamber's dead volume closing the
+    /// ladder with γ = 1.4. A uniform ladder gives ω_max = 2c/l_seg, so
+    /// the limit is l_seg/(2c): half a segment's transit time.
+    pub fn explicit_step_limit(&self, chamber_volume: f64) -> f64 {
+        if self.is_absent() {
+            return f64::INFINITY;
+        }
+        let inert = self.length / self.segments as f64 / self.area();
+        let k_seg = self.polytropic * R_AIR * self.temperature / self.segment_volume();
+        let k_ch = 1.4 * R_AIR * self.temperature / chamber_volume;
+        let connections = if self.segments > 1 { 2.0 } else { 1.0 };
+        let w2 = (2.0 * k_seg * connections / inert).max(2.0 * k_ch / inert);
+        1.0 / w2.sqrt()
+    }
     /// Transport delay L/c, s.
     pub fn transport_delay(&self) -> f64 {
         self.length / self.wave_speed()

@@ -79,9 +79,24 @@ impl TissueParams {
     }
 
     /// Site pressure and reflux at needle flow `q` ≥ 0 (m³/s), bleb `v_b` (m³).
+    ///
+    /// The needle flow splits between the tissue, which takes
+    /// (p − p_bleb)/R_t above the bleb's static pressure, and the track,
+    /// which takes (p − p_leak)/R_leak above the leak onset; the tip pressure
+    /// is the one at which the two add up to `q`. Neither branch runs
+    /// backwards, so reflux never exceeds the needle flow and nothing is
+    /// delivered that the needle did not bring, whichever of the two
+    /// thresholds is lower.
     #[inline]
     pub fn at_flow(&self, q: f64, v_b: f64) -> SitePressure {
         let base = self.static_pressure(v_b);
+        if base > self.leak_pressure {
+            // The track opens first: all of a small flow refluxes.
+            let p = self.leak_pressure + self.leak_resistance * q;
+            if p <= base {
+                return SitePressure { p, slope: self.leak_resistance, q_leak: q };
+            }
+        }
         let p = base + self.resistance * q;
         if p <= self.leak_pressure {
             SitePressure { p, slope: self.resistance, q_leak: 0.0 }

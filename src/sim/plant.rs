@@ -31,6 +31,7 @@ use crate::model::piston::Stribeck;
 use crate::model::syringe::Storage;
 use crate::model::valve::{Actuation, ValveState};
 use crate::model::Params;
+use crate::text::{g6, g6_list};
 
 /// Errors from the simulation.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +44,16 @@ pub enum SimError {
         /// Simulation time, ms.
         t_ms: f64,
         /// Description of the offending state.
+        state: String,
+    },
+    /// A physical invariant (conservation, sign, validity) failed.
+    #[error("invariant violated in the {component} at t = {t_ms:.4} ms: {state}")]
+    Invariant {
+        /// Plant element where the failure was detected.
+        component: &'static str,
+        /// Simulation time, ms.
+        t_ms: f64,
+        /// What failed, with the state.
         state: String,
     },
 }
@@ -163,8 +174,37 @@ pub struct Plant {
     a: Vec<f64>,
     b: Vec<f64>,
     open: Vec<bool>,
+    line: LineScratch,
     steps: u64,
     cache: StepCache,
+}
+
+/// Scratch space of the implicit line solve (segments + 1 unknowns: the
+/// node pressures and the chamber's).
+#[derive(Debug, Clone, Default)]
+struct LineScratch {
+    /// Connection flows predicted with the old pressures, kg/s.
+    w_hat: Vec<f64>,
+    /// ∂w/∂(p_a − p_b) over the step, kg/(s·Pa).
+    c: Vec<f64>,
+    lower: Vec<f64>,
+    diag: Vec<f64>,
+    upper: Vec<f64>,
+    rhs: Vec<f64>,
+}
+
+impl LineScratch {
+    fn new(segs: usize) -> LineScratch {
+        let v = |n: usize| vec![0.0; n];
+        LineScratch {
+            w_hat: v(segs),
+            c: v(segs),
+            lower: v(segs + 1),
+            diag: v(segs + 1),
+            upper: v(segs + 1),
+            rhs: v(segs + 1),
+        }
+    }
 }
 
 /// Coefficients that depend only on the parameters and the step length.
@@ -178,7 +218,19 @@ struct StepCache {
     fric: Stribeck,
     seal: Stribeck,
     z_max: f64,
+    /// Pneumatic substeps per plant step: the explicit line ladder is
+    /// stepped at most at its stability limit (1 without a line).
+    line_substeps: u32,
+    /// The regulator's decay over one pneumatic substep.
+    supply_decay_sub: f64,
+    /// The line would need more than [`MAX_LINE_SUBSTEPS`]: solve it linearly implicitly instead.
+    line_implicit: bool,
 }
+
+/// Most explicit line substeps per plant step. Beyond this the line's waves
+/// are so much faster than the step that it acts as a lumped volume, which
+/// the linearly implicit solve reproduces without resolving them.
+const MAX_LINE_SUBSTEPS: u32 = 8;
 
 impl StepCache {
     fn refresh(&mut self, p: &Params, dt: f64) {
@@ -193,6 +245,12 @@ impl StepCache {
         self.seal = p.piston.seal();
         self.fric = p.syringe.friction.plus(&self.seal);
         self.z_max = (p.syringe.fill_volume - p.syringe.dead_space) / p.syringe.area;
+        let limit = p.line.explicit_step_limit(p.chamber.dead_volume);
+        let needed = if dt <= limit { 1.0 } else { (dt / limit).ceil() };
+        self.line_implicit = needed > MAX_LINE_SUBSTEPS as f64;
+        self.line_substeps = if self.line_implicit { 1 } else { needed as u32 };
+        let h = dt / self.line_substeps as f64;
+        self.supply_decay_sub = if p.supply.tau > 0.0 { (-h / p.supply.tau).exp() } else { 0.0 };
     }
 }
 
@@ -242,6 +300,7 @@ impl Plant {
             a: vec![0.0; n],
             b: vec![0.0; n],
             open: vec![true; n],
+            line: LineScratch::new(segs),
             steps: 0,
             cache: StepCache::default(),
         }
@@ -274,6 +333,11 @@ impl Plant {
     pub fn set_params(&mut self, params: Params) -> Result<(), String> {
         if params.needles.len() != self.params.needles.len() || params.line.segments != self.params.line.segments {
             return Err("a parameter drawn per shot changed the number of needles or line segments".into());
+        }
+        // A fixed regulator's set pressure is a parameter; a proportional
+        // one's is the firmware's, which keeps it.
+        if !params.supply.proportional {
+            self.state.p_set = params.supply.p_set;
         }
         self.params = params;
         self.cache = StepCache::default();
@@ -312,7 +376,18 @@ impl Plant {
             self.state.p_set = drive.regulator_setpoint.clamp(self.params.p_atm, self.params.supply.p_set_max);
         }
         self.step_valve(drive.coil, dt);
-        self.step_pneumatics(dt);
+        if self.cache.line_substeps == 1 {
+            self.step_pneumatics(dt, self.cache.supply_decay);
+        } else {
+            let n = self.cache.line_substeps;
+            let h = dt / n as f64;
+            let mut mach: f64 = 0.0;
+            for _ in 0..n {
+                self.step_pneumatics(h, self.cache.supply_decay_sub);
+                mach = mach.max(self.signals.line_mach);
+            }
+            self.signals.line_mach = mach;
+        }
         self.step_liquid(dt, drive.force, drive.force_damping);
         self.state.t += dt;
         self.steps += 1;
@@ -323,7 +398,7 @@ impl Plant {
         self.params.valve.advance(&mut self.state.valve, drive, dp, dt);
     }
 
-    fn step_pneumatics(&mut self, dt: f64) {
+    fn step_pneumatics(&mut self, dt: f64, supply_decay: f64) {
         let p = &self.params;
         let s = &mut self.state;
         let o = s.valve.opening;
@@ -346,7 +421,58 @@ impl Plant {
         self.signals.inlet_choked = fin.choked && o > 0.0;
         let dq_net_dp = fin.dq_dp2 + fex.dq_dp2; // ∂(net inflow)/∂p_out
 
-        if segs > 0 {
+        if segs > 0 && self.cache.line_implicit {
+            let line = &p.line;
+            let a = line.area();
+            let inert = line.length / segs as f64 / a;
+            let k = line.polytropic * R_AIR * line.temperature / line.segment_volume();
+            let ls = &mut self.line;
+            // Connection flows as affine functions of the new pressures:
+            // w' = ŵ + c·(δ_a − δ_b), ŵ being the explicit prediction.
+            for j in 0..segs {
+                let pa = s.line_p[j];
+                let pb = if j + 1 < segs { s.line_p[j + 1] } else { s.p_c };
+                let w = s.line_w[j];
+                let (dpf, g, _) = line.connection_drop(w, 0.5 * (pa + pb));
+                let den = 1.0 + dt / inert * g;
+                ls.w_hat[j] = (w + dt / inert * (pa - pb - dpf + g * w)) / den;
+                ls.c[j] = dt / inert / den;
+            }
+            // Chamber rates at the predicted inflow, linearised in it.
+            let w = ls.w_hat[segs - 1];
+            let (qi, qo) = if w >= 0.0 { (w, 0.0) } else { (0.0, -w) };
+            let r = p.chamber.rates(s.p_c, s.t_c, v_c, dv_c, qi, line.temperature, qo, a_w);
+            let gain = if w >= 0.0 { r.gain_in } else { r.gain_out };
+            // Tridiagonal system in the pressure changes δ_0 … δ_{n−1}, δ_c.
+            let kd = k * dt;
+            ls.diag[0] = 1.0 - kd * dq_net_dp + kd * ls.c[0];
+            ls.upper[0] = -kd * ls.c[0];
+            ls.rhs[0] = kd * (q_in + fex.q - ls.w_hat[0]);
+            for j in 1..segs {
+                ls.lower[j] = -kd * ls.c[j - 1];
+                ls.diag[j] = 1.0 + kd * (ls.c[j - 1] + ls.c[j]);
+                ls.upper[j] = -kd * ls.c[j];
+                ls.rhs[j] = kd * (ls.w_hat[j - 1] - ls.w_hat[j]);
+            }
+            ls.lower[segs] = -dt * gain * ls.c[segs - 1];
+            ls.diag[segs] = 1.0 - dt * r.dp_dp_volume.min(0.0) + dt * gain * ls.c[segs - 1];
+            ls.rhs[segs] = dt * r.dp;
+            solve_tridiagonal(&ls.lower, &mut ls.diag, &ls.upper, &mut ls.rhs);
+            let delta = &ls.rhs;
+            let mut mach: f64 = 0.0;
+            for j in 0..segs {
+                s.line_w[j] = ls.w_hat[j] + ls.c[j] * (delta[j] - delta[j + 1]);
+                s.line_p[j] += delta[j];
+            }
+            s.p_c += delta[segs];
+            for j in 0..segs {
+                let pb = if j + 1 < segs { s.line_p[j + 1] } else { s.p_c };
+                let rho = s.line_p[j].max(pb) / (R_AIR * line.temperature);
+                mach = mach.max((s.line_w[j] / (rho * a)).abs() / line.wave_speed());
+            }
+            self.signals.line_mach = mach;
+            s.t_c *= (dt * r.dt / s.t_c).exp();
+        } else if segs > 0 {
             let line = &p.line;
             let a = line.area();
             let lc = line.length / segs as f64;
@@ -401,7 +527,7 @@ impl Plant {
         // Supply: regulator lag towards its drooped target; reservoir drawn down.
         let draw = q_in.max(0.0);
         let target = p.supply.target(s.p_set, s.p_res, draw);
-        s.p_reg = target + (s.p_reg - target) * self.cache.supply_decay;
+        s.p_reg = target + (s.p_reg - target) * supply_decay;
         s.p_res -= p.supply.reservoir_drop(draw * dt);
         s.supply_mass += draw * dt;
     }
@@ -573,6 +699,19 @@ impl Plant {
 
     /// A non-finite or non-physical state, with the component it is in.
     pub fn check(&self) -> Result<(), SimError> {
+        if self.signals.line_mach >= 1.0 {
+            let s = &self.state;
+            return Err(SimError::Invariant {
+                component: "line",
+                t_ms: s.t * 1e3,
+                state: format!(
+                    "Mach number {} (the lumped line is valid for subsonic flow only); pressures {} Pa, flows {} kg/s",
+                    g6(self.signals.line_mach),
+                    g6_list(&s.line_p),
+                    g6_list(&s.line_w)
+                ),
+            });
+        }
         let s = &self.state;
         // Fast path: NaN and infinities propagate through a sum.
         let mut sum = s.p_reg
@@ -595,25 +734,25 @@ impl Plant {
         let t_ms = s.t * 1e3;
         let bad = |component: &'static str, state: String| Err(SimError::NonFinite { component, t_ms, state });
         if !(s.p_reg.is_finite() && s.p_res.is_finite()) {
-            return bad("supply", format!("regulator {} Pa, reservoir {} Pa", s.p_reg, s.p_res));
+            return bad("supply", format!("regulator {} Pa, reservoir {} Pa", g6(s.p_reg), g6(s.p_res)));
         }
         if !(s.valve.current.is_finite() && s.valve.x.is_finite() && s.valve.opening.is_finite()) {
-            return bad("valve", format!("coil current {} A, armature {} m", s.valve.current, s.valve.x));
+            return bad("valve", format!("coil current {} A, armature {} m", g6(s.valve.current), g6(s.valve.x)));
         }
         if s.line_p.iter().chain(s.line_w.iter()).any(|v| !v.is_finite()) {
-            return bad("line", format!("pressures {:?} Pa, flows {:?} kg/s", s.line_p, s.line_w));
+            return bad("line", format!("pressures {} Pa, flows {} kg/s", g6_list(&s.line_p), g6_list(&s.line_w)));
         }
         if !(s.p_c.is_finite() && s.t_c.is_finite() && s.p_c > 0.0 && s.t_c > 0.0) {
-            return bad("chamber", format!("pressure {} Pa, temperature {} K", s.p_c, s.t_c));
+            return bad("chamber", format!("pressure {} Pa, temperature {} K", g6(s.p_c), g6(s.t_c)));
         }
         if !(s.x_p.is_finite() && s.v_p.is_finite()) {
-            return bad("piston", format!("position {} m, velocity {} m/s", s.x_p, s.v_p));
+            return bad("piston", format!("position {} m, velocity {} m/s", g6(s.x_p), g6(s.v_p)));
         }
         if !(s.p_s.is_finite() && s.p_hub.is_finite() && s.q_tube.is_finite()) {
-            return bad("syringe", format!("pressure {} Pa, hub {} Pa", s.p_s, s.p_hub));
+            return bad("syringe", format!("pressure {} Pa, hub {} Pa", g6(s.p_s), g6(s.p_hub)));
         }
         if s.q_needle.iter().chain(s.v_bleb.iter()).any(|v| !v.is_finite()) {
-            return bad("needle", format!("flows {:?} m³/s, blebs {:?} m³", s.q_needle, s.v_bleb));
+            return bad("needle", format!("flows {} m³/s, blebs {} m³", g6_list(&s.q_needle), g6_list(&s.v_bleb)));
         }
         Ok(())
     }
@@ -625,6 +764,22 @@ impl Plant {
             Actuation::Coil(_) => v.current == 0.0 && v.x == 0.0 && v.v == 0.0,
             Actuation::Catalogue(_) => v.opening == 0.0,
         }
+    }
+}
+
+/// Solve a tridiagonal system in place (Thomas algorithm): `lower[i]`
+/// multiplies x[i−1], `upper[i]` x[i+1]; the solution replaces `rhs`. The
+/// systems here are diagonally dominant, so no pivoting is needed.
+fn solve_tridiagonal(lower: &[f64], diag: &mut [f64], upper: &[f64], rhs: &mut [f64]) {
+    let n = rhs.len();
+    for i in 1..n {
+        let m = lower[i] / diag[i - 1];
+        diag[i] -= m * upper[i - 1];
+        rhs[i] -= m * rhs[i - 1];
+    }
+    rhs[n - 1] /= diag[n - 1];
+    for i in (0..n - 1).rev() {
+        rhs[i] = (rhs[i] - upper[i] * rhs[i + 1]) / diag[i];
     }
 }
 

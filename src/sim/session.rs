@@ -387,6 +387,7 @@ pub fn run_session_with<O: Observer + ?Sized>(
         }
         rec.open_time_cmd = active_ticks as f64 * tick;
         rec.finish(plant, &s0, steps_before, &cumulative);
+        check_shot(&rec, plant)?;
         shots.push(rec);
         if stopped.is_some() {
             break;
@@ -485,6 +486,49 @@ impl ShotRecord {
         }
         self.t90 = time_to_fraction(cumulative, 0.9 * self.dose);
     }
+}
+
+/// The invariants of a finished shot: the plunger's swept volume is the
+/// delivered dose plus the reflux plus the change of the volume stored by
+/// compression (to 1e-6 of the largest term), and no needle delivers or
+/// refluxes a negative volume.
+fn check_shot(rec: &ShotRecord, plant: &Plant) -> Result<(), SimError> {
+    use crate::text::g6;
+    let t_ms = plant.state.t * 1e3;
+    let ul = |v: f64| g6(v * 1e9);
+    let balance = rec.expelled - rec.dose - rec.leak - rec.stored_change;
+    let scale = rec.expelled.abs().max(rec.dose.abs()).max(rec.leak.abs()).max(rec.stored_change.abs()).max(1e-12);
+    if !(balance.abs() <= 1e-6 * scale) {
+        return Err(SimError::Invariant {
+            component: "syringe",
+            t_ms,
+            state: format!(
+                "volume not conserved in shot {}: expelled {} µL, delivered {} µL, reflux {} µL, stored change {} µL (imbalance {} µL)",
+                rec.index + 1,
+                ul(rec.expelled),
+                ul(rec.dose),
+                ul(rec.leak),
+                ul(rec.stored_change),
+                ul(balance)
+            ),
+        });
+    }
+    for (i, n) in rec.needles.iter().enumerate() {
+        if !(n.dose >= -1e-18 && n.leak >= -1e-18) {
+            return Err(SimError::Invariant {
+                component: "tissue",
+                t_ms,
+                state: format!(
+                    "needle {} of shot {} delivered {} µL and refluxed {} µL: volumes cannot be negative",
+                    i + 1,
+                    rec.index + 1,
+                    ul(n.dose),
+                    ul(n.leak)
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn time_to_fraction(cum: &[(f64, f64)], target: f64) -> f64 {
