@@ -44,6 +44,7 @@ impl StudyArgs {
         let stem = self.scenario.file_stem().and_then(|s| s.to_str()).unwrap_or("scenario").to_string();
         let prep = scenario::Prepared::new(&source, &stem)?;
         let sc = prep.with(&self.set)?;
+        prep.check_study(&sc, &self.set)?;
         let dir = self.out.clone().unwrap_or_else(|| Path::new("output").join(&sc.name));
         let threads =
             self.threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));

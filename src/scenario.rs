@@ -555,36 +555,41 @@ fn parse_error(source: &Source, e: toml::de::Error) -> ScenarioError {
     ScenarioError::Parse { path: source.name.clone(), message }
 }
 
-/// Load, override and validate a scenario.
+/// Load, override and validate a scenario, including every value its
+/// `[sweep]`, `[uncertain]` and `[tune]` tables can apply (see
+/// [`Prepared::check_study`]).
 ///
 /// `fallback_name` names the scenario when the file has no `name` key
 /// (normally the file stem).
 pub fn load(source: &Source, overrides: &[String], fallback_name: &str) -> Result<Scenario, ScenarioError> {
-    // Stage 1: the file on its own, for errors with line and column.
-    let raw: Raw = toml::from_str(&source.text).map_err(|e| parse_error(source, e))?;
-    let mut set_keys = Vec::new();
-    let raw = if overrides.is_empty() {
-        raw
+    let prep = Prepared::new(source, fallback_name)?;
+    let sc = prep.with(overrides)?;
+    prep.check_study(&sc, overrides)?;
+    Ok(sc)
+}
+
+/// Scenario keys that hold whole numbers. They can be swept on a grid of
+/// whole values, but not drawn from a distribution nor tuned.
+pub const INTEGER_KEYS: [&str; 9] = [
+    "session.shots",
+    "firmware.compute_delay_ticks",
+    "line.segments",
+    "needle.gauge",
+    "needle.count",
+    "sensors.supply.bits",
+    "sensors.chamber.bits",
+    "sensors.syringe.bits",
+    "seed",
+];
+
+/// A `key=value` override for a number: whole numbers are written without
+/// a fraction, so that integer keys accept them.
+pub fn set_arg(key: &str, v: f64) -> String {
+    if v.fract() == 0.0 && v.abs() < 9e15 {
+        format!("{key}={}", v as i64)
     } else {
-        let mut doc: toml::Table = toml::from_str(&source.text)
-            .map_err(|e| ScenarioError::Parse { path: source.name.clone(), message: e.to_string() })?;
-        for arg in overrides {
-            let key = apply_override(&mut doc, arg)?;
-            set_keys.push((key, arg.clone()));
-        }
-        let value = toml::Value::Table(doc);
-        serde_path_to_error::deserialize::<_, Raw>(value).map_err(|e| {
-            let path = e.path().to_string();
-            let arg = set_keys
-                .iter()
-                .find(|(k, _)| path.starts_with(k.as_str()) || k.starts_with(&path))
-                .map(|(_, a)| a.clone())
-                .unwrap_or_else(|| path.clone());
-            ScenarioError::Override { arg, message: format!("{}: {}", path, e.into_inner()) }
-        })?
-    };
-    let ctx = Ctx { source, set_keys: &set_keys };
-    Scenario::from_raw(raw, &ctx, fallback_name)
+        format!("{key}={v:?}")
+    }
 }
 
 /// A scenario parsed once, from which variants with overrides are built
@@ -626,6 +631,114 @@ impl Prepared {
         Scenario::from_raw(raw, &ctx, &self.fallback)
     }
 
+    /// Check up front every value a study can apply, so that `check`
+    /// reports what would otherwise fail at some later point or draw: each
+    /// key of `[sweep.parameters]`, `[uncertain]` and `[tune.parameters]`
+    /// must be a numeric scenario key written without stray spaces; the
+    /// lowest and highest swept values, the bounds of every distribution
+    /// (its 1e-9 and 1 − 1e-9 quantiles when unbounded) and the tuning bounds
+    /// must pass the key's own range check; a key may not be both swept and
+    /// uncertain (a draw would silently replace the swept value); integer
+    /// keys can only be swept, with whole values.
+    pub fn check_study(&self, sc: &Scenario, base: &[String]) -> Result<(), ScenarioError> {
+        let ctx = Ctx { source: &self.source, set_keys: &[] };
+        let is_int = |key: &str| INTEGER_KEYS.contains(&key);
+        if let Some(sw) = &sc.sweep {
+            for (key, values) in &sw.axes {
+                let where_ = format!("sweep.parameters.\"{key}\"");
+                if is_int(key) {
+                    if sw.design.is_some() {
+                        return Err(ctx.invalid(&where_, key, "a key with real values: a whole-number key can only be swept on a grid (sampling = \"grid\")"));
+                    }
+                    if let Some(v) = values.iter().find(|v| v.fract() != 0.0) {
+                        return Err(ctx.invalid(
+                            &where_,
+                            fmt_num(*v),
+                            format!("whole numbers: {key} is an integer key"),
+                        ));
+                    }
+                }
+                let lo = values.iter().copied().fold(f64::INFINITY, f64::min);
+                let hi = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                for v in [lo, hi] {
+                    self.check_value(&ctx, &where_, key, v, &fmt_num(v), base)?;
+                }
+            }
+        }
+        for u in &sc.uncertain {
+            let key = u.key.as_str();
+            let where_ = format!("uncertain.\"{key}\"");
+            if is_int(key) {
+                return Err(ctx.invalid(
+                    &where_,
+                    key,
+                    "a key with real values: a whole-number key cannot be drawn from a distribution (sweep it instead)",
+                ));
+            }
+            if sc.sweep.as_ref().is_some_and(|sw| sw.axes.iter().any(|a| a.0 == key)) {
+                return Err(ctx.invalid(
+                    &where_,
+                    key,
+                    "a key that is not also swept: a draw would replace the swept value in every replicate (remove it from [uncertain], or sweep the distribution's centre and keep the spread in another key)",
+                ));
+            }
+            for (v, what) in support(&u.dist) {
+                self.check_value(&ctx, &where_, key, v, &format!("{} ({what})", fmt_num(v)), base)?;
+            }
+        }
+        if let Some(t) = &sc.tune {
+            for (key, lo, hi) in &t.parameters {
+                let where_ = format!("tune.parameters.\"{key}\"");
+                if is_int(key) {
+                    return Err(ctx.invalid(
+                        &where_,
+                        key,
+                        "a key with real values: a whole-number key cannot be tuned",
+                    ));
+                }
+                for v in [*lo, *hi] {
+                    self.check_value(&ctx, &where_, key, v, &fmt_num(v), base)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// `key = v` on top of `base` must give a valid scenario; errors are
+    /// reported at `where_` (the study table's entry).
+    fn check_value(
+        &self,
+        ctx: &Ctx,
+        where_: &str,
+        key: &str,
+        v: f64,
+        shown: &str,
+        base: &[String],
+    ) -> Result<(), ScenarioError> {
+        if key.trim() != key || key.is_empty() {
+            return Err(ctx.invalid(
+                where_,
+                format!("{key:?}"),
+                "a dotted scenario key without leading or trailing spaces",
+            ));
+        }
+        let mut sets = base.to_vec();
+        sets.push(set_arg(key, v));
+        match self.with(&sets) {
+            Ok(_) => Ok(()),
+            Err(ScenarioError::Invalid { key: k, allowed, .. }) if k == key => Err(ctx.invalid(where_, shown, allowed)),
+            Err(ScenarioError::Invalid { key: k, value, allowed, .. }) => Err(ctx.invalid(
+                where_,
+                shown,
+                format!("a value that leaves the scenario valid: with it, {k} = {value} is not allowed: {allowed}"),
+            )),
+            Err(ScenarioError::Override { message, .. }) => {
+                Err(ctx.invalid(where_, format!("{key:?}"), format!("a numeric scenario key ({message})")))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// The number written at a dotted key, if the file sets one.
     pub fn number_at(&self, dotted: &str) -> Option<f64> {
         let parts = split_key(dotted)?;
@@ -641,6 +754,24 @@ impl Prepared {
     /// Where the scenario came from.
     pub fn source(&self) -> &Source {
         &self.source
+    }
+}
+
+/// The values a distribution can reach, with a description of each: its
+/// bounds, or the 1e-9 and 1 − 1e-9 quantiles of an unbounded one.
+fn support(d: &Distribution) -> Vec<(f64, &'static str)> {
+    const Z: f64 = 5.997807; // Φ⁻¹(1 − 1e-9)
+    match *d {
+        Distribution::Normal { mean, sd } => {
+            vec![(mean - Z * sd, "the 1e-9 quantile of the normal"), (mean + Z * sd, "its 1 − 1e-9 quantile")]
+        }
+        Distribution::Lognormal { median, gsd } => vec![
+            (median * gsd.powf(-Z), "the 1e-9 quantile of the log-normal"),
+            (median * gsd.powf(Z), "its 1 − 1e-9 quantile"),
+        ],
+        Distribution::Uniform { lo, hi } | Distribution::TruncatedNormal { lo, hi, .. } => {
+            vec![(lo, "the lower bound of the distribution"), (hi, "its upper bound")]
+        }
     }
 }
 
@@ -771,10 +902,13 @@ fn fmt_num(x: f64) -> String {
 /// Line and column (1-based) of the value of a dotted key in a TOML text
 /// written as `[table]` headers and `key = value` lines.
 pub fn locate(text: &str, dotted: &str) -> Option<(usize, usize)> {
-    let (table, key) = match dotted.rsplit_once('.') {
-        Some((t, k)) => (t, k),
-        None => ("", dotted),
-    };
+    // Segments may be quoted (`sweep.parameters."supply.pressure_bar"`).
+    let parts = split_key(dotted)?;
+    let (last, path) = parts.split_last()?;
+    let table = path.join(".");
+    let quoted = format!("\"{last}\"");
+    let key =
+        if last.contains('.') || !path.is_empty() && dotted.ends_with('"') { quoted.as_str() } else { last.as_str() };
     let mut current = String::new();
     for (i, line) in text.lines().enumerate() {
         let trimmed = line.trim_start();
@@ -1476,6 +1610,8 @@ pub fn parse_uncertain(
         };
         let get = |k: &str| tab.get(k).and_then(|v| v.as_float().or_else(|| v.as_integer().map(|i| i as f64)));
         let need = |k: &str| get(k).filter(|v| v.is_finite()).ok_or_else(|| bad(&format!("a number `{k}`")));
+        let nonneg =
+            |k: &str| get(k).filter(|v| v.is_finite() && *v >= 0.0).ok_or_else(|| bad(&format!("a number `{k}` ≥ 0")));
         let level = match tab.get("level").and_then(|v| v.as_str()).unwrap_or("session") {
             "session" => Level::Session,
             "shot" => Level::Shot,
@@ -1494,7 +1630,7 @@ pub fn parse_uncertain(
             }
         }
         let dist = match tab.get("dist").and_then(|v| v.as_str()) {
-            Some("normal") => Distribution::Normal { mean: need("mean")?, sd: need("sd")?.abs() },
+            Some("normal") => Distribution::Normal { mean: need("mean")?, sd: nonneg("sd")? },
             Some("lognormal") => {
                 let gsd = need("gsd")?;
                 let median = need("median")?;
@@ -1503,13 +1639,19 @@ pub fn parse_uncertain(
                 }
                 Distribution::Lognormal { median, gsd }
             }
-            Some("uniform") => Distribution::Uniform { lo: need("lo")?, hi: need("hi")? },
+            Some("uniform") => {
+                let (lo, hi) = (need("lo")?, need("hi")?);
+                if lo > hi {
+                    return Err(bad("lo ≤ hi"));
+                }
+                Distribution::Uniform { lo, hi }
+            }
             Some("truncated_normal") => {
                 let (lo, hi) = (need("lo")?, need("hi")?);
                 if lo >= hi {
                     return Err(bad("lo < hi"));
                 }
-                Distribution::TruncatedNormal { mean: need("mean")?, sd: need("sd")?.abs(), lo, hi }
+                Distribution::TruncatedNormal { mean: need("mean")?, sd: nonneg("sd")?, lo, hi }
             }
             _ => return Err(bad("dist = \"normal\", \"lognormal\", \"uniform\" or \"truncated_normal\"")),
         };

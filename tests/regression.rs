@@ -4,3 +4,4 @@
 mod data;
 mod physics;
 mod plugin;
+mod scenario;

@@ -133,7 +133,7 @@ fn bad_sweeps_are_clear_errors() {
     );
     sweep_cli(
         "[sweep]\n[sweep.parameters]\n\"supply.pressure_bar\" = [3.0, 30.0]\n",
-        &["supply.pressure_bar=30.0", "0.2 to 10 bar"],
+        &["s.toml:3:25:", "sweep.parameters.\"supply.pressure_bar\" = 30 is not allowed", "0.2 to 10 bar"],
     );
     sweep_cli(
         "[sweep]\n[uncertain]\n\"syringe.break_loose_n\" = { dist = \"normal\", mean = 4.0, sd = 0.5, level = \"shot\" }\n",

@@ -4,6 +4,47 @@
 pub mod compare;
 pub mod tolerance;
 
+/// Quantile `u` ∈ [0, 1] of the standard normal truncated to [a, b] (a < b).
+///
+/// Exact in the far tails too: a window above the mean is inverted through
+/// the survival function Q(x) = erfc(x/√2)/2, one below it by symmetry, so
+/// that a window 10 sd out (Φ(a) = 1 − 7.6e-24, which rounds to 1) still
+/// spreads its draws over the window instead of returning a bound. Beyond
+/// about 38 sd, where Q underflows, the exponential tail a + E/a (E
+/// standard exponential) is used, which is the limit of the truncated
+/// normal there.
+pub fn truncated_normal_quantile(a: f64, b: f64, u: f64) -> f64 {
+    use statrs::function::erf::{erfc, erfc_inv};
+    let r2 = std::f64::consts::SQRT_2;
+    let x = if a >= 0.0 {
+        let (qa, qb) = (0.5 * erfc(a / r2), 0.5 * erfc(b / r2));
+        if qa <= 0.0 {
+            a - (1.0 - u).max(f64::MIN_POSITIVE).ln() / a.max(1.0)
+        } else {
+            r2 * erfc_inv(2.0 * (qa - u * (qa - qb)))
+        }
+    } else if b <= 0.0 {
+        -truncated_normal_quantile(-b, -a, 1.0 - u)
+    } else {
+        let (pa, pb) = (0.5 * erfc(-a / r2), 0.5 * erfc(-b / r2));
+        -r2 * erfc_inv(2.0 * (pa + u * (pb - pa)))
+    };
+    x.clamp(a, b)
+}
+
+/// Probability mass of the standard normal on [a, b], accurate in the tails.
+pub fn normal_mass(a: f64, b: f64) -> f64 {
+    use statrs::function::erf::erfc;
+    let r2 = std::f64::consts::SQRT_2;
+    if a >= 0.0 {
+        0.5 * (erfc(a / r2) - erfc(b / r2))
+    } else if b <= 0.0 {
+        normal_mass(-b, -a)
+    } else {
+        1.0 - 0.5 * (erfc(-a / r2) + erfc(b / r2))
+    }
+}
+
 /// Mean, sample standard deviation (n − 1), coefficient of variation, extremes.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct Describe {

@@ -95,10 +95,16 @@ pub fn quantile(d: &Distribution, u: f64) -> f64 {
         Distribution::Normal { mean, sd } => mean + sd * normal_quantile(u),
         Distribution::Lognormal { median, gsd } => median * (gsd.ln() * normal_quantile(u)).exp(),
         Distribution::Uniform { lo, hi } => lo + (hi - lo) * u,
-        Distribution::TruncatedNormal { mean, sd, lo, hi } => {
-            let (a, b) = (normal_cdf((lo - mean) / sd), normal_cdf((hi - mean) / sd));
+        Distribution::TruncatedNormal { mean, sd, lo, hi } if sd > 0.0 => {
+            let (za, zb) = ((lo - mean) / sd, (hi - mean) / sd);
+            if za >= 0.0 || zb <= 0.0 {
+                // A window wholly in one tail: invert through the survival function.
+                return (mean + sd * crate::stats::truncated_normal_quantile(za, zb, u)).clamp(lo, hi);
+            }
+            let (a, b) = (normal_cdf(za), normal_cdf(zb));
             (mean + sd * normal_quantile(a + u * (b - a))).clamp(lo, hi)
         }
+        Distribution::TruncatedNormal { mean, lo, hi, .. } => mean.clamp(lo, hi),
     }
 }
 
