@@ -56,6 +56,16 @@ pub(crate) fn tmp_path(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{stem}.partial.{ext}"))
 }
 
+/// A number, or an empty cell where it is undefined (NaN: a valve that never
+/// reached 90 % opening, the t90 of a shot that delivered nothing).
+fn finite_or_empty<S: serde::Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+    if v.is_finite() {
+        s.serialize_f64(*v)
+    } else {
+        s.serialize_none()
+    }
+}
+
 /// One row of `shots.csv` (human units).
 #[derive(Debug, serde::Serialize)]
 pub struct ShotRow {
@@ -68,8 +78,10 @@ pub struct ShotRow {
     /// Effective valve open time ∫opening dt, ms.
     pub valve_open_effective_ms: f64,
     /// Opening delay, ms.
+    #[serde(serialize_with = "finite_or_empty")]
     pub valve_t_on_ms: f64,
     /// Closing delay, ms.
+    #[serde(serialize_with = "finite_or_empty")]
     pub valve_t_off_ms: f64,
     /// Delivered into tissue, µL.
     pub dose_ul: f64,
@@ -88,6 +100,7 @@ pub struct ShotRow {
     /// Peak chamber pressure, kPa gauge.
     pub peak_chamber_kpa: f64,
     /// Time to 90 % of the dose, ms.
+    #[serde(serialize_with = "finite_or_empty")]
     pub t90_ms: f64,
     /// Maximum needle Reynolds number.
     pub max_reynolds: f64,
@@ -152,6 +165,7 @@ pub struct NeedleRow {
     /// Refluxed at this site, µL.
     pub leak_ul: f64,
     /// Share of the shot's dose, –.
+    #[serde(serialize_with = "finite_or_empty")]
     pub share: f64,
     /// Peak site pressure, kPa gauge.
     pub peak_tissue_kpa: f64,
@@ -278,7 +292,11 @@ pub fn summary(sc: &Scenario, run: &Run) -> Summary {
     let shots = &run.result.shots;
     let doses: Vec<f64> = shots.iter().map(|s| s.dose * 1e9).collect();
     let d = describe(&doses);
-    let mean_of = |f: &dyn Fn(&ShotRecord) -> f64| describe(&shots.iter().map(f).collect::<Vec<_>>()).mean;
+    // Over the shots where the quantity is defined (a shot that delivers
+    // nothing has no t90).
+    let mean_of = |f: &dyn Fn(&ShotRecord) -> f64| {
+        describe(&shots.iter().map(f).filter(|v| v.is_finite()).collect::<Vec<_>>()).mean
+    };
     let max_of = |f: &dyn Fn(&ShotRecord) -> f64| shots.iter().map(f).fold(0.0, f64::max);
     let n = sc.params.needles.len();
     Summary {

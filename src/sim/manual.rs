@@ -114,6 +114,7 @@ pub fn manual_shot(
     let expelled0 = plant.state.expelled;
     let delivered0: f64 = plant.state.delivered.iter().sum();
     let leaked0: f64 = plant.state.leaked.iter().sum();
+    let stored0 = plant.stored_volume();
     let steps0 = plant.steps();
     let travel_target = target / area;
     let (k, b) = (pop.stiffness, pop.damping);
@@ -207,6 +208,14 @@ pub fn manual_shot(
     out.dose = plant.state.delivered.iter().sum::<f64>() - delivered0;
     out.leak = plant.state.leaked.iter().sum::<f64>() - leaked0;
     out.expelled = plant.state.expelled - expelled0;
+    super::session::check_balance(
+        0,
+        plant.state.t * 1e3,
+        out.expelled,
+        out.dose,
+        out.leak,
+        plant.stored_volume() - stored0,
+    )?;
     out.duration = t;
     out.decision_time = decided.unwrap_or(f64::NAN);
     out.final_depth = depth;

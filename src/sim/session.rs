@@ -496,23 +496,7 @@ fn check_shot(rec: &ShotRecord, plant: &Plant) -> Result<(), SimError> {
     use crate::text::g6;
     let t_ms = plant.state.t * 1e3;
     let ul = |v: f64| g6(v * 1e9);
-    let balance = rec.expelled - rec.dose - rec.leak - rec.stored_change;
-    let scale = rec.expelled.abs().max(rec.dose.abs()).max(rec.leak.abs()).max(rec.stored_change.abs()).max(1e-12);
-    if !(balance.abs() <= 1e-6 * scale) {
-        return Err(SimError::Invariant {
-            component: "syringe",
-            t_ms,
-            state: format!(
-                "volume not conserved in shot {}: expelled {} µL, delivered {} µL, reflux {} µL, stored change {} µL (imbalance {} µL)",
-                rec.index + 1,
-                ul(rec.expelled),
-                ul(rec.dose),
-                ul(rec.leak),
-                ul(rec.stored_change),
-                ul(balance)
-            ),
-        });
-    }
+    check_balance(rec.index, t_ms, rec.expelled, rec.dose, rec.leak, rec.stored_change)?;
     for (i, n) in rec.needles.iter().enumerate() {
         if !(n.dose >= -1e-18 && n.leak >= -1e-18) {
             return Err(SimError::Invariant {
@@ -529,6 +513,39 @@ fn check_shot(rec: &ShotRecord, plant: &Plant) -> Result<(), SimError> {
         }
     }
     Ok(())
+}
+
+/// Volume conservation of shot `index` (from 0), ending at `t_ms`: the
+/// swept volume equals delivered + reflux + stored change to 1e-6 of the
+/// largest term, and the dose and reflux are not negative.
+pub fn check_balance(
+    index: usize,
+    t_ms: f64,
+    expelled: f64,
+    dose: f64,
+    leak: f64,
+    stored_change: f64,
+) -> Result<(), SimError> {
+    use crate::text::g6;
+    let ul = |v: f64| g6(v * 1e9);
+    let balance = expelled - dose - leak - stored_change;
+    let scale = expelled.abs().max(dose.abs()).max(leak.abs()).max(stored_change.abs()).max(1e-12);
+    if balance.abs() <= 1e-6 * scale && dose >= -1e-18 && leak >= -1e-18 {
+        return Ok(());
+    }
+    Err(SimError::Invariant {
+        component: "syringe",
+        t_ms,
+        state: format!(
+            "volume not conserved in shot {}: expelled {} µL, delivered {} µL, reflux {} µL, stored change {} µL (imbalance {} µL)",
+            index + 1,
+            ul(expelled),
+            ul(dose),
+            ul(leak),
+            ul(stored_change),
+            ul(balance)
+        ),
+    })
 }
 
 fn time_to_fraction(cum: &[(f64, f64)], target: f64) -> f64 {

@@ -274,7 +274,8 @@ pub fn csv_row(p: &PointStats) -> String {
         p.leak * 1e9,
         p.peak_tissue / 1e3,
     ] {
-        f.push(format!("{v:?}"));
+        // Undefined statistics (the bias without a target) are empty cells.
+        f.push(if v.is_finite() { format!("{v:?}") } else { String::new() });
     }
     f.join(",") + "\n"
 }

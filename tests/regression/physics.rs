@@ -111,3 +111,32 @@ fn every_per_shot_draw_reaches_the_plant() {
         }
     }
 }
+
+/// Issue 11.14: undefined statistics were written as `NaN` cells, and the
+/// summary's means turned NaN when one shot delivered nothing.
+#[test]
+fn a_shot_that_delivers_nothing_leaves_empty_cells_and_a_finite_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mesobench"))
+        .args(["run", "--quiet", "--out"])
+        .arg(dir.path())
+        .args(["--set", "supply.pressure_bar=0.2", "--set", "session.shots=2"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let shots = std::fs::read_to_string(dir.path().join("shots.csv")).unwrap();
+    assert!(!shots.contains("NaN"), "{shots}");
+    let header: Vec<&str> = shots.lines().next().unwrap().split(',').collect();
+    let t90 = header.iter().position(|h| *h == "t90_ms").unwrap();
+    let dose = header.iter().position(|h| *h == "dose_ul").unwrap();
+    for row in shots.lines().skip(1) {
+        let cells: Vec<&str> = row.split(',').collect();
+        assert_eq!(cells.len(), header.len());
+        assert_eq!(cells[dose].parse::<f64>().unwrap(), 0.0, "0.2 bar cannot beat the return spring");
+        assert_eq!(cells[t90], "", "no t90 without a dose");
+    }
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("summary.json")).unwrap()).unwrap();
+    assert_eq!(summary["dose_mean_ul"].as_f64(), Some(0.0));
+    assert!(summary["dose_cv"].as_f64().is_some_and(f64::is_finite), "{summary}");
+}
