@@ -891,11 +891,12 @@ impl Ctx<'_> {
     }
 }
 
+/// A number for a message: at most six significant digits.
 fn fmt_num(x: f64) -> String {
     if x != 0.0 && (x.abs() >= 1e6 || x.abs() < 1e-3) {
-        format!("{x:e}")
+        crate::text::g6_exp(x)
     } else {
-        format!("{x}")
+        crate::text::g6(x)
     }
 }
 

@@ -20,11 +20,16 @@ pub fn g6(x: f64) -> String {
             s
         }
     } else {
-        let s = format!("{x:.5e}");
-        let (m, e) = s.split_once('e').expect("an exponent");
-        let m = if m.contains('.') { m.trim_end_matches('0').trim_end_matches('.') } else { m };
-        format!("{m}e{e}")
+        g6_exp(x)
     }
+}
+
+/// `x` in scientific notation with at most six significant digits (`4.7e8`).
+pub fn g6_exp(x: f64) -> String {
+    let s = format!("{x:.5e}");
+    let (m, e) = s.split_once('e').expect("an exponent");
+    let m = if m.contains('.') { m.trim_end_matches('0').trim_end_matches('.') } else { m };
+    format!("{m}e{e}")
 }
 
 /// A list of numbers, each with [`g6`].
