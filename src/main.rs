@@ -324,9 +324,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let (sc, source) = load(scenario.as_deref(), &set)?;
             let dir = out.unwrap_or_else(|| Path::new("output").join(&sc.name));
             let started = Instant::now();
-            let run = mesobench::simulate(&sc, true).with_context(|| format!("scenario {}", sc.name))?;
+            // trace.csv is streamed to a temporary file as the run samples.
+            let mut trace = mesobench::report::TraceCsv::create(&dir)?;
+            let run = mesobench::simulate_traced(&sc, &mut trace).with_context(|| format!("scenario {}", sc.name))?;
             let elapsed = started.elapsed();
-            let files = mesobench::report::write_run(&dir, &sc, &source, &set, &run)?;
+            let files = mesobench::report::write_run(&dir, &sc, &source, &set, &run, trace)?;
             if !quiet {
                 print_summary(&sc, &run, elapsed.as_secs_f64(), &dir, files.len());
             }
