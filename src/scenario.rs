@@ -1382,6 +1382,8 @@ fn tune_spec(t: &RawTune, c: &Ctx) -> Result<TuneSpec, ScenarioError> {
 pub const MAX_AXIS_POINTS: usize = 1_000_000;
 /// Most points of a grid sweep (the product of its axes' lengths).
 pub const MAX_GRID_POINTS: u64 = 1_000_000_000;
+/// Most values (samples × keys) of an `lhs` or `sobol` design, which is held in memory.
+pub const MAX_DESIGN_VALUES: usize = 30_000_000;
 
 fn sweep_spec(sw: &RawSweep, c: &Ctx, seed: u64) -> Result<SweepSpec, ScenarioError> {
     let replicates = c.int(sw.replicates, 10, "sweep.replicates", 1, 1_000_000)? as usize;
@@ -1408,6 +1410,15 @@ fn sweep_spec(sw: &RawSweep, c: &Ctx, seed: u64) -> Result<SweepSpec, ScenarioEr
             };
             ranges.push((lh[0], lh[1], log));
             axes.push((key.clone(), lh.clone()));
+        }
+        // The design is held whole: bound its size, not only its rows.
+        if n.saturating_mul(ranges.len()) > MAX_DESIGN_VALUES {
+            let most = MAX_DESIGN_VALUES / ranges.len().max(1);
+            return Err(c.invalid(
+                "sweep.samples",
+                n,
+                format!("at most {most} with {} keys (samples × keys ≤ {MAX_DESIGN_VALUES})", ranges.len()),
+            ));
         }
         let design = design(&sampling, n, &ranges, seed);
         let histogram = vec![0, (n / 2) as u64, (n - 1) as u64];

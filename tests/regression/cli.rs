@@ -269,3 +269,23 @@ fn run_streams_every_trace_row_to_trace_csv() {
     assert_error(&o, &["nope.so"]);
     assert!(!tmp.path().join("f").exists() || std::fs::read_dir(tmp.path().join("f")).unwrap().next().is_none());
 }
+
+#[test]
+fn a_space_filling_design_too_large_to_hold_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let keys: Vec<String> = (0..4)
+        .map(|i| {
+            format!(
+                "\"{}\" = {{ range = [1.0, 2.0] }}",
+                ["supply.pressure_bar", "valve.voltage_v", "firmware.open_time_ms", "needle.length_mm"][i]
+            )
+        })
+        .collect();
+    let text = format!(
+        "[session]\nshots = 1\n[sweep]\nsampling = \"lhs\"\nsamples = 10000000\n[sweep.parameters]\n{}\n",
+        keys.join("\n")
+    );
+    std::fs::write(tmp.path().join("lhs.toml"), text).unwrap();
+    let o = mesobench(tmp.path(), &["check", "lhs.toml"]);
+    assert_error(&o, &["lhs.toml:5", "sweep.samples = 10000000", "7500000 with 4 keys"]);
+}
