@@ -52,7 +52,7 @@ use control::plugin::Plugin;
 use control::sensors::Sensors;
 use control::{Controller, FirmwareError, OpenLoop, PressurePid, VolumeTarget};
 use scenario::{FirmwareKind, Scenario};
-use sim::{FirmwareLoop, Plant, RunError, SessionResult, TraceRecorder, TraceSample};
+use sim::{FirmwareLoop, Plant, RunError, SessionResult, TraceRecorder, TraceSample, TraceSink};
 
 /// Version of this build, written into every manifest.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
@@ -62,7 +62,9 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 pub struct Run {
     /// Shot records, warnings and solver counts.
     pub result: SessionResult,
-    /// Trace samples (empty unless asked for).
+    /// Trace samples for plots (empty unless asked for): every sample up to
+    /// [`sim::PLOT_POINTS`], beyond that a decimated copy (min/max pairs);
+    /// the full trace goes to a [`TraceSink`] ([`simulate_traced`]).
     pub trace: Vec<TraceSample>,
 }
 
@@ -86,6 +88,14 @@ pub fn simulate(sc: &Scenario, trace: bool) -> Result<Run, RunError> {
     simulate_with(sc, fw.as_mut(), trace)
 }
 
+/// Simulate a scenario's session, streaming every trace sample to `sink`
+/// (e.g. trace.csv) as it is taken; the run keeps only a bounded copy for plots.
+pub fn simulate_traced(sc: &Scenario, sink: &mut dyn TraceSink) -> Result<Run, RunError> {
+    let mut fw = controller_for(sc)?;
+    let rec = TraceRecorder::with_sink(sc.solver.trace_interval, sim::PLOT_POINTS, Some(sink));
+    simulate_recorded(sc, fw.as_mut(), rec, None)
+}
+
 /// Simulate a scenario's session with the given firmware.
 pub fn simulate_with(sc: &Scenario, controller: &mut dyn Controller, trace: bool) -> Result<Run, RunError> {
     simulate_hooked(sc, controller, trace, None)
@@ -98,19 +108,34 @@ pub fn simulate_hooked(
     trace: bool,
     hook: Option<sim::ShotHook>,
 ) -> Result<Run, RunError> {
-    let mut plant = Plant::new(sc.params.clone());
-    let mut fw = FirmwareLoop {
+    if trace {
+        return simulate_recorded(sc, controller, TraceRecorder::new(sc.solver.trace_interval), hook);
+    }
+    let (mut plant, mut fw) = setup(sc, controller);
+    let result = sim::run_session_with(&mut plant, &mut fw, &sc.solver, &sc.session, &mut (), hook)?;
+    Ok(Run { result, trace: Vec::new() })
+}
+
+/// Simulate into a trace recorder of the caller's (its sink, its cap).
+pub fn simulate_recorded(
+    sc: &Scenario,
+    controller: &mut dyn Controller,
+    mut rec: TraceRecorder<'_>,
+    hook: Option<sim::ShotHook>,
+) -> Result<Run, RunError> {
+    let (mut plant, mut fw) = setup(sc, controller);
+    let result = sim::run_session_with(&mut plant, &mut fw, &sc.solver, &sc.session, &mut rec, hook)?;
+    Ok(Run { result, trace: rec.into_samples() })
+}
+
+/// The plant at rest and the firmware loop of a scenario.
+fn setup<'c>(sc: &Scenario, controller: &'c mut dyn Controller) -> (Plant, FirmwareLoop<'c>) {
+    let plant = Plant::new(sc.params.clone());
+    let fw = FirmwareLoop {
         controller,
         sensors: Sensors::new(sc.firmware.sensors.clone(), sc.seed),
         driver: Driver::new(sc.firmware.timer_tick),
         delay_ticks: sc.firmware.compute_delay_ticks,
     };
-    if trace {
-        let mut rec = TraceRecorder::new(sc.solver.trace_interval);
-        let result = sim::run_session_with(&mut plant, &mut fw, &sc.solver, &sc.session, &mut rec, hook)?;
-        Ok(Run { result, trace: rec.samples })
-    } else {
-        let result = sim::run_session_with(&mut plant, &mut fw, &sc.solver, &sc.session, &mut (), hook)?;
-        Ok(Run { result, trace: Vec::new() })
-    }
+    (plant, fw)
 }

@@ -41,6 +41,16 @@ pub enum ScenarioError {
         /// Cause.
         source: std::io::Error,
     },
+    /// A file larger than any scenario or study (e.g. /dev/zero).
+    #[error("{} is larger than {mib} MiB: not a {what}", path.display())]
+    TooLarge {
+        /// File.
+        path: PathBuf,
+        /// What it should have been ("scenario", "study").
+        what: &'static str,
+        /// The cap, MiB.
+        mib: u64,
+    },
     /// TOML syntax or schema error (the message carries line, column and a caret).
     #[error("{path}: {message}")]
     Parse {
@@ -528,10 +538,12 @@ pub struct Source {
 }
 
 impl Source {
-    /// Read a scenario file.
+    /// Read a scenario file (at most [`MAX_FILE_MIB`] MiB).
     pub fn from_path(path: &Path) -> Result<Source, ScenarioError> {
-        let text =
-            std::fs::read_to_string(path).map_err(|source| ScenarioError::Io { path: path.to_owned(), source })?;
+        let text = read_capped(path, "scenario").map_err(|e| match e {
+            Capped::Io(source) => ScenarioError::Io { path: path.to_owned(), source },
+            Capped::TooLarge(e) => e,
+        })?;
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         Ok(Source { name: path.display().to_string(), text, dir })
     }
@@ -543,6 +555,34 @@ impl Source {
             dir: PathBuf::from("scenarios"),
         }
     }
+}
+
+/// Largest scenario or study file read, MiB: reading stops there, so an
+/// endless file (/dev/zero) or a huge one never fills memory.
+pub const MAX_FILE_MIB: u64 = 16;
+
+/// Why [`read_capped`] failed.
+#[derive(Debug)]
+pub enum Capped {
+    /// The file cannot be opened or read, or is not UTF-8.
+    Io(std::io::Error),
+    /// Larger than [`MAX_FILE_MIB`] ([`ScenarioError::TooLarge`]).
+    TooLarge(ScenarioError),
+}
+
+/// The text of a scenario or study file (`what`), refusing one larger than [`MAX_FILE_MIB`] MiB.
+pub fn read_capped(path: &Path, what: &'static str) -> Result<String, Capped> {
+    use std::io::Read;
+    let limit = MAX_FILE_MIB << 20;
+    let file = std::fs::File::open(path).map_err(Capped::Io)?;
+    let mut bytes = Vec::new();
+    file.take(limit + 1).read_to_end(&mut bytes).map_err(Capped::Io)?;
+    if bytes.len() as u64 > limit {
+        return Err(Capped::TooLarge(ScenarioError::TooLarge { path: path.to_owned(), what, mib: MAX_FILE_MIB }));
+    }
+    String::from_utf8(bytes).map_err(|_| {
+        Capped::Io(std::io::Error::new(std::io::ErrorKind::InvalidData, "stream did not contain valid UTF-8"))
+    })
 }
 
 /// A schema or syntax error of a scenario file, with a hint when the file
@@ -1473,6 +1513,13 @@ fn tune_spec(t: &RawTune, c: &Ctx) -> Result<TuneSpec, ScenarioError> {
     })
 }
 
+/// Most values of one grid-sweep axis.
+pub const MAX_AXIS_POINTS: usize = 1_000_000;
+/// Most points of a grid sweep (the product of its axes' lengths).
+pub const MAX_GRID_POINTS: u64 = 1_000_000_000;
+/// Most values (samples × keys) of an `lhs` or `sobol` design, which is held in memory.
+pub const MAX_DESIGN_VALUES: usize = 30_000_000;
+
 fn sweep_spec(sw: &RawSweep, c: &Ctx, seed: u64) -> Result<SweepSpec, ScenarioError> {
     let replicates = c.int(sw.replicates, 10, "sweep.replicates", 1, 1_000_000)? as usize;
     let sampling = c.choice(&sw.sampling, "grid", "sweep.sampling", &["grid", "lhs", "sobol"])?.to_string();
@@ -1498,6 +1545,15 @@ fn sweep_spec(sw: &RawSweep, c: &Ctx, seed: u64) -> Result<SweepSpec, ScenarioEr
             };
             ranges.push((lh[0], lh[1], log));
             axes.push((key.clone(), lh.clone()));
+        }
+        // The design is held whole: bound its size, not only its rows.
+        if n.saturating_mul(ranges.len()) > MAX_DESIGN_VALUES {
+            let most = MAX_DESIGN_VALUES / ranges.len().max(1);
+            return Err(c.invalid(
+                "sweep.samples",
+                n,
+                format!("at most {most} with {} keys (samples × keys ≤ {MAX_DESIGN_VALUES})", ranges.len()),
+            ));
         }
         let design = design(&sampling, n, &ranges, seed);
         let histogram = vec![0, (n / 2) as u64, (n - 1) as u64];
@@ -1534,8 +1590,11 @@ fn sweep_spec(sw: &RawSweep, c: &Ctx, seed: u64) -> Result<SweepSpec, ScenarioEr
             toml::Value::Table(t) if t.len() == 1 => {
                 let (kind, args) = t.iter().next().expect("one entry");
                 let args: Option<Vec<f64>> = args.as_array().and_then(|a| a.iter().map(num).collect());
-                let args = args.filter(|a| a.len() == 3 && a[2] >= 1.0 && a[2].fract() == 0.0);
-                let Some(a) = args else { return Err(bad("[from, to, n] with a whole n ≥ 1")) };
+                let args = args
+                    .filter(|a| a.len() == 3 && a[2] >= 1.0 && a[2] <= MAX_AXIS_POINTS as f64 && a[2].fract() == 0.0);
+                let Some(a) = args else {
+                    return Err(bad(&format!("[from, to, n] with a whole n from 1 to {MAX_AXIS_POINTS}")));
+                };
                 let n = a[2] as usize;
                 let at = |i: usize| if n == 1 { 0.0 } else { i as f64 / (n - 1) as f64 };
                 match kind.as_str() {
@@ -1557,7 +1616,21 @@ fn sweep_spec(sw: &RawSweep, c: &Ctx, seed: u64) -> Result<SweepSpec, ScenarioEr
         if values.is_empty() || values.iter().any(|v| !v.is_finite()) {
             return Err(bad("at least one finite value"));
         }
+        if values.len() > MAX_AXIS_POINTS {
+            return Err(bad(&format!("at most {MAX_AXIS_POINTS} values")));
+        }
         axes.push((key.clone(), values));
+        // Checked as the axes come, so no grid beyond the cap is ever built.
+        let total = axes.iter().try_fold(1u64, |p, a| p.checked_mul(a.1.len() as u64));
+        if total.is_none_or(|t| t > MAX_GRID_POINTS) {
+            let sizes: Vec<String> = axes.iter().map(|a| format!("\"{}\" {}", a.0, a.1.len())).collect();
+            let total = axes.iter().map(|a| a.1.len() as f64).product::<f64>();
+            return Err(c.invalid(
+                "sweep.parameters",
+                format!("a grid of {total:.3e} points ({})", sizes.join(" × ")),
+                format!("at most {MAX_GRID_POINTS} points (the product of the axes' lengths)"),
+            ));
+        }
     }
     let points: u64 = axes.iter().map(|a| a.1.len() as u64).product();
     let histogram = match &sw.histogram_points {

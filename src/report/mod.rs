@@ -12,7 +12,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::scenario::Scenario;
-use crate::sim::{ShotRecord, TraceSample};
+use crate::sim::{ShotRecord, TraceSample, TraceSink};
 use crate::stats::describe;
 use crate::Run;
 
@@ -246,6 +246,76 @@ impl From<&TraceSample> for TraceRow {
     }
 }
 
+/// `trace.csv` written row by row as the simulation samples, to a
+/// temporary name in the output folder; [`TraceCsv::finish`] renames it into
+/// place, and dropping it unfinished (a failed run) removes it.
+pub struct TraceCsv {
+    path: PathBuf,
+    tmp: PathBuf,
+    /// The folder, when this created it (removed again, if empty, by a failed run).
+    created: Option<PathBuf>,
+    writer: Option<csv::Writer<std::fs::File>>,
+    error: Option<std::io::Error>,
+    rows: u64,
+}
+
+impl TraceCsv {
+    /// Create `dir` if needed and open its temporary trace file.
+    pub fn create(dir: &Path) -> Result<TraceCsv, ReportError> {
+        let created = (!dir.exists()).then(|| dir.to_owned());
+        std::fs::create_dir_all(dir).map_err(|source| ReportError::Io { path: dir.to_owned(), source })?;
+        let path = dir.join("trace.csv");
+        let tmp = tmp_path(&path);
+        let file = std::fs::File::create(&tmp).map_err(|source| ReportError::Io { path: path.clone(), source })?;
+        Ok(TraceCsv { path, tmp, created, writer: Some(csv::Writer::from_writer(file)), error: None, rows: 0 })
+    }
+
+    /// Rows written so far.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Flush, sync and rename into `trace.csv`; the first write error, if any.
+    pub fn finish(mut self) -> Result<PathBuf, ReportError> {
+        let io = |source| ReportError::Io { path: self.path.clone(), source };
+        if let Some(e) = self.error.take() {
+            return Err(io(e));
+        }
+        let w = self.writer.take().expect("an unfinished trace");
+        let file = w.into_inner().map_err(|e| io(std::io::Error::other(e.to_string())))?;
+        file.sync_all().map_err(io)?;
+        drop(file);
+        std::fs::rename(&self.tmp, &self.path).map_err(io)?;
+        self.created = None;
+        Ok(self.path.clone())
+    }
+}
+
+impl TraceSink for TraceCsv {
+    fn sample(&mut self, s: &TraceSample) {
+        if self.error.is_some() {
+            return;
+        }
+        if let Some(w) = self.writer.as_mut() {
+            match w.serialize(TraceRow::from(s)) {
+                Ok(()) => self.rows += 1,
+                Err(e) => self.error = Some(std::io::Error::other(e)),
+            }
+        }
+    }
+}
+
+impl Drop for TraceCsv {
+    fn drop(&mut self) {
+        if self.writer.take().is_some() {
+            let _ = std::fs::remove_file(&self.tmp);
+            if let Some(dir) = &self.created {
+                let _ = std::fs::remove_dir(dir);
+            }
+        }
+    }
+}
+
 /// `summary.json`.
 #[derive(Debug, serde::Serialize)]
 pub struct Summary {
@@ -372,14 +442,18 @@ pub fn json_bytes<T: serde::Serialize>(v: &T) -> Vec<u8> {
 }
 
 /// Write every output of a run into `dir`; returns the files written.
+/// `trace` holds the rows streamed during the run (see [`crate::simulate_traced`]);
+/// the plots draw the run's bounded copy of the trace.
 pub fn write_run(
     dir: &Path,
     sc: &Scenario,
     source: &str,
     overrides: &[String],
     run: &Run,
+    trace: TraceCsv,
 ) -> Result<Vec<PathBuf>, ReportError> {
     std::fs::create_dir_all(dir).map_err(|source| ReportError::Io { path: dir.to_owned(), source })?;
+    let trace_path = trace.finish()?;
     let mut written = Vec::new();
     let mut put = |name: &str, bytes: Vec<u8>| -> Result<(), ReportError> {
         let p = dir.join(name);
@@ -401,7 +475,6 @@ pub fn write_run(
         })
     });
     put("needles.csv", csv_bytes(needle_rows, &dir.join("needles.csv"))?)?;
-    put("trace.csv", csv_bytes(run.trace.iter().map(TraceRow::from), &dir.join("trace.csv"))?)?;
     put("summary.json", json_bytes(&summary(sc, run)))?;
     let manifest = Manifest {
         mesobench_version: crate::VERSION,
@@ -418,6 +491,7 @@ pub fn write_run(
         },
     };
     put("manifest.json", json_bytes(&manifest))?;
+    written.insert(2, trace_path);
     for name in ["trace.png", "trace.svg"] {
         let p = dir.join(name);
         let (scale, unit) = match sc.firmware.kind {

@@ -11,4 +11,4 @@ pub use session::{
     run_session, run_session_with, FirmwareLoop, Observer, RunError, SessionResult, SessionSettings, ShotHook,
     ShotRecord, SolverSettings,
 };
-pub use trace::{TraceRecorder, TraceSample};
+pub use trace::{TraceRecorder, TraceSample, TraceSink, PLOT_POINTS};

@@ -427,7 +427,10 @@ fn operator_params(raw: &RawOperator, c: &Checker, arm: &str) -> Result<(String,
 
 /// Load and validate a study file.
 pub fn load(path: &Path) -> Result<Study, StudyError> {
-    let text = std::fs::read_to_string(path).map_err(|source| StudyError::Read { path: path.to_owned(), source })?;
+    let text = crate::scenario::read_capped(path, "study").map_err(|e| match e {
+        crate::scenario::Capped::Io(source) => StudyError::Read { path: path.to_owned(), source },
+        crate::scenario::Capped::TooLarge(e) => StudyError::Input(e),
+    })?;
     let file = path.display().to_string();
     let raw: RawStudy = toml::from_str(&text)
         .map_err(|e| ScenarioError::Parse { path: file.clone(), message: e.to_string().trim_end().to_string() })?;
@@ -439,12 +442,16 @@ pub fn load(path: &Path) -> Result<Study, StudyError> {
         None => Source::default_scenario(),
         Some(s) => {
             let p = dir.join(s.get_ref());
-            Source::from_path(&p).map_err(|_| {
+            Source::from_path(&p).map_err(|e| {
+                let why = match e {
+                    ScenarioError::TooLarge { .. } => format!(" ({e})"),
+                    _ => String::new(),
+                };
                 c.invalid(
                     s.span(),
                     "scenario",
                     format!("{:?}", s.get_ref()),
-                    "a readable scenario file, relative to the study file",
+                    &format!("a readable scenario file, relative to the study file{why}"),
                 )
             })?
         }

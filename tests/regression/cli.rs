@@ -1,0 +1,291 @@
+//! Regressions of the command line: `accept`'s input, and bounded resources
+//! (sweep grids, file sizes, threads, `tolerance-k`, long traces).
+
+use crate::util::{reference, root};
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+fn mesobench(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mesobench")).args(args).current_dir(dir).output().expect("binary runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Exit 2 with one `error:` line (no panic, no backtrace) that contains every `needle`.
+fn assert_error(o: &Output, needles: &[&str]) {
+    let e = stderr(o);
+    assert_eq!(o.status.code(), Some(2), "stdout: {}\nstderr: {e}", stdout(o));
+    assert!(!e.contains("panicked") && !e.contains("internal error") && !e.contains("backtrace"), "{e}");
+    for n in needles {
+        assert!(e.contains(n), "{n:?} missing from: {e}");
+    }
+}
+
+fn accept(dir: &Path, file: &str, text: &str, args: &[&str]) -> Output {
+    std::fs::write(dir.join(file), text).unwrap();
+    let mut all = vec!["accept", file];
+    all.extend_from_slice(args);
+    mesobench(dir, &all)
+}
+
+const DOSES: &str = "10.0\n10.1\n9.9\n10.05\n9.95\n10.02\n";
+
+#[test]
+fn accept_reads_the_first_dose_of_a_headerless_column() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = accept(tmp.path(), "d.csv", DOSES, &["--target-ul", "10"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).starts_with("n 6 "), "{}", stdout(&o));
+    // The same doses under a header give the same verdict line.
+    let h = accept(tmp.path(), "h.csv", &format!("dose_ul\n{DOSES}"), &["--target-ul", "10"]);
+    assert_eq!(stdout(&o), stdout(&h));
+}
+
+#[test]
+fn accept_rejects_non_finite_or_non_positive_limits() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (arg, value) in [
+        ("--alpha-ul", "inf"),
+        ("--alpha-ul", "0"),
+        ("--alpha-ul", "-1"),
+        ("--beta", "NaN"),
+        ("--beta", "0"),
+        ("--target-ul", "inf"),
+        ("--target-ul", "0"),
+        ("--target-ul", "2e6"),
+        ("--coverage", "NaN"),
+    ] {
+        let mut args = vec!["--target-ul", "10"];
+        if arg == "--target-ul" {
+            args = vec![];
+        }
+        let pair = format!("{arg}={value}");
+        args.push(&pair);
+        let o = accept(tmp.path(), "d.csv", DOSES, &args);
+        assert_error(&o, &[arg, if value == "2e6" { "2000000" } else { value }]);
+    }
+}
+
+#[test]
+fn accept_rejects_doses_whose_statistics_would_overflow() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = accept(tmp.path(), "big.csv", "dose_ul\n10\n1e308\n10\n", &["--target-ul", "10"]);
+    assert_error(&o, &["big.csv:3", "1e308", "1000000"]);
+}
+
+#[test]
+fn accept_refuses_a_duplicated_dose_column() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = accept(tmp.path(), "dup.csv", "dose_ul,shot,dose_ul\n1,0,2\n1,1,2\n1,2,2\n", &["--target-ul", "1"]);
+    assert_error(&o, &["dup.csv", "dose_ul", "1", "3"]);
+}
+
+#[test]
+fn accept_errors_name_the_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A ragged row.
+    let o = accept(tmp.path(), "ragged.csv", "shot,dose_ul\n0,10\n1,10,3\n2,10\n", &["--target-ul", "10"]);
+    assert_error(&o, &["ragged.csv:3"]);
+    // Too few doses.
+    let o = accept(tmp.path(), "one.csv", "dose_ul\n10\n", &["--target-ul", "10"]);
+    assert_error(&o, &["one.csv", "at least 2"]);
+    // Empty.
+    let o = accept(tmp.path(), "empty.csv", "", &["--target-ul", "10"]);
+    assert_error(&o, &["empty.csv"]);
+    // Not a number.
+    let o = accept(tmp.path(), "word.csv", "dose_ul\n10\nten\n", &["--target-ul", "10"]);
+    assert_error(&o, &["word.csv:3", "ten"]);
+    // Several columns and none is dose_ul.
+    let o = accept(tmp.path(), "cols.csv", "a,b\n1,2\n1,2\n", &["--target-ul", "10"]);
+    assert_error(&o, &["cols.csv", "dose_ul"]);
+}
+
+const ARMS: &str = "arm,kind,target_ul,unit,shot,dose_ul\n\
+gun,gun,10,0,0,10.0\ngun,gun,10,0,1,10.1\ngun,gun,10,0,2,9.9\n\
+gun,gun,20,0,0,20.0\ngun,gun,20,0,1,20.1\ngun,gun,20,0,2,19.9\n\
+manual,manual,10,0,0,9.0\nmanual,manual,10,0,1,11.0\nmanual,manual,10,0,2,10.5\n";
+
+#[test]
+fn accept_refuses_to_pool_arms_and_targets() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = accept(tmp.path(), "arms.csv", ARMS, &["--target-ul", "10"]);
+    assert_error(&o, &["arms.csv", "gun", "manual", "--where arm="]);
+    let o = accept(tmp.path(), "arms.csv", ARMS, &["--target-ul", "10", "--where", "arm=gun"]);
+    assert_error(&o, &["arms.csv", "target_ul", "10", "20", "--where target_ul="]);
+}
+
+#[test]
+fn accept_where_selects_one_arm_and_target() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o =
+        accept(tmp.path(), "arms.csv", ARMS, &["--target-ul", "20", "--where", "arm=gun", "--where", "target_ul=20"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).starts_with("n 3 ") && stdout(&o).contains("mean 20.0000"), "{}", stdout(&o));
+    // A number matches whatever its spelling.
+    let o =
+        accept(tmp.path(), "arms.csv", ARMS, &["--target-ul", "20", "--where", "arm=gun", "--where", "target_ul=20.0"]);
+    assert!(stdout(&o).starts_with("n 3 "), "{}", stderr(&o));
+}
+
+#[test]
+fn accept_where_names_a_missing_column_or_an_empty_selection() {
+    let tmp = tempfile::tempdir().unwrap();
+    let o = accept(tmp.path(), "arms.csv", ARMS, &["--target-ul", "10", "--where", "colour=red"]);
+    assert_error(&o, &["arms.csv", "--where", "colour", "arm, kind, target_ul"]);
+    let o = accept(tmp.path(), "arms.csv", ARMS, &["--target-ul", "10", "--where", "arm=robot"]);
+    assert_error(&o, &["arms.csv", "arm=robot", "no row"]);
+    let o = accept(tmp.path(), "arms.csv", ARMS, &["--target-ul", "10", "--where", "arm"]);
+    assert_error(&o, &["--where", "COL=VALUE"]);
+}
+
+#[test]
+fn endless_input_files_are_refused_at_a_size_cap() {
+    let tmp = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let o = mesobench(tmp.path(), &["check", "/dev/zero"]);
+    assert_error(&o, &["/dev/zero is larger than 16 MiB: not a scenario"]);
+    let o = mesobench(tmp.path(), &["run", "/dev/zero"]);
+    assert_error(&o, &["/dev/zero is larger than 16 MiB: not a scenario"]);
+    let o = mesobench(tmp.path(), &["compare", "/dev/zero"]);
+    assert_error(&o, &["/dev/zero is larger than 16 MiB: not a study"]);
+    let o = mesobench(tmp.path(), &["accept", "/dev/zero", "--target-ul", "10"]);
+    assert_error(&o, &["/dev/zero", "line 1", "longer than"]);
+    assert!(started.elapsed() < Duration::from_secs(60));
+}
+
+fn sweep_file(dir: &Path, parameters: &str) -> String {
+    let text =
+        format!("name = \"big\"\n[session]\nshots = 1\n[sweep]\nreplicates = 1\n[sweep.parameters]\n{parameters}\n");
+    std::fs::write(dir.join("big.toml"), text).unwrap();
+    "big.toml".into()
+}
+
+#[test]
+fn a_sweep_axis_or_grid_too_large_is_refused_naming_the_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let f = sweep_file(tmp.path(), "\"firmware.open_time_ms\" = { linspace = [5.0, 30.0, 1e12] }");
+    let o = mesobench(tmp.path(), &["check", &f]);
+    assert_error(&o, &["sweep.parameters.\"firmware.open_time_ms\"", "1000000"]);
+    let f = sweep_file(
+        tmp.path(),
+        "\"firmware.open_time_ms\" = { linspace = [5.0, 30.0, 1000000] }\n\"supply.pressure_bar\" = { linspace = [1.0, 3.0, 1000000] }",
+    );
+    for args in [vec!["check", &f], vec!["sweep", &f, "--out", "o"]] {
+        let o = mesobench(tmp.path(), &args);
+        assert_error(&o, &["sweep.parameters", "supply.pressure_bar", "1000000000"]);
+    }
+    assert!(started.elapsed() < Duration::from_secs(60), "took {:?}", started.elapsed());
+}
+
+#[test]
+fn thread_counts_are_bounded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let scenario = root().join("scenarios/sweep_open_time_pressure.toml");
+    let study = root().join("scenarios/manual_vs_gun.toml");
+    for (cmd, file) in [("sweep", &scenario), ("compare", &study), ("sensitivity", &scenario)] {
+        for n in ["1000000", "0"] {
+            let o = mesobench(tmp.path(), &[cmd, file.to_str().unwrap(), "--threads", n, "--out", "o"]);
+            assert_error(&o, &["--threads", n, "1..=1024"]);
+        }
+    }
+}
+
+#[test]
+fn tolerance_k_bounds_n_and_answers_the_largest_quickly() {
+    let tmp = tempfile::tempdir().unwrap();
+    for n in ["18446744073709551615", "10000001", "1"] {
+        let o = mesobench(tmp.path(), &["tolerance-k", "--n", n]);
+        assert_error(&o, &["--n", n, "2..=10000000"]);
+    }
+    let started = Instant::now();
+    let two = mesobench(tmp.path(), &["tolerance-k", "--n", "10000000"]);
+    let one = mesobench(tmp.path(), &["tolerance-k", "--n", "10000000", "--one-sided"]);
+    assert!(started.elapsed() < Duration::from_secs(30), "took {:?}", started.elapsed());
+    // Large n: k tends to the normal quantile, z(0.9875) = 2.2414, z(0.975) = 1.9600.
+    let k2: f64 = stdout(&two).trim().parse().unwrap_or_else(|_| panic!("{}", stderr(&two)));
+    let k1: f64 = stdout(&one).trim().parse().unwrap_or_else(|_| panic!("{}", stderr(&one)));
+    assert!((k2 - 2.2414).abs() < 2e-3, "two-sided k = {k2}");
+    assert!((k1 - 1.9600).abs() < 2e-3, "one-sided k = {k1}");
+}
+
+#[test]
+fn a_long_trace_is_streamed_while_the_recorder_holds_a_bounded_copy() {
+    use mesobench::sim::{TraceRecorder, TraceSample};
+    let sc = reference(&["session.shots=3"]);
+    // Every sample, as trace.csv receives them.
+    let mut all: Vec<TraceSample> = Vec::new();
+    let cap = 1000;
+    let mut fw = mesobench::controller_for(&sc).unwrap();
+    let rec = TraceRecorder::with_sink(sc.solver.trace_interval, cap, Some(&mut all));
+    let run = mesobench::simulate_recorded(&sc, fw.as_mut(), rec, None).unwrap();
+    assert!(all.len() > 4 * cap, "{} samples", all.len());
+    assert!(run.trace.len() <= cap && run.trace.len() >= cap / 4, "{} plotted", run.trace.len());
+    // Same first and last times, and the peaks survive the decimation.
+    assert_eq!(run.trace[0].t, all[0].t);
+    assert_eq!(run.trace.last().unwrap().t, all.last().unwrap().t);
+    for f in [|s: &TraceSample| s.chamber, |s: &TraceSample| s.flow, |s: &TraceSample| s.syringe] {
+        let max = |v: &[TraceSample]| v.iter().map(f).fold(f64::MIN, f64::max);
+        let min = |v: &[TraceSample]| v.iter().map(f).fold(f64::MAX, f64::min);
+        assert_eq!(max(&run.trace), max(&all));
+        assert_eq!(min(&run.trace), min(&all));
+    }
+    assert!(run.trace.windows(2).all(|w| w[0].t <= w[1].t));
+    // Below the cap the copy is every sample, and the streamed rows are the full trace.
+    let same = |a: &[TraceSample], b: &[TraceSample]| format!("{a:?}") == format!("{b:?}");
+    let plain = mesobench::simulate(&sc, true).unwrap();
+    assert!(same(&plain.trace, &all), "{} against {} samples", plain.trace.len(), all.len());
+    let mut streamed: Vec<TraceSample> = Vec::new();
+    let run = mesobench::simulate_traced(&sc, &mut streamed).unwrap();
+    assert!(same(&streamed, &all) && same(&run.trace, &all));
+}
+
+#[test]
+fn run_streams_every_trace_row_to_trace_csv() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sc = reference(&["session.shots=3"]);
+    let rows = mesobench::simulate(&sc, true).unwrap().trace.len();
+    let o = mesobench(tmp.path(), &["run", "--set", "session.shots=3", "--out", "r", "--quiet"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(tmp.path().join("r/trace.csv")).unwrap();
+    assert_eq!(text.lines().count(), rows + 1);
+    assert!(text.starts_with("t_ms,valve_cmd,"));
+    let left: Vec<_> = std::fs::read_dir(tmp.path().join("r"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("partial"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    // A run that fails leaves neither a partial trace nor the folder it created.
+    std::fs::write(tmp.path().join("p.toml"), "[firmware]\nkind = \"plugin\"\nplugin = \"nope.so\"\n").unwrap();
+    let o = mesobench(tmp.path(), &["run", "p.toml", "--out", "f", "--quiet"]);
+    assert_error(&o, &["nope.so"]);
+    assert!(!tmp.path().join("f").exists() || std::fs::read_dir(tmp.path().join("f")).unwrap().next().is_none());
+}
+
+#[test]
+fn a_space_filling_design_too_large_to_hold_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let keys: Vec<String> = (0..4)
+        .map(|i| {
+            format!(
+                "\"{}\" = {{ range = [1.0, 2.0] }}",
+                ["supply.pressure_bar", "valve.voltage_v", "firmware.open_time_ms", "needle.length_mm"][i]
+            )
+        })
+        .collect();
+    let text = format!(
+        "[session]\nshots = 1\n[sweep]\nsampling = \"lhs\"\nsamples = 10000000\n[sweep.parameters]\n{}\n",
+        keys.join("\n")
+    );
+    std::fs::write(tmp.path().join("lhs.toml"), text).unwrap();
+    let o = mesobench(tmp.path(), &["check", "lhs.toml"]);
+    assert_error(&o, &["lhs.toml:5", "sweep.samples = 10000000", "7500000 with 4 keys"]);
+}
