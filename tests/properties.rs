@@ -150,3 +150,46 @@ proptest! {
         }
     }
 }
+
+/// Run the binary on a file holding `bytes`; its exit code and stderr.
+fn cli_on_file(args: &[&str], bytes: &[u8]) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let path = dir.path().join("in.csv");
+    std::fs::write(&path, bytes).expect("writable");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mesobench"))
+        .args(args)
+        .arg(&path)
+        .env_remove("RUST_BACKTRACE")
+        .output()
+        .expect("the binary runs");
+    (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(32), failure_persistence: None, ..ProptestConfig::default() })]
+
+    /// A dose CSV of arbitrary lines (numbers, words, separators, quotes,
+    /// empty fields) gives a verdict (0 or 1) or one clear error (2), never
+    /// an internal error.
+    #[test]
+    fn arbitrary_dose_csv_gives_a_verdict_or_a_clear_error(
+        lines in prop::collection::vec(prop_oneof![
+            Just("dose_ul".to_string()),
+            Just("arm,target_ul,dose_ul".to_string()),
+            "-?[0-9]{1,3}(\\.[0-9]{0,4})?(e[0-9]{1,3})?",
+            "[a-z,;\" \t]{0,12}",
+            "[0-9.,eE+-]{0,20}",
+            Just(String::new()),
+        ], 0..12),
+        raw in prop::collection::vec(any::<u8>(), 0..64),
+    ) {
+        let mut bytes = lines.join("\n").into_bytes();
+        bytes.extend_from_slice(&raw);
+        let (code, err) = cli_on_file(&["accept", "--target-ul", "20"], &bytes);
+        prop_assert!(matches!(code, Some(0) | Some(1) | Some(2)), "exit {code:?}: {err}");
+        prop_assert!(!err.contains("internal error") && !err.contains("panicked"), "{err}");
+        if code == Some(2) {
+            prop_assert!(err.contains("in.csv"), "the error names the file: {err}");
+        }
+    }
+}
