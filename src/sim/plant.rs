@@ -471,7 +471,10 @@ impl Plant {
                 mach = mach.max((s.line_w[j] / (rho * a)).abs() / line.wave_speed());
             }
             self.signals.line_mach = mach;
-            s.t_c *= (dt * r.dt / s.t_c).exp();
+            if r.dt != 0.0 {
+                // Polytropic chambers keep their temperature: skip exp(0).
+                s.t_c *= (dt * r.dt / s.t_c).exp();
+            }
         } else if segs > 0 {
             let line = &p.line;
             let a = line.area();
@@ -503,7 +506,10 @@ impl Plant {
             let (qi, qo) = if w >= 0.0 { (w, 0.0) } else { (0.0, -w) };
             let r = p.chamber.rates(s.p_c, s.t_c, v_c, dv_c, qi, line.temperature, qo, a_w);
             s.p_c += dt * r.dp / (1.0 - dt * r.dp_dp_volume.min(0.0));
-            s.t_c *= (dt * r.dt / s.t_c).exp();
+            if r.dt != 0.0 {
+                // Polytropic chambers keep their temperature: skip exp(0).
+                s.t_c *= (dt * r.dt / s.t_c).exp();
+            }
         } else {
             let (qi, qo, gi, go) = {
                 let mut qi = 0.0;
@@ -522,7 +528,10 @@ impl Plant {
             // ∂(dp/dt)/∂p: inflow derivative through gain_in, outflow through gain_out.
             let jac = r.dp_dp_volume.min(0.0) + r.gain_in * gi.min(0.0) - r.gain_out * go.max(0.0);
             s.p_c += dt * r.dp / (1.0 - dt * jac.min(0.0));
-            s.t_c *= (dt * r.dt / s.t_c).exp();
+            if r.dt != 0.0 {
+                // Polytropic chambers keep their temperature: skip exp(0).
+                s.t_c *= (dt * r.dt / s.t_c).exp();
+            }
         }
         // Supply: regulator lag towards its drooped target; reservoir drawn down.
         let draw = q_in.max(0.0);
