@@ -1018,7 +1018,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Merged, MergeError> {
                 format!("its rows hold {} shots, its manifest says {}", shots.iter().sum::<u64>(), part.shots),
             ));
         }
-        table.extend_from_slice(text[header.len()..].as_bytes());
+        table.extend_from_slice(&text.as_bytes()[header.len()..]);
         total.points += part.points;
         total.sessions += part.sessions;
         total.shots += part.shots;
@@ -1049,7 +1049,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Merged, MergeError> {
             if let Some((line_no, f)) = it.next() {
                 return Err(bad(raw_file, format!("line {line_no}: a row of point {} beyond the shard's shots", f[0])));
             }
-            raw.extend_from_slice(text[raw_head.len()..].as_bytes());
+            raw.extend_from_slice(&text.as_bytes()[raw_head.len()..]);
         }
     }
     if total.points != points {
