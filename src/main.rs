@@ -86,7 +86,8 @@ enum Command {
         /// array of N shards plus a merge job that waits for it, and exit.
         #[arg(long, value_name = "N")]
         slurm_script: Option<u64>,
-        /// Finish an interrupted sweep (or shard) without recomputing finished points.
+        /// Finish an interrupted sweep (or shard) without recomputing finished
+        /// points; refused when it was made with other settings.
         #[arg(long)]
         resume: bool,
         /// Also write every shot to raw.csv.
@@ -174,8 +175,9 @@ enum Command {
         #[arg(long)]
         confidence: Option<f64>,
     },
-    /// Join the shards of a sweep (sweep.shard-*-of-*.csv) into sweep.csv,
-    /// byte for byte what an unsharded run writes.
+    /// Join the shards of a sweep (sweep.shard-*-of-*.csv, and raw.shard-*
+    /// when present) into sweep.csv (and raw.csv), byte for byte what an
+    /// unsharded run writes, and draw the sweep's plots.
     Merge {
         /// Folders holding the shards.
         #[arg(required = true)]
