@@ -318,11 +318,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let s = with_outputs(&out, "merge", || {
                 let m = mesobench::study::sweep::merge(&dirs, &out)?;
                 // The plots an unsharded sweep draws.
-                mesobench::report::write_sweep_plots(&out, &m.scenario, &m.points)?;
-                if !m.points.is_empty() {
-                    let spec = m.scenario.sweep.as_ref().expect("a sweep");
-                    let traces = mesobench::study::sweep::point_traces(&m.prep, &m.overrides, spec.trace_point, 20)?;
-                    mesobench::report::write_sweep_traces(&out, &m.scenario, spec.trace_point, &traces)?;
+                match &m.plots {
+                    Ok(p) => {
+                        mesobench::report::write_sweep_plots(&out, &p.scenario, &p.points)?;
+                        if let (Some(spec), false) = (&p.scenario.sweep, p.points.is_empty()) {
+                            let traces =
+                                mesobench::study::sweep::point_traces(&p.prep, &p.overrides, spec.trace_point, 20)?;
+                            mesobench::report::write_sweep_traces(&out, &p.scenario, spec.trace_point, &traces)?;
+                        }
+                    }
+                    Err(e) => eprintln!("warning: no plots drawn: {e}"),
                 }
                 Ok(m.summary)
             })?;

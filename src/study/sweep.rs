@@ -796,26 +796,31 @@ pub enum MergeError {
     },
 }
 
-/// A merged sweep: its summary, and what the plots of an unsharded sweep
-/// are drawn from (the scenario rebuilt from the manifest, and every point's
-/// statistics read back from the table; those of the histogram points
-/// recomputed with their shots).
+/// A merged sweep.
 #[derive(Debug)]
 pub struct Merged {
     /// Points, sessions and shots of the whole sweep.
     pub summary: SweepSummary,
+    /// Whether raw shards were joined into raw.csv.
+    pub raw: bool,
+    /// What the plots are drawn from, or why they cannot be (the scenario
+    /// recorded in the manifest no longer loads, e.g. a plugin moved).
+    pub plots: Result<MergedPlots, String>,
+}
+
+/// What the plots of an unsharded sweep are drawn from, after a merge: the
+/// scenario rebuilt from the manifest, and every point's statistics read
+/// back from the table (those of the histogram points recomputed with their shots).
+#[derive(Debug)]
+pub struct MergedPlots {
     /// The scenario, parsed once.
     pub prep: Prepared,
     /// The base overrides.
     pub overrides: Vec<String>,
     /// The resolved base scenario.
     pub scenario: Scenario,
-    /// Where the scenario came from.
-    pub source: String,
     /// Per-point statistics (empty for sweeps too large to plot).
     pub points: Vec<PointStats>,
-    /// Whether raw shards were joined into raw.csv.
-    pub raw: bool,
 }
 
 /// The complete, well-formed rows of one shard's table or raw table, checked
@@ -904,28 +909,30 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Merged, MergeError> {
     let reference = read_json(&found[0].3)?;
     // The scenario, rebuilt from the manifest: the table's header and the plots come from it.
     let man0 = &found[0].3;
-    let text = reference["scenario_text"]
-        .as_str()
-        .ok_or_else(|| bad(man0, "the manifest has no scenario_text (made by another mesobench version?)".into()))?;
-    let source_name = reference["source"].as_str().unwrap_or("").to_string();
-    let overrides: Vec<String> = serde_json::from_value(reference["overrides"].clone())
-        .map_err(|e| bad(man0, format!("its overrides are unreadable: {e}")))?;
-    let source = crate::scenario::Source {
-        name: source_name.clone(),
-        text: text.to_string(),
-        dir: Path::new(&source_name).parent().map(Path::to_path_buf).unwrap_or_default(),
+    // The table's shape from the manifest; the scenario, rebuilt from it, only for the plots.
+    let axes: Vec<String> = reference["sweep"]["axes"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|k| k[0].as_str().map(String::from)).collect())
+        .ok_or_else(|| bad(man0, "no sweep axes in the manifest".into()))?;
+    let histogram: Vec<u64> = reference["sweep"]["histogram"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_u64()).collect())
+        .unwrap_or_default();
+    let points =
+        reference["sweep_points"].as_u64().ok_or_else(|| bad(man0, "no sweep_points in the manifest".into()))?;
+    let shape = SweepSpec {
+        replicates: 0,
+        target: None,
+        axes: axes.iter().map(|k| (k.clone(), Vec::new())).collect(),
+        histogram: Vec::new(),
+        trace_point: 0,
+        sampling: String::new(),
+        design: None,
     };
-    let fallback = reference["scenario"].as_str().unwrap_or("scenario");
-    let rebuilt = Prepared::new(&source, fallback).and_then(|prep| prep.with(&overrides).map(|sc| (prep, sc)));
-    let (prep, sc) = rebuilt.map_err(|e| bad(man0, format!("the scenario it records does not load: {e}")))?;
-    if serde_json::to_value(&sc).ok().as_ref() != Some(&reference["resolved_base"]) {
-        return Err(bad(man0, "the scenario it records does not resolve to its resolved_base".into()));
-    }
-    let spec = sc.sweep.clone().ok_or_else(|| bad(man0, "the scenario it records has no [sweep] table".into()))?;
-    let points = spec.points();
-    let header = csv_header(&spec);
-    let raw_head = raw_header(&spec);
-    let shots_col = 1 + spec.axes.len();
+    let header = csv_header(&shape);
+    let raw_head = raw_header(&shape);
+    let shots_col = 1 + axes.len();
+    let plots = rebuild(&reference).map_err(|e| format!("{}: {e}", man0.display()));
     // Raw shards: all of them or none.
     let raw_files: Vec<PathBuf> =
         found.iter().map(|(i, n, csv, _)| csv.with_file_name(raw_name(Some((*i, *n))))).collect();
@@ -997,7 +1004,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Merged, MergeError> {
                 .map_err(|_| bad(csv, format!("line {line_no}: shots {:?} is not a count", f[shots_col])))?;
             shots.push(s);
             if keep {
-                stats.push(stats_from_row(f, spec.axes.len()));
+                stats.push(stats_from_row(f, axes.len()));
             }
         }
         if rows.len() as u64 != range.end - range.start {
@@ -1056,14 +1063,18 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Merged, MergeError> {
         return Err(bad(man0, format!("the shards hold {} points, the sweep has {points}", total.points)));
     }
     // The histogram points' shots are recomputed (a few points; deterministic).
-    if keep {
-        for &h in &spec.histogram {
-            if let Some(slot) = stats.get_mut(h as usize) {
-                *slot = run_point(&prep, &sc, &spec, &overrides, h, true)
-                    .map_err(|e| bad(man0, format!("cannot recompute histogram point {h}: {e}")))?;
+    let plots = plots.and_then(|(prep, overrides, sc)| {
+        let spec = sc.sweep.clone().ok_or("the recorded scenario has no [sweep] table")?;
+        if keep {
+            for &h in &histogram {
+                if let Some(slot) = stats.get_mut(h as usize) {
+                    *slot = run_point(&prep, &sc, &spec, &overrides, h, true)
+                        .map_err(|e| format!("cannot recompute histogram point {h}: {e}"))?;
+                }
             }
         }
-    }
+        Ok(MergedPlots { prep, overrides, scenario: sc, points: if keep { stats } else { Vec::new() } })
+    });
     std::fs::create_dir_all(out).map_err(|e| bad(out, e.to_string()))?;
     if with_raw > 0 {
         crate::report::write_atomic(&out.join("raw.csv"), &raw).map_err(|e| bad(out, e.to_string()))?;
@@ -1076,7 +1087,24 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Merged, MergeError> {
     }
     crate::report::write_atomic(&out.join("sweep_manifest.json"), &crate::report::json_bytes(&merged))
         .map_err(|e| bad(out, e.to_string()))?;
-    Ok(Merged { summary: total, prep, overrides, scenario: sc, source: source_name, points: stats, raw: with_raw > 0 })
+    Ok(Merged { summary: total, raw: with_raw > 0, plots })
+}
+
+/// The scenario a sweep manifest records (its text and overrides), checked
+/// against the resolved base scenario the manifest holds.
+fn rebuild(m: &serde_json::Value) -> Result<(Prepared, Vec<String>, Scenario), String> {
+    let text = m["scenario_text"].as_str().ok_or("the manifest has no scenario_text")?;
+    let name = m["source"].as_str().unwrap_or("").to_string();
+    let overrides: Vec<String> =
+        serde_json::from_value(m["overrides"].clone()).map_err(|e| format!("its overrides are unreadable: {e}"))?;
+    let dir = Path::new(&name).parent().map(Path::to_path_buf).unwrap_or_default();
+    let source = crate::scenario::Source { name, text: text.to_string(), dir };
+    let prep = Prepared::new(&source, m["scenario"].as_str().unwrap_or("scenario")).map_err(|e| e.to_string())?;
+    let sc = prep.with(&overrides).map_err(|e| e.to_string())?;
+    if serde_json::to_value(&sc).ok().as_ref() != Some(&m["resolved_base"]) {
+        return Err("the scenario it records no longer resolves to its resolved_base".into());
+    }
+    Ok((prep, overrides, sc))
 }
 
 /// A point's statistics read back from its `sweep.csv` row (SI; no shots).

@@ -346,3 +346,24 @@ fn a_failed_run_leaves_no_outputs_of_the_previous_run() {
         assert!(!sw.join(f).exists(), "{f} survived the failed sweep");
     }
 }
+
+#[test]
+fn merge_without_a_loadable_scenario_joins_the_table_and_says_why_it_draws_no_plots() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let (whole, parts, merged) = (t.join("whole"), t.join("parts"), t.join("merged"));
+    ok(&mesobench(t, &sweep(&scenario(), &whole, &[]), &[]));
+    shards(t, &parts);
+    // Every manifest records a scenario that no longer resolves to its resolved_base.
+    for i in 0..3 {
+        let m = parts.join(format!("sweep_manifest.shard-{i:05}-of-00003.json"));
+        let text = std::fs::read_to_string(&m).unwrap().replace("rate_hz = 2.0", "rate_hz = 3.0");
+        std::fs::write(&m, text).unwrap();
+    }
+    let o = merge(t, &parts, &merged);
+    ok(&o);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("warning: no plots drawn") && err.contains("resolved_base"), "{err}");
+    assert!(read(&merged.join("sweep.csv")) == read(&whole.join("sweep.csv")));
+    assert!(!merged.join("sweep_mean.png").exists());
+}
