@@ -367,3 +367,31 @@ fn merge_without_a_loadable_scenario_joins_the_table_and_says_why_it_draws_no_pl
     assert!(read(&merged.join("sweep.csv")) == read(&whole.join("sweep.csv")));
     assert!(!merged.join("sweep_mean.png").exists());
 }
+
+#[test]
+fn a_kill_while_resuming_resumes_to_the_bytes_of_an_uninterrupted_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let whole = t.join("whole");
+    ok(&mesobench(t, &sweep(&scenario(), &whole, &["--raw"]), &[]));
+    let (table, raw) = (read(&whole.join("sweep.csv")), read(&whole.join("raw.csv")));
+    // Interrupted while writing its table's rows (fault 11 tears them), or
+    // between the final renames (fault 14); then every truncation, write,
+    // sync and rename of the resume is killed in turn, each resume
+    // continuing from what the last one left.
+    for (first, at_rename) in [(11, false), (14, true)] {
+        let dir = t.join(format!("k{first}"));
+        let args = sweep(&scenario(), &dir, &["--raw"]);
+        let resume = [&args[..], &["--resume".to_string()]].concat();
+        assert!(!abort_at(t, &args, first).status.success());
+        assert_eq!(dir.join("raw.csv").exists() && !dir.join("sweep.csv").exists(), at_rename);
+        for n in 1.. {
+            assert!(n < 50, "the fault hook never stopped firing");
+            if abort_at(t, &resume, n).status.success() {
+                break;
+            }
+        }
+        assert!(read(&dir.join("sweep.csv")) == table, "after fault {first}: sweep.csv differs");
+        assert!(read(&dir.join("raw.csv")) == raw, "after fault {first}: raw.csv differs");
+    }
+}
