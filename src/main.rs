@@ -329,14 +329,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     }
                     Err(e) => eprintln!("warning: no plots drawn: {e}"),
                 }
-                Ok(m.summary)
+                Ok((m.summary, m.raw))
             })?;
+            let (s, raw) = s;
             println!(
-                "merged {} points ({} sessions, {} shots) into {}",
+                "merged {} points ({} sessions, {} shots) into {}{}",
                 s.points,
                 s.sessions,
                 s.shots,
-                out.join("sweep.csv").display()
+                out.join("sweep.csv").display(),
+                if raw { " and raw.csv" } else { "" }
             );
             Ok(())
         }
