@@ -538,8 +538,9 @@ fn cut_and_append(path: &Path, len: u64, faults: &Faults) -> Result<std::fs::Fil
 /// Run the sweep of `prep` (with base `--set` overrides), writing its table
 /// into `dir` in point order as chunks finish; `progress` is called with the
 /// number of points done in this run's range. Returns the per-point
-/// statistics when `keep` (for plots; those of points resumed from disk are
-/// read back from the table).
+/// statistics when `keep` (for plots), as the table writes them (to its
+/// shortest round-trip digits in µL and kPa), those of points resumed from
+/// disk read back from it.
 ///
 /// Each chunk's raw rows (with `raw`) reach the disk before its table rows.
 /// A fresh run removes the earlier table and raw files of the same name and
@@ -664,7 +665,7 @@ pub fn run(
                 let f: Vec<&str> = line.split(',').collect();
                 let mut p = stats_from_row(&f, spec.axes.len());
                 if spec.histogram.contains(&p.point) {
-                    p = run_point(prep, &sc, &spec, base, p.point, true)?;
+                    p = as_written(run_point(prep, &sc, &spec, base, p.point, true)?);
                 }
                 kept.push(p);
             }
@@ -720,7 +721,7 @@ pub fn run(
             }
             shots += p.shots as u64;
             if keep {
-                kept.push(p);
+                kept.push(as_written(p));
             }
         }
         // The raw rows are on disk before their table rows.
@@ -1068,8 +1069,10 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Merged, MergeError> {
         if keep {
             for &h in &histogram {
                 if let Some(slot) = stats.get_mut(h as usize) {
-                    *slot = run_point(&prep, &sc, &spec, &overrides, h, true)
-                        .map_err(|e| format!("cannot recompute histogram point {h}: {e}"))?;
+                    *slot = as_written(
+                        run_point(&prep, &sc, &spec, &overrides, h, true)
+                            .map_err(|e| format!("cannot recompute histogram point {h}: {e}"))?,
+                    );
                 }
             }
         }
@@ -1105,6 +1108,14 @@ fn rebuild(m: &serde_json::Value) -> Result<(Prepared, Vec<String>, Scenario), S
         return Err("the scenario it records no longer resolves to its resolved_base".into());
     }
     Ok((prep, overrides, sc))
+}
+
+/// `p` with its statistics as its table row writes them (its shots kept), so
+/// that plots drawn from a fresh, a resumed or a merged sweep are the same bytes.
+fn as_written(p: PointStats) -> PointStats {
+    let row = csv_row(&p);
+    let f: Vec<&str> = row.trim_end().split(',').collect();
+    PointStats { raw: p.raw, ..stats_from_row(&f, p.values.len()) }
 }
 
 /// A point's statistics read back from its `sweep.csv` row (SI; no shots).
