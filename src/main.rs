@@ -434,11 +434,11 @@ fn message(e: &anyhow::Error) -> String {
 fn tune(study: &StudyArgs, quiet: bool) -> anyhow::Result<()> {
     use std::io::IsTerminal;
     let (source, prep, sc, dir, threads) = study.load()?;
-    let outputs = Outputs::claim(&dir, "tune")?;
     let spec = sc
         .tune
         .clone()
         .ok_or_else(|| anyhow::anyhow!("{}: the scenario has no [tune] table", study.scenario.display()))?;
+    let outputs = Outputs::claim(&dir, "tune")?;
     let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
         let b = indicatif::ProgressBar::new(mesobench::study::tune::planned_evaluations(&spec));
         b.set_style(
