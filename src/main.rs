@@ -87,7 +87,8 @@ enum Command {
         /// array of N shards plus a merge job that waits for it, and exit.
         #[arg(long, value_name = "N")]
         slurm_script: Option<u64>,
-        /// Finish an interrupted sweep (or shard) without recomputing finished points.
+        /// Finish an interrupted sweep (or shard) without recomputing finished
+        /// points; refused when it was made with other settings.
         #[arg(long)]
         resume: bool,
         /// Also write every shot to raw.csv.
@@ -180,8 +181,9 @@ enum Command {
         #[arg(long)]
         confidence: Option<f64>,
     },
-    /// Join the shards of a sweep (sweep.shard-*-of-*.csv) into sweep.csv,
-    /// byte for byte what an unsharded run writes.
+    /// Join the shards of a sweep (sweep.shard-*-of-*.csv, and raw.shard-*
+    /// when present) into sweep.csv (and raw.csv), byte for byte what an
+    /// unsharded run writes, and draw the sweep's plots.
     Merge {
         /// Folders holding the shards.
         #[arg(required = true)]
@@ -244,15 +246,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 return write_slurm_script(&study, n, raw);
             }
             let shard = shard_arg(shard)?;
-            let opts = mesobench::study::sweep::RunOptions { shard, resume, raw };
+            let fault_after = fault_after()?;
+            let opts = mesobench::study::sweep::RunOptions { shard, resume, raw, fault_after };
             sweep(&study, opts, quiet)
         }
         Command::Sensitivity { study, quiet } => {
             let (_, prep, sc, dir, threads) = study.load()?;
             let set = &study.set;
             let started = Instant::now();
-            let a = mesobench::study::sensitivity::dose_sensitivity(&prep, set, threads).map_err(anyhow::Error::msg)?;
-            mesobench::report::write_sensitivity(&dir, &sc, &a)?;
+            let a = with_outputs(&dir, "sensitivity", || {
+                let a =
+                    mesobench::study::sensitivity::dose_sensitivity(&prep, set, threads).map_err(anyhow::Error::msg)?;
+                mesobench::report::write_sensitivity(&dir, &sc, &a)?;
+                Ok(a)
+            })?;
             if !quiet {
                 println!(
                     "mesobench {} — sensitivity of '{}': {} evaluations in {:.2} s; dose {:.3} µL, SD {:.3} µL",
@@ -322,13 +329,30 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Merge { dirs, out } => {
             let out = out.unwrap_or_else(|| dirs[0].clone());
-            let s = mesobench::study::sweep::merge(&dirs, &out)?;
+            let s = with_outputs(&out, "merge", || {
+                let m = mesobench::study::sweep::merge(&dirs, &out)?;
+                // The plots an unsharded sweep draws.
+                match &m.plots {
+                    Ok(p) => {
+                        mesobench::report::write_sweep_plots(&out, &p.scenario, &p.points)?;
+                        if let (Some(spec), false) = (&p.scenario.sweep, p.points.is_empty()) {
+                            let traces =
+                                mesobench::study::sweep::point_traces(&p.prep, &p.overrides, spec.trace_point, 20)?;
+                            mesobench::report::write_sweep_traces(&out, &p.scenario, spec.trace_point, &traces)?;
+                        }
+                    }
+                    Err(e) => eprintln!("warning: no plots drawn: {e}"),
+                }
+                Ok((m.summary, m.raw))
+            })?;
+            let (s, raw) = s;
             println!(
-                "merged {} points ({} sessions, {} shots) into {}",
+                "merged {} points ({} sessions, {} shots) into {}{}",
                 s.points,
                 s.sessions,
                 s.shots,
-                out.join("sweep.csv").display()
+                out.join("sweep.csv").display(),
+                if raw { " and raw.csv" } else { "" }
             );
             Ok(())
         }
@@ -338,16 +362,73 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let (sc, source) = load(scenario.as_deref(), &set)?;
             let dir = out.unwrap_or_else(|| Path::new("output").join(&sc.name));
             let started = Instant::now();
-            // trace.csv is streamed to a temporary file as the run samples.
-            let mut trace = mesobench::report::TraceCsv::create(&dir)?;
-            let run = mesobench::simulate_traced(&sc, &mut trace).with_context(|| format!("scenario {}", sc.name))?;
-            let elapsed = started.elapsed();
-            let files = mesobench::report::write_run(&dir, &sc, &source, &set, &run, trace)?;
+            let (run, elapsed, files) = with_outputs(&dir, "run", || {
+                // trace.csv is streamed to a temporary file as the run samples.
+                let mut trace = mesobench::report::TraceCsv::create(&dir)?;
+                let run =
+                    mesobench::simulate_traced(&sc, &mut trace).with_context(|| format!("scenario {}", sc.name))?;
+                let elapsed = started.elapsed();
+                let files = mesobench::report::write_run(&dir, &sc, &source, &set, &run, trace)?;
+                Ok((run, elapsed, files))
+            })?;
             if !quiet {
                 print_summary(&sc, &run, elapsed.as_secs_f64(), &dir, files.len());
             }
             Ok(())
         }
+    }
+}
+
+/// The output folder of a command, locked while this lives. Claiming it
+/// removes the outputs an earlier run of the command left there; dropping it
+/// before [`Outputs::finished`] removes them again, so a failed command
+/// leaves none of its outputs looking valid.
+struct Outputs {
+    _lock: mesobench::report::OutputLock,
+    dir: PathBuf,
+    files: Vec<String>,
+    finished: bool,
+}
+
+impl Outputs {
+    fn claim(dir: &Path, command: &str) -> anyhow::Result<Outputs> {
+        let lock = mesobench::report::lock_output(dir, None)?;
+        let files = mesobench::report::command_outputs(command, None);
+        mesobench::report::remove_outputs(dir, &files)?;
+        Ok(Outputs { _lock: lock, dir: dir.to_owned(), files, finished: false })
+    }
+    fn finished(mut self) {
+        self.finished = true;
+    }
+}
+
+impl Drop for Outputs {
+    fn drop(&mut self) {
+        if !self.finished {
+            let _ = mesobench::report::remove_outputs(&self.dir, &self.files);
+        }
+    }
+}
+
+/// Run `f` with the output folder `dir` of `command` claimed (see [`Outputs`]).
+fn with_outputs<T>(dir: &Path, command: &str, f: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
+    let outputs = Outputs::claim(dir, command)?;
+    let r = f()?;
+    outputs.finished();
+    Ok(r)
+}
+
+/// The interruption-test hook `MESOBENCH_FAULT_AFTER=N`: abort the sweep at
+/// its N-th write, sync, truncation, removal or rename (tests only).
+fn fault_after() -> anyhow::Result<Option<u64>> {
+    match std::env::var("MESOBENCH_FAULT_AFTER") {
+        Err(_) => Ok(None),
+        Ok(v) => match v.trim().parse::<u64>() {
+            Ok(n) if n >= 1 => Ok(Some(n)),
+            _ => anyhow::bail!(
+                "MESOBENCH_FAULT_AFTER = {v:?} is not allowed: a whole number ≥ 1 (a test hook; unset it)"
+            ),
+        },
     }
 }
 
@@ -374,6 +455,7 @@ fn tune(study: &StudyArgs, quiet: bool) -> anyhow::Result<()> {
         .tune
         .clone()
         .ok_or_else(|| anyhow::anyhow!("{}: the scenario has no [tune] table", study.scenario.display()))?;
+    let outputs = Outputs::claim(&dir, "tune")?;
     let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
         let b = indicatif::ProgressBar::new(mesobench::study::tune::planned_evaluations(&spec));
         b.set_style(
@@ -394,6 +476,7 @@ fn tune(study: &StudyArgs, quiet: bool) -> anyhow::Result<()> {
     }
     let seconds = started.elapsed().as_secs_f64();
     let files = mesobench::report::tune::write_tune(&dir, &sc, &source.name, &study.set, &outcome)?;
+    outputs.finished();
     if !quiet {
         let (s, b) = (outcome.start(), outcome.best());
         println!(
@@ -435,6 +518,7 @@ fn compare(path: &Path, out: Option<PathBuf>, threads: Option<usize>, quiet: boo
     use std::io::IsTerminal;
     let study = mesobench::study::compare::load(path)?;
     let dir = out.unwrap_or_else(|| Path::new("output").join(&study.name));
+    let outputs = Outputs::claim(&dir, "compare")?;
     let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
     let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
         let b = indicatif::ProgressBar::new(study.tasks());
@@ -458,6 +542,7 @@ fn compare(path: &Path, out: Option<PathBuf>, threads: Option<usize>, quiet: boo
     }
     let seconds = started.elapsed().as_secs_f64();
     let files = mesobench::report::compare::write_compare(&dir, &study, &outcome)?;
+    outputs.finished();
     if !quiet {
         println!(
             "mesobench {} — study '{}': {} arms × {} targets × {} units × {} shots = {} shots in {:.2} s on {} threads",
@@ -557,6 +642,14 @@ fn shard_arg(arg: Option<String>) -> anyhow::Result<Option<(u64, u64)>> {
         Some(a) => (a, "--shard".to_string()),
         None => match (std::env::var("SLURM_ARRAY_TASK_ID"), std::env::var("SLURM_ARRAY_TASK_COUNT")) {
             (Ok(i), Ok(n)) => (format!("{i}/{n}"), "SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT".to_string()),
+            (Ok(i), Err(_)) => anyhow::bail!(
+                "SLURM_ARRAY_TASK_ID = {i:?} is set but SLURM_ARRAY_TASK_COUNT is not, so the shard count is unknown \
+                 (every task would run the whole sweep); pass --shard I/N or --shard /N"
+            ),
+            (Err(_), Ok(n)) => anyhow::bail!(
+                "SLURM_ARRAY_TASK_COUNT = {n:?} is set but SLURM_ARRAY_TASK_ID is not, so the shard index is unknown; \
+                 pass --shard I/N"
+            ),
             _ => return Ok(None),
         },
     };
@@ -576,6 +669,10 @@ fn sweep(study: &StudyArgs, opts: mesobench::study::sweep::RunOptions, quiet: bo
     let path = &study.scenario;
     let spec =
         sc.sweep.clone().ok_or_else(|| anyhow::anyhow!("{}: the scenario has no [sweep] table", path.display()))?;
+    let _lock = mesobench::report::lock_output(&dir, shard)?;
+    if !opts.resume {
+        mesobench::report::remove_outputs(&dir, &mesobench::report::command_outputs("sweep", shard))?;
+    }
     let bar = if !quiet && std::io::stderr().is_terminal() {
         let total = match shard {
             Some((i, n)) => mesobench::study::sweep::shard_range(spec.points(), i, n).count() as u64,
@@ -605,7 +702,7 @@ fn sweep(study: &StudyArgs, opts: mesobench::study::sweep::RunOptions, quiet: bo
         b.finish_and_clear();
     }
     let seconds = started.elapsed().as_secs_f64();
-    mesobench::report::write_sweep(&dir, &sc, &source.name, set, &summary, &points, shard)?;
+    mesobench::report::write_sweep(&dir, &sc, &source, set, &summary, &points, shard)?;
     if shard.is_none() && !points.is_empty() {
         let traces = mesobench::study::sweep::point_traces(&prep, set, spec.trace_point, 20)?;
         mesobench::report::write_sweep_traces(&dir, &sc, spec.trace_point, &traces)?;
@@ -650,7 +747,7 @@ fn write_slurm_script(study: &StudyArgs, n: u64, raw: bool) -> anyhow::Result<()
     let cwd = std::env::current_dir()?;
     let abs = |p: &Path| if p.is_absolute() { p.to_path_buf() } else { cwd.join(p) };
     let dir = abs(&dir);
-    std::fs::create_dir_all(&dir)?;
+    let _lock = mesobench::report::lock_output(&dir, None)?;
     let exe = std::env::current_exe()?;
     let threads = study.threads.unwrap_or(1).max(1);
     // The seed is fixed in the command so every shard draws the same streams.

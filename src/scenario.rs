@@ -681,7 +681,12 @@ impl Prepared {
     /// uncertain (a draw would silently replace the swept value); integer
     /// keys can only be swept, with whole values.
     pub fn check_study(&self, sc: &Scenario, base: &[String]) -> Result<(), ScenarioError> {
-        let ctx = Ctx { source: &self.source, set_keys: &[] };
+        // Errors point at the --set argument when the table entry came from one.
+        let set_keys: Vec<(String, String)> = base
+            .iter()
+            .filter_map(|arg| arg.split_once('=').map(|(k, _)| (k.trim().to_string(), arg.clone())))
+            .collect();
+        let ctx = Ctx { source: &self.source, set_keys: &set_keys };
         let is_int = |key: &str| INTEGER_KEYS.contains(&key);
         if let Some(sw) = &sc.sweep {
             for (key, values) in &sw.axes {
@@ -877,7 +882,8 @@ struct Ctx<'a> {
 
 impl Ctx<'_> {
     fn location(&self, key: &str) -> String {
-        if let Some((_, arg)) = self.set_keys.iter().find(|(k, _)| k == key) {
+        let same = |k: &str| k == key || split_key(k).is_some_and(|a| split_key(key).is_some_and(|b| a == b));
+        if let Some((_, arg)) = self.set_keys.iter().find(|(k, _)| same(k)) {
             return format!("--set {arg}");
         }
         match locate(&self.source.text, key) {

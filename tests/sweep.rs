@@ -278,6 +278,8 @@ fn an_interrupted_sweep_resumes_to_the_same_bytes() {
     let mut partial: String = lines[..5].concat();
     partial.push_str(&lines[5][..10]);
     std::fs::write(cut.join(".sweep.csv.partial"), &partial).unwrap();
+    // With the fingerprint of the settings it was made with.
+    std::fs::copy(whole.join(".sweep.csv.fingerprint.json"), cut.join(".sweep.csv.fingerprint.json")).unwrap();
     let o = cli(&sweep_args(cut.to_str().unwrap(), &["--resume"]), &[]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(std::fs::read_to_string(cut.join("sweep.csv")).unwrap(), full);
@@ -338,6 +340,7 @@ fn raw_output_lists_every_shot_and_resumes() {
     let table = std::fs::read_to_string(a.join("sweep.csv")).unwrap();
     let t: Vec<&str> = table.split_inclusive('\n').collect();
     std::fs::write(c.join(".sweep.csv.partial"), t[..5].concat()).unwrap();
+    std::fs::copy(a.join(".sweep.csv.fingerprint.json"), c.join(".sweep.csv.fingerprint.json")).unwrap();
     let r: Vec<&str> = raw.split_inclusive('\n').collect();
     std::fs::write(c.join(".raw.csv.partial"), r[..30].concat()).unwrap();
     assert!(cli(&sweep_args(c.to_str().unwrap(), &["--raw", "--resume"]), &[]).status.success());

@@ -39,6 +39,14 @@ pub enum SweepError {
         /// Cause.
         source: RunError,
     },
+    /// A `--resume` that would mix results of different settings, or of a damaged table.
+    #[error("cannot resume {path}: {message}; rerun without --resume or with the same settings")]
+    Resume {
+        /// The table to resume.
+        path: PathBuf,
+        /// What differs.
+        message: String,
+    },
     /// Output could not be written.
     #[error("cannot write {path}: {source}")]
     Io {
@@ -300,6 +308,11 @@ pub struct RunOptions {
     pub resume: bool,
     /// Also write every shot to raw.csv (or raw.shard-….csv).
     pub raw: bool,
+    /// For interruption tests only: abort the process (`std::process::abort`)
+    /// at the n-th (1-based) write, sync, truncation, removal or rename of the
+    /// sweep's files, a write being cut in half first. The command line sets
+    /// it from the environment variable `MESOBENCH_FAULT_AFTER`.
+    pub fault_after: Option<u64>,
 }
 
 /// The contiguous point range of shard `i` of `n` over `points` points.
@@ -319,55 +332,232 @@ pub fn file_names(shard: Option<(u64, u64)>) -> (String, String) {
     }
 }
 
-/// Read the finished rows of a partial table: returns the byte length of
-/// the complete rows and the next point to run. Rows must be the range's
-/// prefix in order; an incomplete last line is dropped.
-fn resume_point(path: &Path, header: &str, range: &std::ops::Range<u64>) -> Result<(u64, u64), String> {
-    let text = std::fs::read(path).map_err(|e| e.to_string())?;
-    let text = String::from_utf8_lossy(&text);
-    if !text.starts_with(header) {
-        return Err("its header differs from this sweep's (another scenario or --set?)".into());
-    }
-    let mut len = header.len() as u64;
-    let mut next = range.start;
-    for line in text[header.len()..].split_inclusive('\n') {
-        if !line.ends_with('\n') {
-            break;
-        }
-        let p: u64 =
-            line.split(',').next().and_then(|f| f.parse().ok()).ok_or("a row does not start with its point index")?;
-        if p != next {
-            return Err(format!("rows out of order: point {p} where {next} was expected"));
-        }
-        next += 1;
-        len += line.len() as u64;
-    }
-    Ok((len, next.min(range.end)))
+/// Fault injection for interruption tests (see [`RunOptions::fault_after`]):
+/// counts the write, sync, truncation, removal and rename points of a run.
+struct Faults {
+    after: Option<u64>,
+    seen: std::cell::Cell<u64>,
 }
 
-/// Length of the complete raw rows of points before `next`.
-fn raw_prefix(path: &Path, next: u64) -> Result<u64, SweepError> {
-    let text = std::fs::read_to_string(path).map_err(|source| SweepError::Io { path: path.to_owned(), source })?;
-    let mut len = 0u64;
-    for (i, line) in text.split_inclusive('\n').enumerate() {
+impl Faults {
+    /// Count one point; true at the chosen one.
+    fn hit(&self) -> bool {
+        let n = self.seen.get() + 1;
+        self.seen.set(n);
+        self.after == Some(n)
+    }
+    /// Before a step that is not a write: abort the process at the chosen point.
+    fn point(&self) {
+        if self.hit() {
+            std::process::abort();
+        }
+    }
+    /// Write `bytes`; at the chosen point write only their first half, then
+    /// abort the process (a torn write).
+    fn write(&self, f: &mut std::fs::File, bytes: &[u8]) -> std::io::Result<()> {
+        if self.hit() {
+            let _ = f.write_all(&bytes[..bytes.len() / 2]);
+            let _ = f.sync_data();
+            std::process::abort();
+        }
+        f.write_all(bytes)
+    }
+}
+
+/// 64-bit FNV-1a of `bytes`, as 16 hex digits.
+fn fnv1a(bytes: impl IntoIterator<Item = u8>) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h = (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}
+
+/// What a sweep table is computed from: the scenario's content, the
+/// overrides, the seed, the mesobench version, the shard and the design.
+/// A partial (or finished) table is resumed only when its recorded
+/// fingerprint equals this run's; the thread count is not part of it (it
+/// does not change a byte).
+pub fn fingerprint(
+    prep: &Prepared,
+    sc: &Scenario,
+    spec: &SweepSpec,
+    base: &[String],
+    shard: Option<(u64, u64)>,
+) -> serde_json::Value {
+    let design = spec
+        .design
+        .as_ref()
+        .map(|d| fnv1a(d.iter().flat_map(|row| row.iter().flat_map(|v| v.to_bits().to_le_bytes()))));
+    serde_json::json!({
+        "mesobench_version": crate::VERSION,
+        "shard": shard.map(|(i, n)| format!("{i}/{n}")),
+        "seed": sc.seed,
+        "overrides": base,
+        "sweep": spec,
+        "points": spec.points(),
+        "design": design,
+        "uncertain": sc.uncertain,
+        "scenario_text_fnv1a64": fnv1a(prep.source().text.bytes()),
+        "resolved_base": sc,
+    })
+}
+
+/// The first difference between a recorded fingerprint and this run's, as
+/// "was made with …, this run has …".
+fn fingerprint_mismatch(old: &serde_json::Value, new: &serde_json::Value) -> Option<String> {
+    let show = |key: &str, v: &serde_json::Value| match v {
+        serde_json::Value::Null if key == "shard" => "none (unsharded)".to_string(),
+        serde_json::Value::Null => "none".to_string(),
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let keys = [
+        ("mesobench_version", "mesobench version"),
+        ("shard", "shard"),
+        ("seed", "seed"),
+        ("overrides", "--set overrides"),
+        ("points", "number of points"),
+        ("sweep", "[sweep] table"),
+        ("design", "design (sampled points)"),
+        ("uncertain", "[uncertain] table"),
+        ("scenario_text_fnv1a64", "scenario file content"),
+        ("resolved_base", "resolved scenario"),
+    ];
+    for (key, what) in keys {
+        if old.get(key) != new.get(key) {
+            return Some(match key {
+                "mesobench_version" | "shard" | "seed" | "overrides" | "points" => format!(
+                    "was made with {what} {}, this run has {what} {}",
+                    show(key, old.get(key).unwrap_or(&serde_json::Value::Null)),
+                    show(key, &new[key])
+                ),
+                _ => format!("was made with a different {what}"),
+            });
+        }
+    }
+    None
+}
+
+/// The complete rows of a partial table: for each, the byte offset of its
+/// end and its shot count. Rows must be the range's prefix in order; an
+/// incomplete last line is dropped.
+fn table_rows(
+    text: &str,
+    header: &str,
+    range: &std::ops::Range<u64>,
+    shots_col: usize,
+) -> Result<Vec<(u64, u64)>, String> {
+    if !text.starts_with(header) {
+        return Err("its header differs from this sweep's".into());
+    }
+    let fields = header.trim_end().split(',').count();
+    let mut end = header.len() as u64;
+    let mut rows = Vec::new();
+    for (i, line) in text[header.len()..].split_inclusive('\n').enumerate() {
         if !line.ends_with('\n') {
             break;
         }
-        if i > 0 {
-            let p: u64 = line.split(',').next().and_then(|f| f.parse().ok()).unwrap_or(u64::MAX);
-            if p >= next {
-                break;
-            }
+        let line_no = i + 2;
+        let f: Vec<&str> = line.trim_end().split(',').collect();
+        if f.len() != fields {
+            return Err(format!("line {line_no} has {} fields, the header {fields}", f.len()));
         }
+        let expected = range.start + rows.len() as u64;
+        let p: u64 = f[0].parse().map_err(|_| format!("line {line_no} does not start with a point index"))?;
+        if p != expected || p >= range.end {
+            return Err(format!("line {line_no}: point {p} where {expected} was expected"));
+        }
+        let shots: u64 = f[shots_col]
+            .parse()
+            .map_err(|_| format!("line {line_no}: shots {:?} is not a whole number", f[shots_col]))?;
+        end += line.len() as u64;
+        rows.push((end, shots));
+    }
+    Ok(rows)
+}
+
+/// Raw rows of a partial raw table that belong to points holding all their
+/// shots (`shots[k]` rows for point `start + k`, in order): their byte length
+/// with the header and the first point that is incomplete; `None` when the
+/// header is missing or differs.
+fn raw_complete(text: &str, header: &str, start: u64, shots: &[u64]) -> Option<(u64, u64)> {
+    if !text.starts_with(header) {
+        return None;
+    }
+    let fields = header.trim_end().split(',').count();
+    let (mut kept, mut len) = (header.len() as u64, header.len() as u64);
+    let (mut k, mut count) = (0usize, 0u64);
+    let mut lines = text[header.len()..].split_inclusive('\n');
+    loop {
+        while k < shots.len() && count == shots[k] {
+            k += 1;
+            count = 0;
+            kept = len;
+        }
+        if k == shots.len() {
+            break;
+        }
+        let Some(line) = lines.next() else { break };
+        if !line.ends_with('\n') || line.trim_end().split(',').count() != fields {
+            break;
+        }
+        if line.split(',').next().and_then(|f| f.parse::<u64>().ok()) != Some(start + k as u64) {
+            break;
+        }
+        count += 1;
         len += line.len() as u64;
     }
-    Ok(len)
+    Some((kept, start + k as u64))
+}
+
+/// Header of `raw.csv`.
+pub fn raw_header(spec: &SweepSpec) -> String {
+    let mut h = vec!["point".to_string(), "replicate".into(), "shot".into()];
+    h.extend(spec.axes.iter().map(|a| a.0.clone()));
+    h.extend(["dose_ul", "leak_ul", "peak_tissue_kpa"].map(String::from));
+    h.join(",") + "\n"
+}
+
+/// File name of the raw per-shot table (for a shard, or the whole sweep).
+pub fn raw_name(shard: Option<(u64, u64)>) -> String {
+    match shard {
+        None => "raw.csv".to_string(),
+        Some((i, k)) => format!("raw.shard-{i:05}-of-{k:05}.csv"),
+    }
+}
+
+/// Remove `path` if it exists.
+fn remove_if_exists(path: &Path) -> Result<(), SweepError> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(SweepError::Io { path: path.to_owned(), source: e }),
+        _ => Ok(()),
+    }
+}
+
+/// Open `path` for appending after cutting it to `len` bytes.
+fn cut_and_append(path: &Path, len: u64, faults: &Faults) -> Result<std::fs::File, SweepError> {
+    let io = |source| SweepError::Io { path: path.to_owned(), source };
+    let f = std::fs::OpenOptions::new().write(true).open(path).map_err(io)?;
+    faults.point();
+    f.set_len(len).map_err(io)?;
+    drop(f);
+    std::fs::OpenOptions::new().append(true).open(path).map_err(io)
 }
 
 /// Run the sweep of `prep` (with base `--set` overrides), writing its table
 /// into `dir` in point order as chunks finish; `progress` is called with the
 /// number of points done in this run's range. Returns the per-point
-/// statistics computed in this call only when `keep` (for plots).
+/// statistics when `keep` (for plots), as the table writes them (to its
+/// shortest round-trip digits in µL and kPa), those of points resumed from
+/// disk read back from it.
+///
+/// Each chunk's raw rows (with `raw`) reach the disk before its table rows.
+/// A fresh run removes the earlier table and raw files of the same name and
+/// records its fingerprint beside the table (`.sweep.csv.fingerprint.json`);
+/// a resumed run refuses a table made with other settings, keeps the
+/// table's complete rows whose points have all their raw rows, and
+/// recomputes the rest.
 #[allow(clippy::too_many_arguments)]
 pub fn run(
     prep: &Prepared,
@@ -390,73 +580,133 @@ pub fn run(
         prep.with(&overrides(&sc, &spec, base, p, 0)).map_err(|source| SweepError::Point { point: p, source })?;
     }
     std::fs::create_dir_all(dir).map_err(|source| SweepError::Io { path: dir.to_owned(), source })?;
+    let faults = Faults { after: opts.fault_after, seen: std::cell::Cell::new(0) };
     let (table, _) = file_names(opts.shard);
     let final_path = dir.join(&table);
     let partial = dir.join(format!(".{table}.partial"));
+    let fp_path = dir.join(format!(".{table}.fingerprint.json"));
+    let raw_name = raw_name(opts.shard);
+    let raw_final = dir.join(&raw_name);
+    let raw_partial = dir.join(format!(".{raw_name}.partial"));
     let io = |path: &Path| {
         let path = path.to_owned();
         move |source| SweepError::Io { path: path.clone(), source }
     };
+    let resume_err = |message: String| SweepError::Resume { path: final_path.clone(), message };
     let header = csv_header(&spec);
+    let raw_head = raw_header(&spec);
+    let fp = fingerprint(prep, &sc, &spec, base, opts.shard);
     let mut start = range.start;
     let mut shots = 0u64;
-    let file = if opts.resume && partial.exists() {
-        let (len, next) = resume_point(&partial, &header, &range).map_err(|m| SweepError::Io {
-            path: partial.clone(),
-            source: std::io::Error::other(format!("cannot resume: {m}")),
-        })?;
-        let f = std::fs::OpenOptions::new().write(true).open(&partial).map_err(io(&partial))?;
-        f.set_len(len).map_err(io(&partial))?;
-        // Count the shots already on disk.
-        let text = std::fs::read_to_string(&partial).map_err(io(&partial))?;
-        let col = 1 + spec.axes.len();
-        for line in text.lines().skip(1) {
-            shots += line.split(',').nth(col).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
-        }
-        start = next;
-        std::fs::OpenOptions::new().append(true).open(&partial).map_err(io(&partial))?
-    } else if opts.resume && final_path.exists() {
-        // Already finished: nothing to do.
-        let text = std::fs::read_to_string(&final_path).map_err(io(&final_path))?;
-        let col = 1 + spec.axes.len();
-        let shots =
-            text.lines().skip(1).map(|l| l.split(',').nth(col).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0)).sum();
-        let pts = range.end - range.start;
-        return Ok((SweepSummary { points: pts, sessions: pts * spec.replicates as u64, shots }, Vec::new()));
-    } else {
-        let mut f = std::fs::File::create(&partial).map_err(io(&partial))?;
-        f.write_all(header.as_bytes()).map_err(io(&partial))?;
-        f
-    };
-    let mut out = std::io::BufWriter::new(file);
-    // Raw per-shot rows: restarted from the first point not yet in the table.
-    let raw_name = match opts.shard {
-        None => "raw.csv".to_string(),
-        Some((i, k)) => format!("raw.shard-{i:05}-of-{k:05}.csv"),
-    };
-    let raw_partial = dir.join(format!(".{raw_name}.partial"));
-    let mut raw_out = if opts.raw {
-        let keep_len = if opts.resume && raw_partial.exists() { raw_prefix(&raw_partial, start)? } else { 0 };
-        let mut f = if keep_len > 0 {
-            let f = std::fs::OpenOptions::new().write(true).open(&raw_partial).map_err(io(&raw_partial))?;
-            f.set_len(keep_len).map_err(io(&raw_partial))?;
-            std::fs::OpenOptions::new().append(true).open(&raw_partial).map_err(io(&raw_partial))?
-        } else {
-            std::fs::File::create(&raw_partial).map_err(io(&raw_partial))?
+    let mut kept = Vec::new();
+    let (mut out, mut raw_out) = if opts.resume && (partial.exists() || final_path.exists()) {
+        let which = if partial.exists() { "the partial table" } else { "the finished table" };
+        let old: serde_json::Value = match std::fs::read(&fp_path) {
+            Ok(b) => serde_json::from_slice(&b)
+                .map_err(|e| resume_err(format!("its fingerprint {} is unreadable ({e})", fp_path.display())))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(resume_err(format!(
+                    "{which} has no fingerprint ({}), so the settings it was made with are unknown",
+                    fp_path.display()
+                )))
+            }
+            Err(e) => return Err(io(&fp_path)(e)),
         };
-        if keep_len == 0 {
-            let mut h = vec!["point".to_string(), "replicate".into(), "shot".into()];
-            h.extend(spec.axes.iter().map(|a| a.0.clone()));
-            h.extend(["dose_ul", "leak_ul", "peak_tissue_kpa"].map(String::from));
-            f.write_all((h.join(",") + "\n").as_bytes()).map_err(io(&raw_partial))?;
+        if let Some(m) = fingerprint_mismatch(&old, &fp) {
+            return Err(resume_err(format!("{which} {m}")));
         }
-        Some(std::io::BufWriter::new(f))
+        // A finished table (or raw table) is resumed like a partial one: it
+        // is checked the same way and renamed back when complete.
+        if !partial.exists() {
+            faults.point();
+            std::fs::rename(&final_path, &partial).map_err(io(&final_path))?;
+        }
+        if opts.raw && !raw_partial.exists() && raw_final.exists() {
+            faults.point();
+            std::fs::rename(&raw_final, &raw_partial).map_err(io(&raw_final))?;
+        }
+        let table_text = String::from_utf8_lossy(&std::fs::read(&partial).map_err(io(&partial))?).into_owned();
+        // A header cut short by an interruption is an empty table.
+        let torn = table_text.len() < header.len() && header.starts_with(table_text.as_str());
+        let rows = if torn {
+            Vec::new()
+        } else {
+            table_rows(&table_text, &header, &range, 1 + spec.axes.len())
+                .map_err(|m| resume_err(format!("{}: {m}", partial.display())))?
+        };
+        let row_shots: Vec<u64> = rows.iter().map(|r| r.1).collect();
+        let mut done = rows.len();
+        let raw_file = if opts.raw {
+            let text = match std::fs::read(&raw_partial) {
+                Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+                Err(e) => return Err(io(&raw_partial)(e)),
+            };
+            // Points of the table missing some of their raw rows are recomputed.
+            Some(match raw_complete(&text, &raw_head, range.start, &row_shots) {
+                Some((len, next)) => {
+                    done = done.min((next - range.start) as usize);
+                    cut_and_append(&raw_partial, len, &faults)?
+                }
+                None => {
+                    done = 0;
+                    let mut f = std::fs::File::create(&raw_partial).map_err(io(&raw_partial))?;
+                    faults.write(&mut f, raw_head.as_bytes()).map_err(io(&raw_partial))?;
+                    f
+                }
+            })
+        } else {
+            None
+        };
+        let len = if done == 0 { header.len() as u64 } else { rows[done - 1].0 };
+        let f = if torn {
+            let mut f = std::fs::File::create(&partial).map_err(io(&partial))?;
+            faults.write(&mut f, header.as_bytes()).map_err(io(&partial))?;
+            f
+        } else {
+            cut_and_append(&partial, len, &faults)?
+        };
+        shots = row_shots[..done].iter().sum();
+        start = range.start + done as u64;
+        if keep {
+            // The plots cover the points already on disk too: their statistics
+            // are read back, the histogram points' shots recomputed.
+            for line in table_text.get(header.len()..len as usize).unwrap_or("").lines() {
+                let f: Vec<&str> = line.split(',').collect();
+                let mut p = stats_from_row(&f, spec.axes.len());
+                if spec.histogram.contains(&p.point) {
+                    p = as_written(run_point(prep, &sc, &spec, base, p.point, true)?);
+                }
+                kept.push(p);
+            }
+        }
+        (f, raw_file)
     } else {
-        None
+        // A fresh start: nothing of an earlier run of this table survives,
+        // and the fingerprint is on disk before the first row.
+        for p in [&final_path, &partial, &raw_final, &raw_partial] {
+            faults.point();
+            remove_if_exists(p)?;
+        }
+        let tmp = dir.join(format!(".{table}.fingerprint.json.partial"));
+        let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
+        faults.write(&mut f, &crate::report::json_bytes(&fp)).map_err(io(&tmp))?;
+        drop(f);
+        faults.point();
+        std::fs::rename(&tmp, &fp_path).map_err(io(&fp_path))?;
+        let mut f = std::fs::File::create(&partial).map_err(io(&partial))?;
+        faults.write(&mut f, header.as_bytes()).map_err(io(&partial))?;
+        let raw_file = if opts.raw {
+            let mut f = std::fs::File::create(&raw_partial).map_err(io(&raw_partial))?;
+            faults.write(&mut f, raw_head.as_bytes()).map_err(io(&raw_partial))?;
+            Some(f)
+        } else {
+            None
+        };
+        (f, raw_file)
     };
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads.max(1)).build().expect("a thread pool");
     let chunk = (64 * threads.max(1)) as u64;
-    let mut kept = Vec::new();
     progress(start - range.start);
     while start < range.end {
         let end = (start + chunk).min(range.end);
@@ -464,15 +714,16 @@ pub fn run(
         let results: Vec<Result<PointStats, SweepError>> = pool.install(|| {
             (start..end).into_par_iter().map(|p| run_point(prep, &sc, &spec, base, p, wanted(p))).collect()
         });
+        let (mut rows, mut raw_rows) = (Vec::new(), Vec::new());
         for r in results {
             let mut p = r?;
-            out.write_all(csv_row(&p).as_bytes()).map_err(io(&partial))?;
-            if let Some(raw_out) = raw_out.as_mut() {
+            rows.extend_from_slice(csv_row(&p).as_bytes());
+            if opts.raw {
                 for (rep, shot, dose, leak, peak) in &p.raw {
                     let mut f = vec![p.point.to_string(), rep.to_string(), shot.to_string()];
                     f.extend(p.values.iter().map(|v| format!("{v:?}")));
                     f.extend([dose * 1e9, leak * 1e9, peak / 1e3].iter().map(|v| format!("{v:?}")));
-                    raw_out.write_all((f.join(",") + "\n").as_bytes()).map_err(io(&raw_partial))?;
+                    raw_rows.extend_from_slice((f.join(",") + "\n").as_bytes());
                 }
             }
             if !(keep && spec.histogram.contains(&p.point)) {
@@ -480,21 +731,28 @@ pub fn run(
             }
             shots += p.shots as u64;
             if keep {
-                kept.push(p);
+                kept.push(as_written(p));
             }
         }
-        out.flush().map_err(io(&partial))?;
-        if let Some(raw_out) = raw_out.as_mut() {
-            raw_out.flush().map_err(io(&raw_partial))?;
+        // The raw rows are on disk before their table rows.
+        if let Some(f) = raw_out.as_mut() {
+            faults.write(f, &raw_rows).map_err(io(&raw_partial))?;
+            faults.point();
+            f.sync_data().map_err(io(&raw_partial))?;
         }
+        faults.write(&mut out, &rows).map_err(io(&partial))?;
+        faults.point();
+        out.sync_data().map_err(io(&partial))?;
         progress(end - range.start);
         start = end;
     }
     drop(out);
-    if let Some(raw_out) = raw_out {
-        drop(raw_out);
-        std::fs::rename(&raw_partial, dir.join(&raw_name)).map_err(io(&raw_partial))?;
+    if let Some(f) = raw_out {
+        drop(f);
+        faults.point();
+        std::fs::rename(&raw_partial, &raw_final).map_err(io(&raw_partial))?;
     }
+    faults.point();
     std::fs::rename(&partial, &final_path).map_err(io(&final_path))?;
     let pts = range.end - range.start;
     Ok((SweepSummary { points: pts, sessions: pts * spec.replicates as u64, shots }, kept))
@@ -549,9 +807,69 @@ pub enum MergeError {
     },
 }
 
+/// A merged sweep.
+#[derive(Debug)]
+pub struct Merged {
+    /// Points, sessions and shots of the whole sweep.
+    pub summary: SweepSummary,
+    /// Whether raw shards were joined into raw.csv.
+    pub raw: bool,
+    /// What the plots are drawn from, or why they cannot be (the scenario
+    /// recorded in the manifest no longer loads, e.g. a plugin moved).
+    pub plots: Result<MergedPlots, String>,
+}
+
+/// What the plots of an unsharded sweep are drawn from, after a merge: the
+/// scenario rebuilt from the manifest, and every point's statistics read
+/// back from the table (those of the histogram points recomputed with their shots).
+#[derive(Debug)]
+pub struct MergedPlots {
+    /// The scenario, parsed once.
+    pub prep: Prepared,
+    /// The base overrides.
+    pub overrides: Vec<String>,
+    /// The resolved base scenario.
+    pub scenario: Scenario,
+    /// Per-point statistics (empty for sweeps too large to plot).
+    pub points: Vec<PointStats>,
+}
+
+/// The complete, well-formed rows of one shard's table or raw table, checked
+/// line by line: the text ends with a line end, every row has the header's
+/// field count and numbers only. Returns the rows' fields (header excluded).
+fn shard_lines<'a>(file: &Path, text: &'a str, header: &str) -> Result<Vec<(usize, Vec<&'a str>)>, MergeError> {
+    let bad = |m: String| MergeError::Bad { file: file.display().to_string(), message: m };
+    let Some(body) = text.strip_prefix(header) else {
+        let first = text.lines().next().unwrap_or("");
+        return Err(bad(format!("line 1: the header {first:?} differs from this sweep's {:?}", header.trim_end())));
+    };
+    let fields = header.trim_end().split(',').count();
+    let mut rows = Vec::new();
+    for (i, line) in body.split_inclusive('\n').enumerate() {
+        let line_no = i + 2;
+        let Some(line) = line.strip_suffix('\n') else {
+            return Err(bad(format!(
+                "line {line_no} is cut short (no line end): the shard was interrupted mid-row; rerun it with --resume"
+            )));
+        };
+        let f: Vec<&str> = line.split(',').collect();
+        if f.len() != fields {
+            return Err(bad(format!("line {line_no} has {} fields, the header has {fields}", f.len())));
+        }
+        if let Some(v) = f.iter().find(|v| v.parse::<f64>().is_err()) {
+            return Err(bad(format!("line {line_no}: {v:?} is not a number")));
+        }
+        rows.push((line_no, f));
+    }
+    Ok(rows)
+}
+
 /// Join the shards found in `dirs` into `out`/sweep.csv and
-/// `out`/sweep_manifest.json, byte for byte what an unsharded run writes.
-pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<SweepSummary, MergeError> {
+/// `out`/sweep_manifest.json (and their raw tables into raw.csv), byte for
+/// byte what an unsharded run writes. Every row of every shard is checked:
+/// its field count, its numbers, its point index against the shard's range
+/// and, for raw rows, their count against the table's shots.
+pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Merged, MergeError> {
     let bad = |f: &Path, m: String| MergeError::Bad { file: f.display().to_string(), message: m };
     let mut found: Vec<(u64, u64, PathBuf, PathBuf)> = Vec::new();
     for d in dirs {
@@ -600,61 +918,180 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<SweepSummary, MergeError> {
         serde_json::from_slice(&bytes).map_err(|e| bad(p, format!("not a sweep manifest: {e}")))
     };
     let reference = read_json(&found[0].3)?;
+    // The scenario, rebuilt from the manifest: the table's header and the plots come from it.
+    let man0 = &found[0].3;
+    // The table's shape from the manifest; the scenario, rebuilt from it, only for the plots.
+    let axes: Vec<String> = reference["sweep"]["axes"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|k| k[0].as_str().map(String::from)).collect())
+        .ok_or_else(|| bad(man0, "no sweep axes in the manifest".into()))?;
+    let histogram: Vec<u64> = reference["sweep"]["histogram"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|v| v.as_u64()).collect())
+        .unwrap_or_default();
+    let points =
+        reference["sweep_points"].as_u64().ok_or_else(|| bad(man0, "no sweep_points in the manifest".into()))?;
+    let shape = SweepSpec {
+        replicates: 0,
+        target: None,
+        axes: axes.iter().map(|k| (k.clone(), Vec::new())).collect(),
+        histogram: Vec::new(),
+        trace_point: 0,
+        sampling: String::new(),
+        design: None,
+    };
+    let header = csv_header(&shape);
+    let raw_head = raw_header(&shape);
+    let shots_col = 1 + axes.len();
+    let plots = rebuild(&reference).map_err(|e| format!("{}: {e}", man0.display()));
+    // Raw shards: all of them or none.
+    let raw_files: Vec<PathBuf> =
+        found.iter().map(|(i, n, csv, _)| csv.with_file_name(raw_name(Some((*i, *n))))).collect();
+    let with_raw = raw_files.iter().filter(|p| p.exists()).count();
+    if with_raw != 0 && with_raw != raw_files.len() {
+        let absent = raw_files.iter().find(|p| !p.exists()).expect("one is missing");
+        return Err(bad(
+            absent,
+            "missing, while other shards have their raw table (were all shards run with --raw?)".into(),
+        ));
+    }
     let mut total = SweepSummary { points: 0, sessions: 0, shots: 0 };
-    let mut table: Vec<u8> = Vec::new();
-    let mut header: Option<String> = None;
-    let mut next_point = 0u64;
-    for (i, _, csv, man) in &found {
+    let mut table: Vec<u8> = header.as_bytes().to_vec();
+    let mut raw: Vec<u8> = if with_raw > 0 { raw_head.as_bytes().to_vec() } else { Vec::new() };
+    let keep = points <= 100_000;
+    let mut stats = Vec::new();
+    for ((i, _, csv, man), raw_file) in found.iter().zip(&raw_files) {
         let m = read_json(man)?;
-        for what in ["scenario", "seed", "overrides", "sweep", "uncertain", "resolved_base", "mesobench_version"] {
+        for what in [
+            "scenario",
+            "scenario_text",
+            "seed",
+            "overrides",
+            "sweep",
+            "uncertain",
+            "resolved_base",
+            "mesobench_version",
+        ] {
             if m[what] != reference[what] {
                 return Err(MergeError::Mismatch {
                     file: man.display().to_string(),
-                    reference: found[0].3.display().to_string(),
+                    reference: man0.display().to_string(),
                     what: what.to_string(),
                 });
             }
         }
+        let range = shard_range(points, *i, count);
         let part: SweepSummary = serde_json::from_value(m["summary"].clone()).map_err(|e| bad(man, e.to_string()))?;
+        if part.points != range.end - range.start {
+            return Err(bad(
+                man,
+                format!(
+                    "its summary counts {} points, shard {i} of {count} has {}",
+                    part.points,
+                    range.end - range.start
+                ),
+            ));
+        }
+        let text = std::fs::read_to_string(csv).map_err(|e| bad(csv, e.to_string()))?;
+        let rows = shard_lines(csv, &text, &header)?;
+        let mut shots = Vec::with_capacity(rows.len());
+        for (k, (line_no, f)) in rows.iter().enumerate() {
+            let expected = range.start + k as u64;
+            let p: u64 =
+                f[0].parse().map_err(|_| bad(csv, format!("line {line_no}: point {:?} is not an index", f[0])))?;
+            if p != expected || p >= range.end {
+                return Err(bad(
+                    csv,
+                    format!(
+                        "line {line_no}: point {p} where {} was expected (shard {i} of {count} holds points {} to {})",
+                        if expected < range.end { expected.to_string() } else { "the end of the file".into() },
+                        range.start,
+                        range.end - 1
+                    ),
+                ));
+            }
+            let s: u64 = f[shots_col]
+                .parse()
+                .map_err(|_| bad(csv, format!("line {line_no}: shots {:?} is not a count", f[shots_col])))?;
+            shots.push(s);
+            if keep {
+                stats.push(stats_from_row(f, axes.len()));
+            }
+        }
+        if rows.len() as u64 != range.end - range.start {
+            return Err(bad(
+                csv,
+                format!(
+                    "holds {} of the {} points of shard {i} of {count} (points {} to {}): rows are missing; rerun the shard with --resume",
+                    rows.len(),
+                    range.end - range.start,
+                    range.start,
+                    range.end - 1
+                ),
+            ));
+        }
+        if shots.iter().sum::<u64>() != part.shots {
+            return Err(bad(
+                csv,
+                format!("its rows hold {} shots, its manifest says {}", shots.iter().sum::<u64>(), part.shots),
+            ));
+        }
+        table.extend_from_slice(&text.as_bytes()[header.len()..]);
         total.points += part.points;
         total.sessions += part.sessions;
         total.shots += part.shots;
-        let text = std::fs::read_to_string(csv).map_err(|e| bad(csv, e.to_string()))?;
-        let (head, rows) = text.split_once('\n').ok_or_else(|| bad(csv, "empty".into()))?;
-        match &header {
-            None => {
-                header = Some(head.to_string());
-                table.extend_from_slice(head.as_bytes());
-                table.push(b'\n');
+        if with_raw > 0 {
+            let text = std::fs::read_to_string(raw_file).map_err(|e| bad(raw_file, e.to_string()))?;
+            let rows = shard_lines(raw_file, &text, &raw_head)?;
+            let mut it = rows.iter();
+            for (k, &n) in shots.iter().enumerate() {
+                let p = range.start + k as u64;
+                for _ in 0..n {
+                    match it.next() {
+                        Some((_, f)) if f[0] == p.to_string() => {}
+                        Some((line_no, f)) => {
+                            return Err(bad(
+                                raw_file,
+                                format!("line {line_no}: point {} where a row of point {p} was expected (point {p} has {n} shots in {})", f[0], csv.display()),
+                            ))
+                        }
+                        None => {
+                            return Err(bad(
+                                raw_file,
+                                format!("ends before the {n} rows of point {p} (rows are missing; rerun the shard with --resume)"),
+                            ))
+                        }
+                    }
+                }
             }
-            Some(h) if h != head => return Err(bad(csv, "its header differs from the first shard's".into())),
-            _ => {}
-        }
-        for line in rows.lines() {
-            let p: u64 = line
-                .split(',')
-                .next()
-                .and_then(|f| f.parse().ok())
-                .ok_or_else(|| bad(csv, "a row without a point index".into()))?;
-            if p != next_point {
-                return Err(bad(
-                    csv,
-                    format!("shard {i}: point {p} where {next_point} was expected (incomplete shard?)"),
-                ));
+            if let Some((line_no, f)) = it.next() {
+                return Err(bad(raw_file, format!("line {line_no}: a row of point {} beyond the shard's shots", f[0])));
             }
-            next_point += 1;
-            table.extend_from_slice(line.as_bytes());
-            table.push(b'\n');
+            raw.extend_from_slice(&text.as_bytes()[raw_head.len()..]);
         }
     }
-    let expected = reference["sweep_points"].as_u64().unwrap_or(0);
-    if next_point != expected {
-        return Err(MergeError::Bad {
-            file: out.display().to_string(),
-            message: format!("the shards hold {next_point} points, the sweep has {expected}"),
-        });
+    if total.points != points {
+        return Err(bad(man0, format!("the shards hold {} points, the sweep has {points}", total.points)));
     }
+    // The histogram points' shots are recomputed (a few points; deterministic).
+    let plots = plots.and_then(|(prep, overrides, sc)| {
+        let spec = sc.sweep.clone().ok_or("the recorded scenario has no [sweep] table")?;
+        if keep {
+            for &h in &histogram {
+                if let Some(slot) = stats.get_mut(h as usize) {
+                    *slot = as_written(
+                        run_point(&prep, &sc, &spec, &overrides, h, true)
+                            .map_err(|e| format!("cannot recompute histogram point {h}: {e}"))?,
+                    );
+                }
+            }
+        }
+        Ok(MergedPlots { prep, overrides, scenario: sc, points: if keep { stats } else { Vec::new() } })
+    });
     std::fs::create_dir_all(out).map_err(|e| bad(out, e.to_string()))?;
+    if with_raw > 0 {
+        crate::report::write_atomic(&out.join("raw.csv"), &raw).map_err(|e| bad(out, e.to_string()))?;
+    }
     crate::report::write_atomic(&out.join("sweep.csv"), &table).map_err(|e| bad(out, e.to_string()))?;
     let mut merged = reference.clone();
     if let Some(obj) = merged.as_object_mut() {
@@ -663,7 +1100,53 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<SweepSummary, MergeError> {
     }
     crate::report::write_atomic(&out.join("sweep_manifest.json"), &crate::report::json_bytes(&merged))
         .map_err(|e| bad(out, e.to_string()))?;
-    Ok(total)
+    Ok(Merged { summary: total, raw: with_raw > 0, plots })
+}
+
+/// The scenario a sweep manifest records (its text and overrides), checked
+/// against the resolved base scenario the manifest holds.
+fn rebuild(m: &serde_json::Value) -> Result<(Prepared, Vec<String>, Scenario), String> {
+    let text = m["scenario_text"].as_str().ok_or("the manifest has no scenario_text")?;
+    let name = m["source"].as_str().unwrap_or("").to_string();
+    let overrides: Vec<String> =
+        serde_json::from_value(m["overrides"].clone()).map_err(|e| format!("its overrides are unreadable: {e}"))?;
+    let dir = Path::new(&name).parent().map(Path::to_path_buf).unwrap_or_default();
+    let source = crate::scenario::Source { name, text: text.to_string(), dir };
+    let prep = Prepared::new(&source, m["scenario"].as_str().unwrap_or("scenario")).map_err(|e| e.to_string())?;
+    let sc = prep.with(&overrides).map_err(|e| e.to_string())?;
+    if serde_json::to_value(&sc).ok().as_ref() != Some(&m["resolved_base"]) {
+        return Err("the scenario it records no longer resolves to its resolved_base".into());
+    }
+    Ok((prep, overrides, sc))
+}
+
+/// `p` with its statistics as its table row writes them (its shots kept), so
+/// that plots drawn from a fresh, a resumed or a merged sweep are the same bytes.
+fn as_written(p: PointStats) -> PointStats {
+    let row = csv_row(&p);
+    let f: Vec<&str> = row.trim_end().split(',').collect();
+    PointStats { raw: p.raw, ..stats_from_row(&f, p.values.len()) }
+}
+
+/// A point's statistics read back from its `sweep.csv` row (SI; no shots).
+fn stats_from_row(f: &[&str], axes: usize) -> PointStats {
+    let num = |k: usize| f[k].parse::<f64>().unwrap_or(f64::NAN);
+    let c = 1 + axes;
+    PointStats {
+        point: f[0].parse().unwrap_or(0),
+        values: (1..c).map(num).collect(),
+        shots: f[c].parse().unwrap_or(0),
+        mean: num(c + 1) / 1e9,
+        sd: num(c + 2) / 1e9,
+        cv: num(c + 3),
+        bias: num(c + 4) / 100.0,
+        p5: num(c + 5) / 1e9,
+        p50: num(c + 6) / 1e9,
+        p95: num(c + 7) / 1e9,
+        leak: num(c + 8) / 1e9,
+        peak_tissue: num(c + 9) * 1e3,
+        raw: Vec::new(),
+    }
 }
 
 /// Traces of the first `count` replicates of `point` (for the overlay plot).

@@ -118,3 +118,14 @@ fn a_truncated_normal_far_in_the_tail_is_sampled_exactly() {
     }
     assert_eq!(x, y);
 }
+
+/// A study value given with `--set` is reported at the `--set` argument,
+/// not at the file's line of the same key.
+#[test]
+fn a_bad_study_value_from_set_names_the_set_argument() {
+    let src = source("[sweep]\n[sweep.parameters]\n\"supply.pressure_bar\" = [2.0, 3.0]\n");
+    let arg = "sweep.parameters.\"supply.pressure_bar\"=[2.0, 30.0]".to_string();
+    let m = scenario::load(&src, &[arg], "x").unwrap_err().to_string();
+    assert!(m.starts_with("--set sweep.parameters.\"supply.pressure_bar\"=[2.0, 30.0]: "), "{m}");
+    assert!(m.contains("= 30 is not allowed"), "{m}");
+}
