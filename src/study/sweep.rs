@@ -481,14 +481,21 @@ fn table_rows(
 /// shots (`shots[k]` rows for point `start + k`, in order): their byte length
 /// with the header and the first point that is incomplete; `None` when the
 /// header is missing or differs.
-fn raw_complete(text: &str, header: &str, start: u64, shots: &[u64]) -> Option<(u64, u64)> {
-    if !text.starts_with(header) {
-        return None;
+fn raw_complete<R: std::io::BufRead>(
+    mut r: R,
+    header: &str,
+    start: u64,
+    shots: &[u64],
+) -> std::io::Result<Option<(u64, u64)>> {
+    // Streamed line by line: a raw table can be far larger than memory.
+    let mut line = Vec::new();
+    r.read_until(b'\n', &mut line)?;
+    if line != header.as_bytes() {
+        return Ok(None);
     }
     let fields = header.trim_end().split(',').count();
     let (mut kept, mut len) = (header.len() as u64, header.len() as u64);
     let (mut k, mut count) = (0usize, 0u64);
-    let mut lines = text[header.len()..].split_inclusive('\n');
     loop {
         while k < shots.len() && count == shots[k] {
             k += 1;
@@ -498,17 +505,21 @@ fn raw_complete(text: &str, header: &str, start: u64, shots: &[u64]) -> Option<(
         if k == shots.len() {
             break;
         }
-        let Some(line) = lines.next() else { break };
-        if !line.ends_with('\n') || line.trim_end().split(',').count() != fields {
+        line.clear();
+        if r.read_until(b'\n', &mut line)? == 0 || !line.ends_with(b"\n") {
             break;
         }
-        if line.split(',').next().and_then(|f| f.parse::<u64>().ok()) != Some(start + k as u64) {
+        let text = String::from_utf8_lossy(&line);
+        if text.trim_end().split(',').count() != fields {
+            break;
+        }
+        if text.split(',').next().and_then(|f| f.parse::<u64>().ok()) != Some(start + k as u64) {
             break;
         }
         count += 1;
         len += line.len() as u64;
     }
-    Some((kept, start + k as u64))
+    Ok(Some((kept, start + k as u64)))
 }
 
 /// Header of `raw.csv`.
@@ -637,13 +648,14 @@ pub fn run(
         let row_shots: Vec<u64> = rows.iter().map(|r| r.1).collect();
         let mut done = rows.len();
         let raw_file = if opts.raw {
-            let text = match std::fs::read(&raw_partial) {
-                Ok(b) => String::from_utf8_lossy(&b).into_owned(),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            let found = match std::fs::File::open(&raw_partial) {
+                Ok(f) => raw_complete(std::io::BufReader::new(f), &raw_head, range.start, &row_shots)
+                    .map_err(io(&raw_partial))?,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
                 Err(e) => return Err(io(&raw_partial)(e)),
             };
             // Points of the table missing some of their raw rows are recomputed.
-            Some(match raw_complete(&text, &raw_head, range.start, &row_shots) {
+            Some(match found {
                 Some((len, next)) => {
                     done = done.min((next - range.start) as usize);
                     cut_and_append(&raw_partial, len, &faults)?
