@@ -876,6 +876,78 @@ fn shard_lines<'a>(file: &Path, text: &'a str, header: &str) -> Result<Vec<(usiz
     Ok(rows)
 }
 
+/// Check raw shard `raw_file` row by row (line ends, field count, numbers,
+/// and `shots[k]` rows for point `start + k`, as its table `csv` says) and
+/// append its rows to `w`, holding one row at a time.
+fn merge_raw_shard(
+    raw_file: &Path,
+    raw_head: &str,
+    start: u64,
+    shots: &[u64],
+    csv: &Path,
+    w: &mut impl Write,
+) -> Result<(), MergeError> {
+    use std::io::BufRead;
+    let bad = |m: String| MergeError::Bad { file: raw_file.display().to_string(), message: m };
+    let f = std::fs::File::open(raw_file).map_err(|e| bad(e.to_string()))?;
+    let mut r = std::io::BufReader::new(f);
+    let mut line = Vec::new();
+    let read = |r: &mut std::io::BufReader<std::fs::File>, line: &mut Vec<u8>| -> Result<bool, MergeError> {
+        line.clear();
+        Ok(r.read_until(b'\n', line).map_err(|e| bad(e.to_string()))? > 0)
+    };
+    read(&mut r, &mut line)?;
+    if line != raw_head.as_bytes() {
+        let first = String::from_utf8_lossy(&line).trim_end().to_string();
+        return Err(bad(format!("line 1: the header {first:?} differs from this sweep's {:?}", raw_head.trim_end())));
+    }
+    let fields = raw_head.trim_end().split(',').count();
+    let mut line_no = 1usize;
+    for (k, &n) in shots.iter().enumerate() {
+        let p = start + k as u64;
+        for _ in 0..n {
+            line_no += 1;
+            if !read(&mut r, &mut line)? {
+                return Err(bad(format!(
+                    "ends before the {n} rows of point {p} (rows are missing; rerun the shard with --resume)"
+                )));
+            }
+            check_raw_row(&line, line_no, fields, Some(p), csv, n).map_err(bad)?;
+            w.write_all(&line).map_err(|e| bad(e.to_string()))?;
+        }
+    }
+    if read(&mut r, &mut line)? {
+        let first = String::from_utf8_lossy(&line).split(',').next().unwrap_or("").to_string();
+        return Err(bad(format!("line {}: a row of point {first} beyond the shard's shots", line_no + 1)));
+    }
+    Ok(())
+}
+
+/// One raw row: a line end, `fields` numbers, and point `p`.
+fn check_raw_row(line: &[u8], line_no: usize, fields: usize, p: Option<u64>, csv: &Path, n: u64) -> Result<(), String> {
+    let text = String::from_utf8_lossy(line);
+    let Some(text) = text.strip_suffix('\n') else {
+        return Err(format!(
+            "line {line_no} is cut short (no line end): the shard was interrupted mid-row; rerun it with --resume"
+        ));
+    };
+    let f: Vec<&str> = text.split(',').collect();
+    if f.len() != fields {
+        return Err(format!("line {line_no} has {} fields, the header has {fields}", f.len()));
+    }
+    if let Some(v) = f.iter().find(|v| v.parse::<f64>().is_err()) {
+        return Err(format!("line {line_no}: {v:?} is not a number"));
+    }
+    match p {
+        Some(p) if f[0] != p.to_string() => Err(format!(
+            "line {line_no}: point {} where a row of point {p} was expected (point {p} has {n} shots in {})",
+            f[0],
+            csv.display()
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Join the shards found in `dirs` into `out`/sweep.csv and
 /// `out`/sweep_manifest.json (and their raw tables into raw.csv), byte for
 /// byte what an unsharded run writes. Every row of every shard is checked:
@@ -969,69 +1041,81 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Merged, MergeError> {
     }
     let mut total = SweepSummary { points: 0, sessions: 0, shots: 0 };
     let mut table: Vec<u8> = header.as_bytes().to_vec();
-    let mut raw: Vec<u8> = if with_raw > 0 { raw_head.as_bytes().to_vec() } else { Vec::new() };
+    // Raw shards can be far larger than memory: they are checked and copied
+    // row by row into a temporary file in the output folder.
+    let raw_tmp = out.join(".raw.csv.merge.partial");
+    let mut raw = if with_raw > 0 {
+        std::fs::create_dir_all(out).map_err(|e| bad(out, e.to_string()))?;
+        let mut w = std::io::BufWriter::new(std::fs::File::create(&raw_tmp).map_err(|e| bad(&raw_tmp, e.to_string()))?);
+        w.write_all(raw_head.as_bytes()).map_err(|e| bad(&raw_tmp, e.to_string()))?;
+        Some(w)
+    } else {
+        None
+    };
     let keep = points <= 100_000;
     let mut stats = Vec::new();
-    for ((i, _, csv, man), raw_file) in found.iter().zip(&raw_files) {
-        let m = read_json(man)?;
-        for what in [
-            "scenario",
-            "scenario_text",
-            "seed",
-            "overrides",
-            "sweep",
-            "uncertain",
-            "resolved_base",
-            "mesobench_version",
-        ] {
-            if m[what] != reference[what] {
-                return Err(MergeError::Mismatch {
-                    file: man.display().to_string(),
-                    reference: man0.display().to_string(),
-                    what: what.to_string(),
-                });
+    let result = (|| {
+        for ((i, _, csv, man), raw_file) in found.iter().zip(&raw_files) {
+            let m = read_json(man)?;
+            for what in [
+                "scenario",
+                "scenario_text",
+                "seed",
+                "overrides",
+                "sweep",
+                "uncertain",
+                "resolved_base",
+                "mesobench_version",
+            ] {
+                if m[what] != reference[what] {
+                    return Err(MergeError::Mismatch {
+                        file: man.display().to_string(),
+                        reference: man0.display().to_string(),
+                        what: what.to_string(),
+                    });
+                }
             }
-        }
-        let range = shard_range(points, *i, count);
-        let part: SweepSummary = serde_json::from_value(m["summary"].clone()).map_err(|e| bad(man, e.to_string()))?;
-        if part.points != range.end - range.start {
-            return Err(bad(
-                man,
-                format!(
-                    "its summary counts {} points, shard {i} of {count} has {}",
-                    part.points,
-                    range.end - range.start
-                ),
-            ));
-        }
-        let text = std::fs::read_to_string(csv).map_err(|e| bad(csv, e.to_string()))?;
-        let rows = shard_lines(csv, &text, &header)?;
-        let mut shots = Vec::with_capacity(rows.len());
-        for (k, (line_no, f)) in rows.iter().enumerate() {
-            let expected = range.start + k as u64;
-            let p: u64 =
-                f[0].parse().map_err(|_| bad(csv, format!("line {line_no}: point {:?} is not an index", f[0])))?;
-            if p != expected || p >= range.end {
+            let range = shard_range(points, *i, count);
+            let part: SweepSummary =
+                serde_json::from_value(m["summary"].clone()).map_err(|e| bad(man, e.to_string()))?;
+            if part.points != range.end - range.start {
                 return Err(bad(
-                    csv,
+                    man,
                     format!(
+                        "its summary counts {} points, shard {i} of {count} has {}",
+                        part.points,
+                        range.end - range.start
+                    ),
+                ));
+            }
+            let text = std::fs::read_to_string(csv).map_err(|e| bad(csv, e.to_string()))?;
+            let rows = shard_lines(csv, &text, &header)?;
+            let mut shots = Vec::with_capacity(rows.len());
+            for (k, (line_no, f)) in rows.iter().enumerate() {
+                let expected = range.start + k as u64;
+                let p: u64 =
+                    f[0].parse().map_err(|_| bad(csv, format!("line {line_no}: point {:?} is not an index", f[0])))?;
+                if p != expected || p >= range.end {
+                    return Err(bad(
+                        csv,
+                        format!(
                         "line {line_no}: point {p} where {} was expected (shard {i} of {count} holds points {} to {})",
                         if expected < range.end { expected.to_string() } else { "the end of the file".into() },
                         range.start,
                         range.end - 1
                     ),
-                ));
+                    ));
+                }
+                let s: u64 = f[shots_col]
+                    .parse()
+                    .map_err(|_| bad(csv, format!("line {line_no}: shots {:?} is not a count", f[shots_col])))?;
+                shots.push(s);
+                if keep {
+                    stats.push(stats_from_row(f, axes.len()));
+                }
             }
-            let s: u64 = f[shots_col]
-                .parse()
-                .map_err(|_| bad(csv, format!("line {line_no}: shots {:?} is not a count", f[shots_col])))?;
-            shots.push(s);
-            if keep {
-                stats.push(stats_from_row(f, axes.len()));
-            }
-        }
-        if rows.len() as u64 != range.end - range.start {
-            return Err(bad(
+            if rows.len() as u64 != range.end - range.start {
+                return Err(bad(
                 csv,
                 format!(
                     "holds {} of the {} points of shard {i} of {count} (points {} to {}): rows are missing; rerun the shard with --resume",
@@ -1041,49 +1125,30 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Merged, MergeError> {
                     range.end - 1
                 ),
             ));
-        }
-        if shots.iter().sum::<u64>() != part.shots {
-            return Err(bad(
-                csv,
-                format!("its rows hold {} shots, its manifest says {}", shots.iter().sum::<u64>(), part.shots),
-            ));
-        }
-        table.extend_from_slice(&text.as_bytes()[header.len()..]);
-        total.points += part.points;
-        total.sessions += part.sessions;
-        total.shots += part.shots;
-        if with_raw > 0 {
-            let text = std::fs::read_to_string(raw_file).map_err(|e| bad(raw_file, e.to_string()))?;
-            let rows = shard_lines(raw_file, &text, &raw_head)?;
-            let mut it = rows.iter();
-            for (k, &n) in shots.iter().enumerate() {
-                let p = range.start + k as u64;
-                for _ in 0..n {
-                    match it.next() {
-                        Some((_, f)) if f[0] == p.to_string() => {}
-                        Some((line_no, f)) => {
-                            return Err(bad(
-                                raw_file,
-                                format!("line {line_no}: point {} where a row of point {p} was expected (point {p} has {n} shots in {})", f[0], csv.display()),
-                            ))
-                        }
-                        None => {
-                            return Err(bad(
-                                raw_file,
-                                format!("ends before the {n} rows of point {p} (rows are missing; rerun the shard with --resume)"),
-                            ))
-                        }
-                    }
-                }
             }
-            if let Some((line_no, f)) = it.next() {
-                return Err(bad(raw_file, format!("line {line_no}: a row of point {} beyond the shard's shots", f[0])));
+            if shots.iter().sum::<u64>() != part.shots {
+                return Err(bad(
+                    csv,
+                    format!("its rows hold {} shots, its manifest says {}", shots.iter().sum::<u64>(), part.shots),
+                ));
             }
-            raw.extend_from_slice(&text.as_bytes()[raw_head.len()..]);
+            table.extend_from_slice(&text.as_bytes()[header.len()..]);
+            total.points += part.points;
+            total.sessions += part.sessions;
+            total.shots += part.shots;
+            if let Some(w) = raw.as_mut() {
+                merge_raw_shard(raw_file, &raw_head, range.start, &shots, csv, w)?;
+            }
         }
-    }
-    if total.points != points {
-        return Err(bad(man0, format!("the shards hold {} points, the sweep has {points}", total.points)));
+        if total.points != points {
+            return Err(bad(man0, format!("the shards hold {} points, the sweep has {points}", total.points)));
+        }
+        Ok(())
+    })();
+    if let Err(e) = result {
+        drop(raw);
+        let _ = std::fs::remove_file(&raw_tmp);
+        return Err(e);
     }
     // The histogram points' shots are recomputed (a few points; deterministic).
     let plots = plots.and_then(|(prep, overrides, sc)| {
@@ -1101,8 +1166,10 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Merged, MergeError> {
         Ok(MergedPlots { prep, overrides, scenario: sc, points: if keep { stats } else { Vec::new() } })
     });
     std::fs::create_dir_all(out).map_err(|e| bad(out, e.to_string()))?;
-    if with_raw > 0 {
-        crate::report::write_atomic(&out.join("raw.csv"), &raw).map_err(|e| bad(out, e.to_string()))?;
+    if let Some(w) = raw {
+        let f = w.into_inner().map_err(|e| bad(&raw_tmp, e.to_string()))?;
+        f.sync_all().map_err(|e| bad(&raw_tmp, e.to_string()))?;
+        std::fs::rename(&raw_tmp, out.join("raw.csv")).map_err(|e| bad(out, e.to_string()))?;
     }
     crate::report::write_atomic(&out.join("sweep.csv"), &table).map_err(|e| bad(out, e.to_string()))?;
     let mut merged = reference.clone();
