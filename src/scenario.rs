@@ -290,7 +290,8 @@ pub enum FirmwareKind {
     },
     /// A C plugin.
     Plugin {
-        /// Shared library.
+        /// Shared library, resolved against the scenario's folder (never a
+        /// bare name, so the system library search is never used).
         path: PathBuf,
         /// Parameters passed to `mb_fw_create`.
         params: Vec<f64>,
@@ -1680,8 +1681,17 @@ fn firmware_spec(
                     ))
                 }
             };
-            let path = Path::new(path);
-            let path = if path.is_absolute() { path.to_path_buf() } else { c.source.dir.join(path) };
+            let path = resolve_plugin(path, &c.source.dir);
+            if !path.is_file() {
+                return Err(c.invalid(
+                    "firmware.plugin",
+                    format!("{:?}", f.plugin.as_deref().unwrap_or_default()),
+                    format!(
+                        "an existing shared library: no such file: {} (a relative path is relative to the scenario's folder; build the examples with `make -C examples/firmware`)",
+                        path.display()
+                    ),
+                ));
+            }
             FirmwareKind::Plugin { path, params: f.plugin_params.clone().unwrap_or_default() }
         }
     };
@@ -1691,6 +1701,19 @@ fn firmware_spec(
         timer_tick: 1.0 / c.num(f.timer_hz, 1e6, "firmware.timer_hz", 1e3, 1e9, "Hz")?,
         sensors,
     })
+}
+
+/// The plugin path written in a scenario, resolved against the scenario's
+/// folder `dir`: an absolute path stays; a relative one, a bare file name
+/// included, is relative to `dir` (`./name` when `dir` is the working
+/// directory, so that the dynamic loader never searches the system paths).
+fn resolve_plugin(written: &str, dir: &Path) -> PathBuf {
+    let path = Path::new(written);
+    if path.is_absolute() {
+        return path.to_path_buf();
+    }
+    let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+    dir.join(path)
 }
 
 fn per_needle(c: &Ctx, v: &Option<Vec<f64>>, count: usize, key: &str, limit: f64) -> Result<Vec<f64>, ScenarioError> {

@@ -57,7 +57,10 @@ impl Plugin {
         if !path.is_file() {
             return Err(fail("no such file (build the examples with `make -C examples/firmware`)".into()));
         }
-        let lib = loaded(path).map_err(fail)?;
+        // An absolute path for the loader: a name without a slash would go to
+        // the system library search instead of this file.
+        let absolute = std::fs::canonicalize(path).map_err(|e| fail(format!("cannot resolve the path: {e}")))?;
+        let lib = loaded(&absolute).map_err(fail)?;
         // SAFETY: each symbol is looked up with the signature the header declares.
         unsafe {
             let abi: AbiFn =
