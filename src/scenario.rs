@@ -178,7 +178,7 @@ raw_section!(/** `[firmware]` */ RawFirmware {
     kp: f64, ki_per_s: f64, kd_s: f64, derivative_filter_ms: f64, u_min_bar: f64, u_max_bar: f64,
     anti_windup: String, tracking_time_ms: f64,
     target_ul: f64, lead_ms: f64, learn_gain: f64, max_open_ms: f64,
-    plugin: String, plugin_params: Vec<f64>,
+    plugin: String, plugin_params: Vec<f64>, plugin_isolation: String, plugin_timeout_ms: f64,
 });
 raw_section!(/** `[sensors]` */ RawSensors {
     encoder_resolution_um: f64, trigger_debounce_ms: f64, trigger_press_ms: f64,
@@ -295,7 +295,22 @@ pub enum FirmwareKind {
         path: PathBuf,
         /// Parameters passed to `mb_fw_create`.
         params: Vec<f64>,
+        /// Where the plugin runs.
+        isolation: PluginIsolation,
+        /// Longest wait for one plugin call in a host process, s.
+        timeout: f64,
     },
+}
+
+/// Where a C plugin runs (`firmware.plugin_isolation`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PluginIsolation {
+    /// In a host process of its own: a crash, an exit or a hang of the
+    /// plugin is reported as an error instead of ending mesobench.
+    Process,
+    /// Loaded into mesobench itself: faster, but a crash ends mesobench.
+    InProcess,
 }
 
 /// A validated scenario (SI).
@@ -1692,7 +1707,14 @@ fn firmware_spec(
                     ),
                 ));
             }
-            FirmwareKind::Plugin { path, params: f.plugin_params.clone().unwrap_or_default() }
+            let isolation =
+                match c.choice(&f.plugin_isolation, "process", "firmware.plugin_isolation", &["process", "in_process"])? {
+                    "in_process" => PluginIsolation::InProcess,
+                    _ => PluginIsolation::Process,
+                };
+            let timeout =
+                c.num(f.plugin_timeout_ms, 1000.0, "firmware.plugin_timeout_ms", 1.0, 3_600_000.0, "ms")? * 1e-3;
+            FirmwareKind::Plugin { path, params: f.plugin_params.clone().unwrap_or_default(), isolation, timeout }
         }
     };
     Ok(FirmwareSpec {

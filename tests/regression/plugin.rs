@@ -1,15 +1,17 @@
-//! Regressions of firmware plugins: path resolution.
+//! Regressions of firmware plugins: path resolution, containment of crashes and hangs.
 
 use crate::util::{assert_exit2, build_plugin, root};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
 /// The open-loop example's source with `code` run at the start of every step.
 fn open_loop_with(code: &str) -> String {
     let src = std::fs::read_to_string(root().join("examples/firmware/open_loop.c")).unwrap();
     let head = "int32_t mb_fw_step(void *p, const mb_fw_input *in, mb_fw_output *out) {\n";
     assert!(src.contains(head));
-    src.replace(head, &format!("{head}    {code}\n"))
+    let src = src.replace(head, &format!("{head}    {code}\n"));
+    format!("#include <stdio.h>\n#include <signal.h>\n{src}")
 }
 
 /// Write `dir/name.toml`: the shipped C-plugin scenario with `plugin = "<plugin>"` and `extra` firmware keys.
@@ -78,4 +80,72 @@ fn check_rejects_a_missing_plugin_naming_the_file_key_and_resolved_path() {
     // A bare name from the scenario's own folder resolves there too.
     let o = mesobench(tmp.path(), &["check", "missing.toml"], &[]);
     assert_exit2(&o, &["missing.toml:", "no such file: ./libmissing.so"]);
+}
+
+/// Processes whose command line mentions `needle` (a live plugin host).
+fn processes_mentioning(needle: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        if let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) {
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            if cmdline.contains(needle) {
+                found.push(cmdline);
+            }
+        }
+    }
+    found
+}
+
+/// A plugin that runs `code` at tick 5300 (shot 1, its valve open): the run
+/// from the command line ends within seconds with exit 2 and a message with
+/// `what`, the plugin, the shot, the tick and the time; no host is left.
+fn contained(name: &str, code: &str, what: &str) {
+    let tmp = tempfile::tempdir().unwrap();
+    let lib = build_plugin(tmp.path(), name, &open_loop_with(&format!("if (in->tick == 5300) {{ {code} }}")));
+    let lib_name = lib.file_name().unwrap().to_str().unwrap();
+    let scenario = scenario_with_plugin(tmp.path(), name, lib_name, "plugin_timeout_ms = 300");
+    let start = Instant::now();
+    let o = mesobench(tmp.path(), &["run", scenario.to_str().unwrap(), "--out", "out", "-q"], &[]);
+    let took = start.elapsed();
+    let at = "at shot 1, tick 5300, t = 530 ms";
+    let err = assert_exit2(&o, &[&format!("firmware plugin {}", lib.display()), what, at]);
+    assert_eq!(err.trim().lines().count(), 1, "one message: {err}");
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    assert!(processes_mentioning(lib.to_str().unwrap()).is_empty(), "a plugin host is left running");
+}
+
+#[test]
+fn plugin_segfault_is_an_error_naming_plugin_shot_tick_and_time() {
+    contained("segv", "*(volatile int *)0 = 1;", "crashed (signal 11, SIGSEGV)");
+}
+
+#[test]
+fn plugin_abort_is_an_error_naming_plugin_shot_tick_and_time() {
+    contained("abrt", "abort();", "crashed (signal 6, SIGABRT)");
+}
+
+#[test]
+fn plugin_exit_is_an_error_not_a_silent_success() {
+    contained("exit0", "exit(0);", "exit status 0");
+}
+
+#[test]
+fn plugin_hang_is_stopped_by_the_watchdog() {
+    contained("hang", "volatile int forever = 1; while (forever) {}", "did not answer within 300 ms");
+}
+
+#[test]
+fn in_process_and_host_process_plugins_give_identical_outputs() {
+    let tmp = tempfile::tempdir().unwrap();
+    build_plugin(tmp.path(), "fw", &open_loop_with(""));
+    let scenario = scenario_with_plugin(tmp.path(), "modes", "libfw.so", "");
+    let s = scenario.to_str().unwrap();
+    let process = run_ok(tmp.path(), &["run", s, "--out", "p", "-q"], &[]);
+    let set = "firmware.plugin_isolation=\"in_process\"";
+    let in_process = run_ok(tmp.path(), &["run", s, "--out", "i", "-q", "--set", set], &[]);
+    assert_eq!(process, in_process);
+    for f in ["needles.csv", "trace.csv", "summary.json"] {
+        let a = std::fs::read(tmp.path().join("p").join(f)).unwrap();
+        assert_eq!(a, std::fs::read(tmp.path().join("i").join(f)).unwrap(), "{f} differs");
+    }
 }

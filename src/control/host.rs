@@ -1,0 +1,619 @@
+//! C firmware plugins in a host process of their own: the default
+//! (`firmware.plugin_isolation = "process"`). A plugin that crashes, aborts,
+//! calls `exit` or loops forever then ends in an error naming the plugin,
+//! the shot, the tick and the simulated time, instead of ending or hanging
+//! mesobench.
+//!
+//! Every [`HostedPlugin`] starts its own host: the mesobench executable run
+//! as `mesobench __plugin-host …` ([`HOST_COMMAND`], see [`host_main`]),
+//! which loads the plugin with the in-process loader and then serves one
+//! call at a time. The two processes share one page of memory (a memfd)
+//! holding the call, the [`FwInput`] and [`FwOutput`] structs and a sequence
+//! counter each way; a waiter spins briefly, then yields, then sleeps on a
+//! futex, so a tick costs a few microseconds when both sides are busy and
+//! no CPU when idle. The simulation waits at most `firmware.plugin_timeout_ms`
+//! for each answer (the watchdog), checking that the host is alive while it
+//! waits; on drop it asks the host to destroy the context and exit, and
+//! reaps it (killing it if it does not exit).
+//!
+//! The library does not know where the mesobench executable is: the binary
+//! registers itself with [`set_host_executable`]; programs that link the
+//! library (tests, benches) call it too or set `MESOBENCH_PLUGIN_HOST`
+//! ([`HOST_ENV`]).
+
+use std::ffi::OsString;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering::SeqCst};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::plugin::{check_reset, check_step, Plugin};
+use super::{Controller, FirmwareError, FwInput, FwOutput};
+
+/// The first argument that turns the mesobench executable into a plugin host.
+pub const HOST_COMMAND: &str = "__plugin-host";
+/// Environment variable naming the plugin host executable (the mesobench
+/// binary) for programs other than mesobench itself.
+pub const HOST_ENV: &str = "MESOBENCH_PLUGIN_HOST";
+/// Version of the protocol between a simulation and its host.
+const PROTOCOL: u32 = 1;
+
+static HOST: Mutex<Option<PathBuf>> = Mutex::new(None);
+
+/// Register the executable that hosts plugins (the mesobench binary). The
+/// binary registers itself at start; it takes precedence over [`HOST_ENV`].
+pub fn set_host_executable(path: &Path) {
+    *HOST.lock().unwrap_or_else(|e| e.into_inner()) = Some(path.to_path_buf());
+}
+
+fn host_executable() -> Result<PathBuf, String> {
+    if let Some(p) = HOST.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+        return Ok(p);
+    }
+    match std::env::var_os(HOST_ENV) {
+        Some(p) if !p.is_empty() => Ok(PathBuf::from(p)),
+        _ => Err(format!(
+            "cannot run in a host process: no host executable is known (set {HOST_ENV} to the mesobench binary, \
+             or set firmware.plugin_isolation = \"in_process\")"
+        )),
+    }
+}
+
+const CMD_LOAD: u32 = 1;
+const CMD_RESET: u32 = 2;
+const CMD_STEP: u32 = 3;
+const CMD_QUIT: u32 = 4;
+const MSG: usize = 2048;
+const REGION_BYTES: usize = 4096;
+
+/// The shared page.
+#[repr(C)]
+struct Region {
+    /// Sequence number of the latest call (written by the simulation).
+    req: AtomicU32,
+    /// Sequence number of the latest answer (written by the host).
+    ack: AtomicU32,
+    /// 1 while the host sleeps on `req`.
+    host_sleeping: AtomicU32,
+    /// 1 while the simulation sleeps on `ack`.
+    sim_sleeping: AtomicU32,
+    cmd: u32,
+    rc: i32,
+    msg_len: u32,
+    _pad: u32,
+    input: FwInput,
+    output: FwOutput,
+    msg: [u8; MSG],
+}
+
+const _: () = assert!(std::mem::size_of::<Region>() <= REGION_BYTES);
+
+/// A mapping of the shared page.
+struct Shm {
+    ptr: *mut Region,
+}
+
+impl Shm {
+    /// A new zeroed page and its file descriptor (close-on-exec).
+    fn create() -> std::io::Result<(Shm, OwnedFd)> {
+        // SAFETY: plain system calls; the descriptor is owned at once.
+        let fd = unsafe { libc::memfd_create(c"mesobench-plugin".as_ptr(), libc::MFD_CLOEXEC) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: fd is a new descriptor that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        // SAFETY: fd is valid.
+        if unsafe { libc::ftruncate(fd.as_raw_fd(), REGION_BYTES as libc::off_t) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok((Shm::map(&fd)?, fd))
+    }
+
+    fn map(fd: &OwnedFd) -> std::io::Result<Shm> {
+        // SAFETY: maps a page of a valid descriptor; checked for failure.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                REGION_BYTES,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(Shm { ptr: ptr.cast() })
+    }
+
+    fn region(&self) -> &Region {
+        // SAFETY: the page is mapped for the life of self. The other process
+        // writes the plain fields only between the sequence handovers.
+        unsafe { &*self.ptr }
+    }
+
+    fn set_cmd(&self, cmd: u32) {
+        // SAFETY: the field is only written by the side that owns the turn.
+        unsafe { std::ptr::addr_of_mut!((*self.ptr).cmd).write_volatile(cmd) }
+    }
+    fn cmd(&self) -> u32 {
+        // SAFETY: as set_cmd.
+        unsafe { std::ptr::addr_of!((*self.ptr).cmd).read_volatile() }
+    }
+    fn set_rc(&self, rc: i32) {
+        // SAFETY: as set_cmd.
+        unsafe { std::ptr::addr_of_mut!((*self.ptr).rc).write_volatile(rc) }
+    }
+    fn rc(&self) -> i32 {
+        // SAFETY: as set_cmd.
+        unsafe { std::ptr::addr_of!((*self.ptr).rc).read_volatile() }
+    }
+    fn input_ptr(&self) -> *mut FwInput {
+        // SAFETY: a field pointer inside the mapping.
+        unsafe { std::ptr::addr_of_mut!((*self.ptr).input) }
+    }
+    fn output_ptr(&self) -> *mut FwOutput {
+        // SAFETY: a field pointer inside the mapping.
+        unsafe { std::ptr::addr_of_mut!((*self.ptr).output) }
+    }
+    fn set_msg(&self, msg: &str) {
+        let bytes = &msg.as_bytes()[..msg.len().min(MSG)];
+        // SAFETY: the copy stays inside the mapping's msg field.
+        unsafe {
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), std::ptr::addr_of_mut!((*self.ptr).msg).cast(), bytes.len());
+            std::ptr::addr_of_mut!((*self.ptr).msg_len).write_volatile(bytes.len() as u32);
+        }
+    }
+    fn msg(&self) -> String {
+        // SAFETY: the length is clamped to the field.
+        unsafe {
+            let n = (std::ptr::addr_of!((*self.ptr).msg_len).read_volatile() as usize).min(MSG);
+            let bytes = std::slice::from_raw_parts(std::ptr::addr_of!((*self.ptr).msg).cast::<u8>(), n);
+            String::from_utf8_lossy(bytes).into_owned()
+        }
+    }
+}
+
+impl Drop for Shm {
+    fn drop(&mut self) {
+        // SAFETY: the mapping was made by Shm::map and is unmapped once.
+        unsafe { libc::munmap(self.ptr.cast(), REGION_BYTES) };
+    }
+}
+
+fn futex_wait(word: &AtomicU32, val: u32, timeout: Duration) {
+    let ts = libc::timespec { tv_sec: timeout.as_secs() as libc::time_t, tv_nsec: timeout.subsec_nanos() as _ };
+    // SAFETY: a shared (not private) futex wait on a word of the mapping.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT,
+            val,
+            &ts as *const libc::timespec,
+            std::ptr::null::<u32>(),
+            0,
+        )
+    };
+}
+
+fn futex_wake(word: &AtomicU32) {
+    // SAFETY: a shared futex wake on a word of the mapping.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAKE,
+            i32::MAX,
+            std::ptr::null::<libc::timespec>(),
+            std::ptr::null::<u32>(),
+            0,
+        )
+    };
+}
+
+/// Publish `value` in `word`, waking its waiter if it sleeps.
+fn post(word: &AtomicU32, sleeping: &AtomicU32, value: u32) {
+    word.store(value, SeqCst);
+    if sleeping.load(SeqCst) != 0 {
+        futex_wake(word);
+    }
+}
+
+/// How long a waiter spins and yields before it sleeps on the futex.
+const SPIN: Duration = Duration::from_micros(50);
+
+enum Waited {
+    Ready(u32),
+    Gone,
+    TimedOut,
+}
+
+/// Wait until `ready(word)`: spin, then yield, then sleep in slices of
+/// `slice`, asking `alive()` after each; give up at `deadline`.
+fn wait_for(
+    word: &AtomicU32,
+    sleeping: &AtomicU32,
+    ready: impl Fn(u32) -> bool,
+    deadline: Option<Instant>,
+    slice: Duration,
+    mut alive: impl FnMut() -> bool,
+) -> Waited {
+    let start = Instant::now();
+    let mut i = 0u32;
+    loop {
+        let v = word.load(SeqCst);
+        if ready(v) {
+            return Waited::Ready(v);
+        }
+        if i < 200 {
+            std::hint::spin_loop();
+            i += 1;
+        } else if start.elapsed() < SPIN {
+            std::thread::yield_now();
+        } else {
+            break;
+        }
+    }
+    loop {
+        sleeping.store(1, SeqCst);
+        let v = word.load(SeqCst);
+        if ready(v) {
+            sleeping.store(0, SeqCst);
+            return Waited::Ready(v);
+        }
+        let mut wait = slice;
+        if let Some(d) = deadline {
+            let now = Instant::now();
+            if now >= d {
+                sleeping.store(0, SeqCst);
+                return Waited::TimedOut;
+            }
+            wait = wait.min(d - now);
+        }
+        futex_wait(word, v, wait);
+        sleeping.store(0, SeqCst);
+        let v = word.load(SeqCst);
+        if ready(v) {
+            return Waited::Ready(v);
+        }
+        if !alive() {
+            return Waited::Gone;
+        }
+    }
+}
+
+/// Why a call got no answer.
+enum Failure {
+    /// The host ended.
+    Ended(ExitStatus),
+    /// No answer before the deadline (the host was killed).
+    Hung(Duration),
+}
+
+/// A C plugin running in a host process of its own.
+pub struct HostedPlugin {
+    path: String,
+    shm: Shm,
+    child: Option<Child>,
+    seq: u32,
+    timeout: Duration,
+}
+
+// The mapping and the child are owned by this value alone and only used through &mut self.
+unsafe impl Send for HostedPlugin {}
+
+/// A plain rendering of a time in ms: at most 4 decimals, no trailing zeros.
+fn fmt_ms(t_ms: f64) -> String {
+    let s = format!("{t_ms:.4}");
+    let s = s.trim_end_matches('0').trim_end_matches('.');
+    s.to_string()
+}
+
+fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGINT => "SIGINT",
+        libc::SIGQUIT => "SIGQUIT",
+        libc::SIGILL => "SIGILL",
+        libc::SIGTRAP => "SIGTRAP",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGPIPE => "SIGPIPE",
+        libc::SIGALRM => "SIGALRM",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGXCPU => "SIGXCPU",
+        libc::SIGXFSZ => "SIGXFSZ",
+        libc::SIGSYS => "SIGSYS",
+        _ => "unknown signal",
+    }
+}
+
+fn describe(failure: &Failure) -> String {
+    match failure {
+        Failure::Ended(status) => match (status.signal(), status.code()) {
+            (Some(sig), _) => format!("crashed (signal {sig}, {})", signal_name(sig)),
+            (None, Some(code)) => format!("ended its host process with exit status {code} (did it call exit()?)"),
+            _ => format!("ended its host process ({status})"),
+        },
+        Failure::Hung(t) => format!(
+            "did not answer within {} ms (hung? the limit is firmware.plugin_timeout_ms) and was stopped",
+            fmt_ms(t.as_secs_f64() * 1e3)
+        ),
+    }
+}
+
+impl HostedPlugin {
+    /// Start a host process for the plugin at `path`, load it there and
+    /// create a context with `params`; each later call waits at most `timeout` s.
+    pub fn load(path: &Path, params: &[f64], timeout: f64) -> Result<HostedPlugin, FirmwareError> {
+        let shown = path.display().to_string();
+        let host_error = |what: String| FirmwareError::Host { path: shown.clone(), what, at: String::new() };
+        let exe = host_executable().map_err(host_error)?;
+        let (shm, fd) =
+            Shm::create().map_err(|e| host_error(format!("cannot run in a host process: shared memory: {e}")))?;
+        shm.set_cmd(CMD_LOAD);
+        shm.region().req.store(1, SeqCst);
+        let raw_fd = fd.as_raw_fd();
+        let mut cmd = Command::new(&exe);
+        cmd.arg(HOST_COMMAND).arg(PROTOCOL.to_string()).arg(raw_fd.to_string()).arg(path);
+        cmd.args(params.iter().map(|p| format!("{:016x}", p.to_bits())));
+        cmd.stdin(Stdio::null());
+        // SAFETY: only async-signal-safe calls between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                // The host inherits the shared page; no other child does.
+                if libc::fcntl(raw_fd, libc::F_SETFD, 0) == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // A crashing plugin leaves no core file behind.
+                let no_core = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+                libc::setrlimit(libc::RLIMIT_CORE, &no_core);
+                Ok(())
+            })
+        };
+        let child = cmd
+            .spawn()
+            .map_err(|e| host_error(format!("cannot start its host process {}: {e}", exe.display())))?;
+        drop(fd);
+        let mut plugin = HostedPlugin {
+            path: shown.clone(),
+            shm,
+            child: Some(child),
+            seq: 1,
+            timeout: Duration::from_secs_f64(timeout),
+        };
+        // Starting a process can take a while on a busy machine: at least 5 s.
+        let limit = plugin.timeout.max(Duration::from_secs(5));
+        if let Err(f) = plugin.answer(limit) {
+            let at = format!(" while it was being loaded (host process {})", exe.display());
+            return Err(FirmwareError::Host { path: shown, what: describe(&f), at });
+        }
+        if plugin.shm.rc() != 0 {
+            let message = plugin.shm.msg();
+            plugin.quit();
+            return Err(FirmwareError::Load { path: shown, message });
+        }
+        Ok(plugin)
+    }
+
+    /// Wait for the answer to call `self.seq`.
+    fn answer(&mut self, limit: Duration) -> Result<(), Failure> {
+        let Some(child) = self.child.as_mut() else {
+            return Err(Failure::Hung(Duration::ZERO));
+        };
+        let region = self.shm.region();
+        let seq = self.seq;
+        let mut ended = None;
+        let waited = wait_for(
+            &region.ack,
+            &region.sim_sleeping,
+            |v| v == seq,
+            Some(Instant::now() + limit),
+            Duration::from_millis(10),
+            || match child.try_wait() {
+                Ok(Some(status)) => {
+                    ended = Some(status);
+                    false
+                }
+                Ok(None) => true,
+                Err(_) => false,
+            },
+        );
+        match waited {
+            Waited::Ready(_) => Ok(()),
+            Waited::Gone => {
+                self.child = None;
+                match ended {
+                    Some(status) => Err(Failure::Ended(status)),
+                    None => Err(Failure::Hung(limit)),
+                }
+            }
+            Waited::TimedOut => {
+                let mut child = self.child.take().expect("checked above");
+                // It may have ended just now: report that rather than a hang.
+                if let Ok(Some(status)) = child.try_wait() {
+                    return Err(Failure::Ended(status));
+                }
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(Failure::Hung(limit))
+            }
+        }
+    }
+
+    /// Send `cmd` and wait for its answer.
+    fn call(&mut self, cmd: u32) -> Result<(), Failure> {
+        if self.child.is_none() {
+            return Err(Failure::Hung(Duration::ZERO));
+        }
+        self.seq = self.seq.wrapping_add(1);
+        self.shm.set_cmd(cmd);
+        let region = self.shm.region();
+        post(&region.req, &region.host_sleeping, self.seq);
+        self.answer(self.timeout)
+    }
+
+    fn failed(&self, f: Failure, at: String) -> FirmwareError {
+        let what = match f {
+            Failure::Hung(d) if d.is_zero() => "is not running (it failed before)".to_string(),
+            f => describe(&f),
+        };
+        FirmwareError::Host { path: self.path.clone(), what, at }
+    }
+
+    /// Ask the host to destroy the context and exit; reap it (kill it if it does not exit).
+    fn quit(&mut self) {
+        if self.child.is_none() {
+            return;
+        }
+        let limit = self.timeout.min(Duration::from_secs(1));
+        let asked = {
+            self.seq = self.seq.wrapping_add(1);
+            self.shm.set_cmd(CMD_QUIT);
+            let region = self.shm.region();
+            post(&region.req, &region.host_sleeping, self.seq);
+            self.answer(limit).is_ok()
+        };
+        if let Some(mut child) = self.child.take() {
+            let deadline = Instant::now() + if asked { limit } else { Duration::ZERO };
+            loop {
+                match child.try_wait() {
+                    Ok(Some(_)) | Err(_) => break,
+                    Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_micros(50)),
+                    Ok(None) => {
+                        let _ = child.kill();
+                        let _ = child.wait();
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Drop for HostedPlugin {
+    fn drop(&mut self) {
+        self.quit();
+    }
+}
+
+impl Controller for HostedPlugin {
+    fn name(&self) -> String {
+        format!("plugin {}", self.path)
+    }
+    fn reset(&mut self) -> Result<(), FirmwareError> {
+        self.call(CMD_RESET).map_err(|f| self.failed(f, " in mb_fw_reset, before the session".into()))?;
+        check_reset(&self.name(), self.shm.rc())
+    }
+    fn step(&mut self, input: &FwInput, out: &mut FwOutput) -> Result<(), FirmwareError> {
+        // SAFETY: the host only touches these fields while it holds the turn.
+        unsafe {
+            self.shm.input_ptr().write_volatile(*input);
+            self.shm.output_ptr().write_volatile(*out);
+        }
+        self.call(CMD_STEP).map_err(|f| {
+            let at = format!(" at shot {}, tick {}, t = {} ms", input.shot, input.tick, fmt_ms(input.t * 1e3));
+            self.failed(f, at)
+        })?;
+        // SAFETY: the answer is complete (acknowledged).
+        *out = unsafe { self.shm.output_ptr().read_volatile() };
+        check_step(&self.name(), input, self.shm.rc())
+    }
+}
+
+/// The host process: `mesobench __plugin-host PROTOCOL FD PATH [PARAM_BITS…]`.
+/// Serves calls until told to quit or until the simulation is gone, then
+/// ends the process (without running exit handlers). Never prints.
+pub fn host_main(args: &[OsString]) -> ! {
+    let code = serve(args);
+    // SAFETY: flushes C streams the plugin wrote to, then ends the process.
+    unsafe {
+        libc::fflush(std::ptr::null_mut());
+        libc::_exit(code)
+    }
+}
+
+fn serve(args: &[OsString]) -> i32 {
+    let text = |i: usize| args.get(i).and_then(|a| a.to_str());
+    let Some(fd) = text(1).and_then(|s| s.parse::<i32>().ok()).filter(|fd| *fd >= 0) else {
+        return 2;
+    };
+    // SAFETY: the simulation passed this descriptor for the host alone.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let Ok(shm) = Shm::map(&fd) else {
+        return 2;
+    };
+    drop(fd);
+    let region = shm.region();
+    let answer = |seq: u32| post(&region.ack, &region.sim_sleeping, seq);
+    let refuse = |msg: &str| {
+        shm.set_msg(msg);
+        shm.set_rc(1);
+        answer(1);
+        2
+    };
+    if text(0) != Some(PROTOCOL.to_string().as_str()) {
+        return refuse(&format!(
+            "the plugin host speaks another protocol ({:?}, expected {PROTOCOL}): is {HOST_ENV} this mesobench?",
+            text(0)
+        ));
+    }
+    let Some(path) = args.get(2) else {
+        return refuse("the plugin host got no plugin path");
+    };
+    let mut params = Vec::new();
+    for a in &args[3..] {
+        match a.to_str().and_then(|s| u64::from_str_radix(s, 16).ok()) {
+            Some(bits) => params.push(f64::from_bits(bits)),
+            None => return refuse(&format!("the plugin host got a malformed parameter {a:?}")),
+        }
+    }
+    let parent = std::os::unix::process::parent_id();
+    let mut plugin = match Plugin::load(Path::new(path), &params) {
+        Ok(p) => p,
+        Err(FirmwareError::Load { message, .. }) => return refuse(&message),
+        Err(e) => return refuse(&e.to_string()),
+    };
+    shm.set_rc(0);
+    answer(1);
+    let mut seen = 1u32;
+    loop {
+        let waited = wait_for(
+            &region.req,
+            &region.host_sleeping,
+            |v| v != seen,
+            None,
+            Duration::from_millis(100),
+            || std::os::unix::process::parent_id() == parent,
+        );
+        match waited {
+            Waited::Ready(v) => seen = v,
+            // The simulation is gone: nobody to answer.
+            Waited::Gone | Waited::TimedOut => return 0,
+        }
+        let rc = match shm.cmd() {
+            CMD_RESET => plugin.reset_raw(),
+            CMD_STEP => plugin.step_raw(shm.input_ptr(), shm.output_ptr()),
+            CMD_QUIT => {
+                drop(plugin);
+                answer(seen);
+                return 0;
+            }
+            other => {
+                shm.set_msg(&format!("unknown call {other}"));
+                -1
+            }
+        };
+        shm.set_rc(rc);
+        answer(seen);
+    }
+}
