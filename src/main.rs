@@ -209,7 +209,9 @@ fn main() -> ExitCode {
         eprintln!("mesobench: internal error: {info}");
     }));
     let cli = Cli::parse();
-    match std::panic::catch_unwind(|| run(cli)) {
+    let outcome = std::panic::catch_unwind(|| run(cli));
+    mesobench::control::host::shut_down_idle_hosts();
+    match outcome {
         Ok(Ok(())) => ExitCode::SUCCESS,
         Ok(Err(e)) if e.downcast_ref::<AcceptanceFailed>().is_some() => ExitCode::from(1),
         Ok(Err(e)) => {

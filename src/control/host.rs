@@ -4,7 +4,7 @@
 //! the shot, the tick and the simulated time, instead of ending or hanging
 //! mesobench.
 //!
-//! Every [`HostedPlugin`] starts its own host: the mesobench executable run
+//! Every [`HostedPlugin`] has a host of its own: the mesobench executable run
 //! as `mesobench __plugin-host …` ([`HOST_COMMAND`], see [`host_main`]),
 //! which loads the plugin with the in-process loader and then serves one
 //! call at a time. The two processes share one page of memory (a memfd)
@@ -13,8 +13,12 @@
 //! futex, so a tick costs a few microseconds when both sides are busy and
 //! no CPU when idle. The simulation waits at most `firmware.plugin_timeout_ms`
 //! for each answer (the watchdog), checking that the host is alive while it
-//! waits; on drop it asks the host to destroy the context and exit, and
-//! reaps it (killing it if it does not exit).
+//! waits. On drop the context is destroyed and the host kept, idle, for
+//! the next simulation of the same plugin in this process (so a sweep starts
+//! about one host per thread); a host that failed, or one more than the
+//! idle limit, is asked to exit and reaped (killed if it does not exit).
+//! [`shut_down_idle_hosts`] stops the idle ones; an idle host whose
+//! simulation process is gone ends by itself within 0.1 s.
 //!
 //! The library does not know where the mesobench executable is: the binary
 //! registers itself with [`set_host_executable`]; programs that link the
@@ -62,12 +66,15 @@ fn host_executable() -> Result<PathBuf, String> {
     }
 }
 
-const CMD_LOAD: u32 = 1;
+const CMD_CREATE: u32 = 1;
 const CMD_RESET: u32 = 2;
 const CMD_STEP: u32 = 3;
 const CMD_QUIT: u32 = 4;
+const CMD_DESTROY: u32 = 5;
 const MSG: usize = 2048;
-const REGION_BYTES: usize = 4096;
+/// Most `plugin_params` a host process takes.
+const MAX_PARAMS: usize = 1024;
+const REGION_BYTES: usize = 16384;
 
 /// The shared page.
 #[repr(C)]
@@ -86,6 +93,9 @@ struct Region {
     _pad: u32,
     input: FwInput,
     output: FwOutput,
+    n_params: u32,
+    _pad2: u32,
+    params: [f64; MAX_PARAMS],
     msg: [u8; MSG],
 }
 
@@ -167,6 +177,21 @@ impl Shm {
         unsafe {
             std::ptr::copy_nonoverlapping(bytes.as_ptr(), std::ptr::addr_of_mut!((*self.ptr).msg).cast(), bytes.len());
             std::ptr::addr_of_mut!((*self.ptr).msg_len).write_volatile(bytes.len() as u32);
+        }
+    }
+    fn set_params(&self, params: &[f64]) {
+        let n = params.len().min(MAX_PARAMS);
+        // SAFETY: the copy stays inside the mapping's params field.
+        unsafe {
+            std::ptr::copy_nonoverlapping(params.as_ptr(), std::ptr::addr_of_mut!((*self.ptr).params).cast(), n);
+            std::ptr::addr_of_mut!((*self.ptr).n_params).write_volatile(n as u32);
+        }
+    }
+    fn params(&self) -> Vec<f64> {
+        // SAFETY: the length is clamped to the field.
+        unsafe {
+            let n = (std::ptr::addr_of!((*self.ptr).n_params).read_volatile() as usize).min(MAX_PARAMS);
+            std::slice::from_raw_parts(std::ptr::addr_of!((*self.ptr).params).cast::<f64>(), n).to_vec()
         }
     }
     fn msg(&self) -> String {
@@ -299,14 +324,37 @@ enum Failure {
 /// A C plugin running in a host process of its own.
 pub struct HostedPlugin {
     path: String,
-    shm: Shm,
-    child: Option<Child>,
-    seq: u32,
+    host: Option<Host>,
     timeout: Duration,
 }
 
-// The mapping and the child are owned by this value alone and only used through &mut self.
-unsafe impl Send for HostedPlugin {}
+/// A host process and its shared page.
+struct Host {
+    exe: PathBuf,
+    lib: PathBuf,
+    shm: Shm,
+    child: Option<Child>,
+    seq: u32,
+}
+
+// The mapping and the child are owned by one value at a time and only used through &mut self.
+unsafe impl Send for Host {}
+
+/// Hosts whose context was destroyed cleanly, kept for the next simulation
+/// of the same plugin (a sweep starts a process per thread, not per run).
+static IDLE: Mutex<Vec<Host>> = Mutex::new(Vec::new());
+
+fn idle_limit() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 32) * 2
+}
+
+/// Stop every idle plugin host of this process (the binary calls this
+/// before it exits; a host whose simulation process is gone also ends by
+/// itself within 0.1 s).
+pub fn shut_down_idle_hosts() {
+    let idle = std::mem::take(&mut *IDLE.lock().unwrap_or_else(|e| e.into_inner()));
+    drop(idle);
+}
 
 /// A plain rendering of a time in ms: at most 4 decimals, no trailing zeros.
 fn fmt_ms(t_ms: f64) -> String {
@@ -351,21 +399,15 @@ fn describe(failure: &Failure) -> String {
     }
 }
 
-impl HostedPlugin {
-    /// Start a host process for the plugin at `path`, load it there and
-    /// create a context with `params`; each later call waits at most `timeout` s.
-    pub fn load(path: &Path, params: &[f64], timeout: f64) -> Result<HostedPlugin, FirmwareError> {
-        let shown = path.display().to_string();
-        let host_error = |what: String| FirmwareError::Host { path: shown.clone(), what, at: String::new() };
-        let exe = host_executable().map_err(host_error)?;
-        let (shm, fd) =
-            Shm::create().map_err(|e| host_error(format!("cannot run in a host process: shared memory: {e}")))?;
-        shm.set_cmd(CMD_LOAD);
+impl Host {
+    /// Start a host process for the plugin at `lib` (it loads nothing yet).
+    fn spawn(exe: &Path, lib: &Path, error: &dyn Fn(String) -> FirmwareError) -> Result<Host, FirmwareError> {
+        let (shm, fd) = Shm::create().map_err(|e| error(format!("cannot run in a host process: shared memory: {e}")))?;
+        // Call 1 is the host's start.
         shm.region().req.store(1, SeqCst);
         let raw_fd = fd.as_raw_fd();
-        let mut cmd = Command::new(&exe);
-        cmd.arg(HOST_COMMAND).arg(PROTOCOL.to_string()).arg(raw_fd.to_string()).arg(path);
-        cmd.args(params.iter().map(|p| format!("{:016x}", p.to_bits())));
+        let mut cmd = Command::new(exe);
+        cmd.arg(HOST_COMMAND).arg(PROTOCOL.to_string()).arg(raw_fd.to_string()).arg(lib);
         cmd.stdin(Stdio::null());
         // SAFETY: only async-signal-safe calls between fork and exec.
         unsafe {
@@ -380,29 +422,18 @@ impl HostedPlugin {
                 Ok(())
             })
         };
-        let child = cmd
-            .spawn()
-            .map_err(|e| host_error(format!("cannot start its host process {}: {e}", exe.display())))?;
+        let child =
+            cmd.spawn().map_err(|e| error(format!("cannot start its host process {}: {e}", exe.display())))?;
         drop(fd);
-        let mut plugin = HostedPlugin {
-            path: shown.clone(),
-            shm,
-            child: Some(child),
-            seq: 1,
-            timeout: Duration::from_secs_f64(timeout),
-        };
-        // Starting a process can take a while on a busy machine: at least 5 s.
-        let limit = plugin.timeout.max(Duration::from_secs(5));
-        if let Err(f) = plugin.answer(limit) {
-            let at = format!(" while it was being loaded (host process {})", exe.display());
-            return Err(FirmwareError::Host { path: shown, what: describe(&f), at });
+        let mut host = Host { exe: exe.to_path_buf(), lib: lib.to_path_buf(), shm, child: Some(child), seq: 1 };
+        // Starting a process can take a while on a busy machine.
+        let started = host.answer(Duration::from_secs(10));
+        let at = format!(" while its host process {} was starting", exe.display());
+        match started {
+            Err(f) => Err(error(describe(&f) + &at)),
+            Ok(()) if host.shm.rc() != 0 => Err(error(host.shm.msg() + &at)),
+            Ok(()) => Ok(host),
         }
-        if plugin.shm.rc() != 0 {
-            let message = plugin.shm.msg();
-            plugin.quit();
-            return Err(FirmwareError::Load { path: shown, message });
-        }
-        Ok(plugin)
     }
 
     /// Wait for the answer to call `self.seq`.
@@ -450,8 +481,8 @@ impl HostedPlugin {
         }
     }
 
-    /// Send `cmd` and wait for its answer.
-    fn call(&mut self, cmd: u32) -> Result<(), Failure> {
+    /// Send `cmd` and wait at most `limit` for its answer.
+    fn call(&mut self, cmd: u32, limit: Duration) -> Result<(), Failure> {
         if self.child.is_none() {
             return Err(Failure::Hung(Duration::ZERO));
         }
@@ -459,30 +490,18 @@ impl HostedPlugin {
         self.shm.set_cmd(cmd);
         let region = self.shm.region();
         post(&region.req, &region.host_sleeping, self.seq);
-        self.answer(self.timeout)
+        self.answer(limit)
     }
+}
 
-    fn failed(&self, f: Failure, at: String) -> FirmwareError {
-        let what = match f {
-            Failure::Hung(d) if d.is_zero() => "is not running (it failed before)".to_string(),
-            f => describe(&f),
-        };
-        FirmwareError::Host { path: self.path.clone(), what, at }
-    }
-
-    /// Ask the host to destroy the context and exit; reap it (kill it if it does not exit).
-    fn quit(&mut self) {
+impl Drop for Host {
+    /// Ask the host to destroy any context and exit; reap it (kill it if it does not exit).
+    fn drop(&mut self) {
         if self.child.is_none() {
             return;
         }
-        let limit = self.timeout.min(Duration::from_secs(1));
-        let asked = {
-            self.seq = self.seq.wrapping_add(1);
-            self.shm.set_cmd(CMD_QUIT);
-            let region = self.shm.region();
-            post(&region.req, &region.host_sleeping, self.seq);
-            self.answer(limit).is_ok()
-        };
+        let limit = Duration::from_secs(1);
+        let asked = self.call(CMD_QUIT, limit).is_ok();
         if let Some(mut child) = self.child.take() {
             let deadline = Instant::now() + if asked { limit } else { Duration::ZERO };
             loop {
@@ -500,9 +519,74 @@ impl HostedPlugin {
     }
 }
 
+impl HostedPlugin {
+    /// Run the plugin at `path` in a host process (an idle one of this
+    /// plugin, or a new one) and create a context with `params` there; each
+    /// later call waits at most `timeout` s.
+    pub fn load(path: &Path, params: &[f64], timeout: f64) -> Result<HostedPlugin, FirmwareError> {
+        let shown = path.display().to_string();
+        let host_error = |what: String| FirmwareError::Host { path: shown.clone(), what, at: String::new() };
+        if params.len() > MAX_PARAMS {
+            return Err(FirmwareError::Load {
+                path: shown,
+                message: format!("{} parameters; a host process takes at most {MAX_PARAMS}", params.len()),
+            });
+        }
+        let exe = host_executable().map_err(host_error)?;
+        let idle = {
+            let mut idle = IDLE.lock().unwrap_or_else(|e| e.into_inner());
+            idle.iter().position(|h| h.exe == exe && h.lib == path).map(|i| idle.swap_remove(i))
+        };
+        let mut host = match idle {
+            Some(h) => h,
+            None => Host::spawn(&exe, path, &host_error)?,
+        };
+        host.shm.set_params(params);
+        let timeout = Duration::from_secs_f64(timeout);
+        // Loading the library can take a while on a busy machine: at least 5 s.
+        if let Err(f) = host.call(CMD_CREATE, timeout.max(Duration::from_secs(5))) {
+            return Err(FirmwareError::Host { path: shown, what: describe(&f), at: " while it was being loaded".into() });
+        }
+        if host.shm.rc() != 0 {
+            return Err(FirmwareError::Load { path: shown, message: host.shm.msg() });
+        }
+        Ok(HostedPlugin { path: shown, host: Some(host), timeout })
+    }
+
+    fn call(&mut self, cmd: u32) -> Result<(), Failure> {
+        match self.host.as_mut() {
+            Some(h) => h.call(cmd, self.timeout),
+            None => Err(Failure::Hung(Duration::ZERO)),
+        }
+    }
+
+    fn shm(&self) -> &Shm {
+        &self.host.as_ref().expect("a host until drop").shm
+    }
+
+    fn failed(&self, f: Failure, at: String) -> FirmwareError {
+        let what = match f {
+            Failure::Hung(d) if d.is_zero() => "is not running (it failed before)".to_string(),
+            f => describe(&f),
+        };
+        FirmwareError::Host { path: self.path.clone(), what, at }
+    }
+}
+
 impl Drop for HostedPlugin {
+    /// Destroy the context; keep the host for the next simulation if that
+    /// went well, otherwise stop it.
     fn drop(&mut self) {
-        self.quit();
+        let Some(mut host) = self.host.take() else { return };
+        let clean = host.call(CMD_DESTROY, self.timeout.min(Duration::from_secs(1))).is_ok() && host.shm.rc() == 0;
+        if clean {
+            let mut idle = IDLE.lock().unwrap_or_else(|e| e.into_inner());
+            if idle.len() < idle_limit() {
+                idle.push(host);
+                return;
+            }
+        }
+        drop(host);
     }
 }
 
@@ -512,21 +596,23 @@ impl Controller for HostedPlugin {
     }
     fn reset(&mut self) -> Result<(), FirmwareError> {
         self.call(CMD_RESET).map_err(|f| self.failed(f, " in mb_fw_reset, before the session".into()))?;
-        check_reset(&self.name(), self.shm.rc())
+        check_reset(&self.name(), self.shm().rc())
     }
     fn step(&mut self, input: &FwInput, out: &mut FwOutput) -> Result<(), FirmwareError> {
-        // SAFETY: the host only touches these fields while it holds the turn.
-        unsafe {
-            self.shm.input_ptr().write_volatile(*input);
-            self.shm.output_ptr().write_volatile(*out);
+        if let Some(h) = self.host.as_ref() {
+            // SAFETY: the host only touches these fields while it holds the turn.
+            unsafe {
+                h.shm.input_ptr().write_volatile(*input);
+                h.shm.output_ptr().write_volatile(*out);
+            }
         }
         self.call(CMD_STEP).map_err(|f| {
             let at = format!(" at shot {}, tick {}, t = {} ms", input.shot, input.tick, fmt_ms(input.t * 1e3));
             self.failed(f, at)
         })?;
         // SAFETY: the answer is complete (acknowledged).
-        *out = unsafe { self.shm.output_ptr().read_volatile() };
-        check_step(&self.name(), input, self.shm.rc())
+        *out = unsafe { self.shm().output_ptr().read_volatile() };
+        check_step(&self.name(), input, self.shm().rc())
     }
 }
 
@@ -570,21 +656,11 @@ fn serve(args: &[OsString]) -> i32 {
     let Some(path) = args.get(2) else {
         return refuse("the plugin host got no plugin path");
     };
-    let mut params = Vec::new();
-    for a in &args[3..] {
-        match a.to_str().and_then(|s| u64::from_str_radix(s, 16).ok()) {
-            Some(bits) => params.push(f64::from_bits(bits)),
-            None => return refuse(&format!("the plugin host got a malformed parameter {a:?}")),
-        }
-    }
+    let path = Path::new(path);
     let parent = std::os::unix::process::parent_id();
-    let mut plugin = match Plugin::load(Path::new(path), &params) {
-        Ok(p) => p,
-        Err(FirmwareError::Load { message, .. }) => return refuse(&message),
-        Err(e) => return refuse(&e.to_string()),
-    };
     shm.set_rc(0);
     answer(1);
+    let mut plugin: Option<Plugin> = None;
     let mut seen = 1u32;
     loop {
         let waited = wait_for(
@@ -600,16 +676,37 @@ fn serve(args: &[OsString]) -> i32 {
             // The simulation is gone: nobody to answer.
             Waited::Gone | Waited::TimedOut => return 0,
         }
-        let rc = match shm.cmd() {
-            CMD_RESET => plugin.reset_raw(),
-            CMD_STEP => plugin.step_raw(shm.input_ptr(), shm.output_ptr()),
-            CMD_QUIT => {
+        let rc = match (shm.cmd(), plugin.as_mut()) {
+            (CMD_CREATE, _) => {
+                plugin = None;
+                match Plugin::load(path, &shm.params()) {
+                    Ok(p) => {
+                        plugin = Some(p);
+                        0
+                    }
+                    Err(FirmwareError::Load { message, .. }) => {
+                        shm.set_msg(&message);
+                        1
+                    }
+                    Err(e) => {
+                        shm.set_msg(&e.to_string());
+                        1
+                    }
+                }
+            }
+            (CMD_DESTROY, _) => {
+                plugin = None;
+                0
+            }
+            (CMD_QUIT, _) => {
                 drop(plugin);
                 answer(seen);
                 return 0;
             }
-            other => {
-                shm.set_msg(&format!("unknown call {other}"));
+            (CMD_RESET, Some(p)) => p.reset_raw(),
+            (CMD_STEP, Some(p)) => p.step_raw(shm.input_ptr(), shm.output_ptr()),
+            (other, _) => {
+                shm.set_msg(&format!("call {other} without a context"));
                 -1
             }
         };

@@ -149,3 +149,46 @@ fn in_process_and_host_process_plugins_give_identical_outputs() {
         assert_eq!(a, std::fs::read(tmp.path().join("i").join(f)).unwrap(), "{f} differs");
     }
 }
+
+#[test]
+fn plugin_crash_while_loading_is_an_error_naming_the_plugin() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = open_loop_with("").replace("if (n < 1) return NULL;", "if (n < 1) return NULL;\n    abort();");
+    let lib = build_plugin(tmp.path(), "create_abrt", &src);
+    let scenario = scenario_with_plugin(tmp.path(), "create_abrt", "libcreate_abrt.so", "");
+    let o = mesobench(tmp.path(), &["run", scenario.to_str().unwrap(), "--out", "out", "-q"], &[]);
+    assert_exit2(&o, &[&lib.display().to_string(), "crashed (signal 6, SIGABRT)", "while it was being loaded"]);
+}
+
+#[test]
+fn parallel_simulations_each_own_a_host_and_leave_none_behind() {
+    crate::util::use_plugin_host();
+    let tmp = tempfile::tempdir().unwrap();
+    let lib = build_plugin(tmp.path(), "par", &open_loop_with(""));
+    let load = |isolation: &str| {
+        let sets: Vec<String> = vec![
+            "session.shots=2".into(),
+            "firmware.kind=\"plugin\"".into(),
+            format!("firmware.plugin=\"{}\"", lib.display()),
+            "firmware.plugin_params=[0.060]".into(),
+            format!("firmware.plugin_isolation=\"{isolation}\""),
+        ];
+        mesobench::scenario::load(&mesobench::scenario::Source::default_scenario(), &sets, "reference").unwrap()
+    };
+    let (hosted, local) = (load("process"), load("in_process"));
+    let doses = |sc: &mesobench::scenario::Scenario| -> Vec<u64> {
+        crate::util::shots(sc).iter().map(|s| s.dose.to_bits()).collect()
+    };
+    let expected = doses(&local);
+    std::thread::scope(|s| {
+        let runs: Vec<_> = (0..4).map(|_| s.spawn(|| (0..3).map(|_| doses(&hosted)).collect::<Vec<_>>())).collect();
+        for r in runs {
+            for d in r.join().unwrap() {
+                assert_eq!(d, expected);
+            }
+        }
+    });
+    // Idle hosts are kept for the next simulation until shut down.
+    mesobench::control::host::shut_down_idle_hosts();
+    assert!(processes_mentioning(lib.to_str().unwrap()).is_empty(), "a plugin host is left running");
+}
