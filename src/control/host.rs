@@ -87,10 +87,11 @@ struct Region {
     host_sleeping: AtomicU32,
     /// 1 while the simulation sleeps on `ack`.
     sim_sleeping: AtomicU32,
+    /// 1 when the host should spin before it sleeps (set by the simulation).
+    spin: AtomicU32,
     cmd: u32,
     rc: i32,
     msg_len: u32,
-    _pad: u32,
     input: FwInput,
     output: FwOutput,
     n_params: u32,
@@ -250,8 +251,20 @@ fn post(word: &AtomicU32, sleeping: &AtomicU32, value: u32) {
     }
 }
 
-/// How long a waiter spins and yields before it sleeps on the futex.
+/// How long a waiter spins and yields before it sleeps on the futex, when
+/// every simulation thread and its host can have a core.
 const SPIN: Duration = Duration::from_micros(50);
+
+/// Hosted plugins alive in this process.
+static LIVE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Whether waiters should spin: only while each live simulation and its
+/// host can have a core (spinning on a shared core only delays the other side).
+fn spin_pays() -> bool {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let cores = *CORES.get_or_init(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    2 * LIVE.load(SeqCst) <= cores
+}
 
 enum Waited {
     Ready(u32),
@@ -265,6 +278,7 @@ fn wait_for(
     word: &AtomicU32,
     sleeping: &AtomicU32,
     ready: impl Fn(u32) -> bool,
+    spin: bool,
     deadline: Option<Instant>,
     slice: Duration,
     mut alive: impl FnMut() -> bool,
@@ -279,7 +293,7 @@ fn wait_for(
         if i < 200 {
             std::hint::spin_loop();
             i += 1;
-        } else if start.elapsed() < SPIN {
+        } else if spin && start.elapsed() < SPIN {
             std::thread::yield_now();
         } else {
             break;
@@ -448,6 +462,7 @@ impl Host {
             &region.ack,
             &region.sim_sleeping,
             |v| v == seq,
+            region.spin.load(SeqCst) != 0,
             Some(Instant::now() + limit),
             Duration::from_millis(10),
             || match child.try_wait() {
@@ -489,6 +504,7 @@ impl Host {
         self.seq = self.seq.wrapping_add(1);
         self.shm.set_cmd(cmd);
         let region = self.shm.region();
+        region.spin.store(spin_pays() as u32, SeqCst);
         post(&region.req, &region.host_sleeping, self.seq);
         self.answer(limit)
     }
@@ -550,6 +566,7 @@ impl HostedPlugin {
         if host.shm.rc() != 0 {
             return Err(FirmwareError::Load { path: shown, message: host.shm.msg() });
         }
+        LIVE.fetch_add(1, SeqCst);
         Ok(HostedPlugin { path: shown, host: Some(host), timeout })
     }
 
@@ -577,6 +594,7 @@ impl Drop for HostedPlugin {
     /// Destroy the context; keep the host for the next simulation if that
     /// went well, otherwise stop it.
     fn drop(&mut self) {
+        LIVE.fetch_sub(1, SeqCst);
         let Some(mut host) = self.host.take() else { return };
         let clean = host.call(CMD_DESTROY, self.timeout.min(Duration::from_secs(1))).is_ok() && host.shm.rc() == 0;
         if clean {
@@ -667,6 +685,7 @@ fn serve(args: &[OsString]) -> i32 {
             &region.req,
             &region.host_sleeping,
             |v| v != seen,
+            region.spin.load(SeqCst) != 0,
             None,
             Duration::from_millis(100),
             || std::os::unix::process::parent_id() == parent,
