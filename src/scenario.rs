@@ -1707,11 +1707,15 @@ fn firmware_spec(
                     ),
                 ));
             }
-            let isolation =
-                match c.choice(&f.plugin_isolation, "process", "firmware.plugin_isolation", &["process", "in_process"])? {
-                    "in_process" => PluginIsolation::InProcess,
-                    _ => PluginIsolation::Process,
-                };
+            let isolation = match c.choice(
+                &f.plugin_isolation,
+                "process",
+                "firmware.plugin_isolation",
+                &["process", "in_process"],
+            )? {
+                "in_process" => PluginIsolation::InProcess,
+                _ => PluginIsolation::Process,
+            };
             let timeout =
                 c.num(f.plugin_timeout_ms, 1000.0, "firmware.plugin_timeout_ms", 1.0, 3_600_000.0, "ms")? * 1e-3;
             FirmwareKind::Plugin { path, params: f.plugin_params.clone().unwrap_or_default(), isolation, timeout }

@@ -416,7 +416,8 @@ fn describe(failure: &Failure) -> String {
 impl Host {
     /// Start a host process for the plugin at `lib` (it loads nothing yet).
     fn spawn(exe: &Path, lib: &Path, error: &dyn Fn(String) -> FirmwareError) -> Result<Host, FirmwareError> {
-        let (shm, fd) = Shm::create().map_err(|e| error(format!("cannot run in a host process: shared memory: {e}")))?;
+        let (shm, fd) =
+            Shm::create().map_err(|e| error(format!("cannot run in a host process: shared memory: {e}")))?;
         // Call 1 is the host's start.
         shm.region().req.store(1, SeqCst);
         let raw_fd = fd.as_raw_fd();
@@ -436,8 +437,7 @@ impl Host {
                 Ok(())
             })
         };
-        let child =
-            cmd.spawn().map_err(|e| error(format!("cannot start its host process {}: {e}", exe.display())))?;
+        let child = cmd.spawn().map_err(|e| error(format!("cannot start its host process {}: {e}", exe.display())))?;
         drop(fd);
         let mut host = Host { exe: exe.to_path_buf(), lib: lib.to_path_buf(), shm, child: Some(child), seq: 1 };
         // Starting a process can take a while on a busy machine.
@@ -561,7 +561,11 @@ impl HostedPlugin {
         let timeout = Duration::from_secs_f64(timeout);
         // Loading the library can take a while on a busy machine: at least 5 s.
         if let Err(f) = host.call(CMD_CREATE, timeout.max(Duration::from_secs(5))) {
-            return Err(FirmwareError::Host { path: shown, what: describe(&f), at: " while it was being loaded".into() });
+            return Err(FirmwareError::Host {
+                path: shown,
+                what: describe(&f),
+                at: " while it was being loaded".into(),
+            });
         }
         if host.shm.rc() != 0 {
             return Err(FirmwareError::Load { path: shown, message: host.shm.msg() });
