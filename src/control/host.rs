@@ -551,6 +551,8 @@ impl HostedPlugin {
         let exe = host_executable().map_err(host_error)?;
         let idle = {
             let mut idle = IDLE.lock().unwrap_or_else(|e| e.into_inner());
+            // A host that ended while idle (killed from outside) is dropped (reaped).
+            idle.retain_mut(|h| h.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None))));
             idle.iter().position(|h| h.exe == exe && h.lib == path).map(|i| idle.swap_remove(i))
         };
         let mut host = match idle {
@@ -650,11 +652,25 @@ pub fn host_main(args: &[OsString]) -> ! {
     }
 }
 
+/// Close every descriptor the host inherited but `keep` and the standard
+/// streams (a lock or a pipe of the simulation's parent must not outlive it here).
+fn close_inherited(keep: i32) {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else { return };
+    let fds: Vec<i32> = dir.flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).collect();
+    for fd in fds {
+        if fd > 2 && fd != keep {
+            // SAFETY: nothing in this fresh process uses these descriptors.
+            unsafe { libc::close(fd) };
+        }
+    }
+}
+
 fn serve(args: &[OsString]) -> i32 {
     let text = |i: usize| args.get(i).and_then(|a| a.to_str());
     let Some(fd) = text(1).and_then(|s| s.parse::<i32>().ok()).filter(|fd| *fd >= 0) else {
         return 2;
     };
+    close_inherited(fd);
     // SAFETY: the simulation passed this descriptor for the host alone.
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
     let Ok(shm) = Shm::map(&fd) else {
@@ -680,6 +696,15 @@ fn serve(args: &[OsString]) -> i32 {
     };
     let path = Path::new(path);
     let parent = std::os::unix::process::parent_id();
+    // The simulation may be killed while a plugin call loops forever: a
+    // thread of its own ends the host then, whatever the plugin does.
+    std::thread::spawn(move || loop {
+        std::thread::sleep(Duration::from_millis(100));
+        if std::os::unix::process::parent_id() != parent {
+            // SAFETY: ends this process at once; nothing is left to clean up.
+            unsafe { libc::_exit(0) }
+        }
+    });
     shm.set_rc(0);
     answer(1);
     let mut plugin: Option<Plugin> = None;

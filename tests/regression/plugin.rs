@@ -82,18 +82,29 @@ fn check_rejects_a_missing_plugin_naming_the_file_key_and_resolved_path() {
     assert_exit2(&o, &["missing.toml:", "no such file: ./libmissing.so"]);
 }
 
-/// Processes whose command line mentions `needle` (a live plugin host).
-fn processes_mentioning(needle: &str) -> Vec<String> {
+/// Processes whose command line mentions `needle` (a live plugin host): (pid, command line).
+fn processes_mentioning(needle: &str) -> Vec<(i32, String)> {
     let mut found = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
         if let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) {
             let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
             if cmdline.contains(needle) {
-                found.push(cmdline);
+                found.push((pid, cmdline));
             }
         }
     }
     found
+}
+
+/// Fail if a plugin host of the test's own plugin `lib` still runs, killing it first
+/// (a stray host would hold the test's output pipe open).
+fn assert_no_host_left(lib: &str) {
+    let left = processes_mentioning(lib);
+    for (pid, _) in &left {
+        let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+    }
+    assert!(left.is_empty(), "a plugin host is left running: {left:?}");
 }
 
 /// A plugin that runs `code` at tick 5300 (shot 1, its valve open): the run
@@ -111,7 +122,7 @@ fn contained(name: &str, code: &str, what: &str) {
     let err = assert_exit2(&o, &[&format!("firmware plugin {}", lib.display()), what, at]);
     assert_eq!(err.trim().lines().count(), 1, "one message: {err}");
     assert!(took < Duration::from_secs(10), "took {took:?}");
-    assert!(processes_mentioning(lib.to_str().unwrap()).is_empty(), "a plugin host is left running");
+    assert_no_host_left(lib.to_str().unwrap());
 }
 
 #[test]
@@ -190,5 +201,41 @@ fn parallel_simulations_each_own_a_host_and_leave_none_behind() {
     });
     // Idle hosts are kept for the next simulation until shut down.
     mesobench::control::host::shut_down_idle_hosts();
-    assert!(processes_mentioning(lib.to_str().unwrap()).is_empty(), "a plugin host is left running");
+    assert_no_host_left(lib.to_str().unwrap());
+}
+
+#[test]
+fn killing_mesobench_during_a_hung_plugin_leaves_no_host_running() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lib =
+        build_plugin(tmp.path(), "spin", &open_loop_with("if (in->tick >= 10) { volatile int f = 1; while (f) {} }"));
+    let scenario = scenario_with_plugin(tmp.path(), "spin", "libspin.so", "plugin_timeout_ms = 600000");
+    let mut run = Command::new(env!("CARGO_BIN_EXE_mesobench"))
+        .args(["run", scenario.to_str().unwrap(), "--out", "out", "-q"])
+        .current_dir(tmp.path())
+        .spawn()
+        .unwrap();
+    let lib = lib.to_str().unwrap();
+    let start = Instant::now();
+    while processes_mentioning(lib).is_empty() {
+        assert!(start.elapsed() < Duration::from_secs(10), "no plugin host started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Let the plugin enter its loop, then kill mesobench alone (not its host).
+    std::thread::sleep(Duration::from_millis(300));
+    // The host keeps none of the descriptors it inherited (a build lock, a pipe) but its shared page.
+    for (pid, _) in processes_mentioning(lib) {
+        for fd in std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().flatten() {
+            let n: i32 = fd.file_name().to_str().unwrap().parse().unwrap();
+            let target = std::fs::read_link(fd.path()).map(|t| t.display().to_string()).unwrap_or_default();
+            assert!(n <= 2 || target.contains("memfd:") || target.is_empty(), "host fd {n} -> {target}");
+        }
+    }
+    run.kill().unwrap();
+    run.wait().unwrap();
+    let killed = Instant::now();
+    while !processes_mentioning(lib).is_empty() && killed.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_no_host_left(lib);
 }
