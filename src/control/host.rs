@@ -442,10 +442,18 @@ impl Host {
         let mut host = Host { exe: exe.to_path_buf(), lib: lib.to_path_buf(), shm, child: Some(child), seq: 1 };
         // Starting a process can take a while on a busy machine.
         let started = host.answer(Duration::from_secs(10));
-        let at = format!(" while its host process {} was starting", exe.display());
+        let host_of = |what: String| {
+            error(format!(
+                "cannot run in a host process: the host {} {what} (is it the mesobench binary?)",
+                exe.display()
+            ))
+        };
         match started {
-            Err(f) => Err(error(describe(&f) + &at)),
-            Ok(()) if host.shm.rc() != 0 => Err(error(host.shm.msg() + &at)),
+            Err(Failure::Ended(status)) => Err(host_of(format!("ended before it started ({status})"))),
+            Err(Failure::Hung(t)) => {
+                Err(host_of(format!("did not start within {} ms and was stopped", fmt_ms(t.as_secs_f64() * 1e3))))
+            }
+            Ok(()) if host.shm.rc() != 0 => Err(host_of(format!("refused: {}", host.shm.msg()))),
             Ok(()) => Ok(host),
         }
     }
