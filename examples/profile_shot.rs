@@ -1,7 +1,8 @@
 //! Runs the reference shot N times, for profilers and instruction counts:
 //!   cargo run --release --example profile_shot -- 200 [path/to/libfw_open_loop.so]
 //! With a plugin path, the C open-loop plugin drives the gun instead of the
-//! built-in firmware.
+//! built-in firmware, loaded into this process (in a host process when
+//! MESOBENCH_PLUGIN_HOST names the mesobench binary).
 fn main() {
     let mut args = std::env::args().skip(1);
     let n: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(200);
@@ -10,6 +11,10 @@ fn main() {
         sets.push("firmware.kind=\"plugin\"".into());
         sets.push(format!("firmware.plugin=\"{lib}\""));
         sets.push("firmware.plugin_params=[0.060]".into());
+        // In a host process only when told where the mesobench binary is.
+        if std::env::var_os(mesobench::control::host::HOST_ENV).is_none() {
+            sets.push("firmware.plugin_isolation=\"in_process\"".into());
+        }
     }
     let sc = mesobench::scenario::load(&mesobench::scenario::Source::default_scenario(), &sets, "reference")
         .expect("valid scenario");

@@ -48,10 +48,11 @@ pub mod study;
 pub mod text;
 
 use control::drive::Driver;
+use control::host::HostedPlugin;
 use control::plugin::Plugin;
 use control::sensors::Sensors;
 use control::{Controller, FirmwareError, OpenLoop, PressurePid, VolumeTarget};
-use scenario::{FirmwareKind, Scenario};
+use scenario::{FirmwareKind, PluginIsolation, Scenario};
 use sim::{FirmwareLoop, Plant, RunError, SessionResult, TraceRecorder, TraceSample, TraceSink};
 
 /// Version of this build, written into every manifest.
@@ -78,7 +79,12 @@ pub fn controller_for(sc: &Scenario) -> Result<Box<dyn Controller>, FirmwareErro
         FirmwareKind::VolumeTarget { target, lead, gain, max_open, drive } => {
             Box::new(VolumeTarget::new(*target, *lead, *gain, *max_open, *drive))
         }
-        FirmwareKind::Plugin { path, params } => Box::new(Plugin::load(path, params)?),
+        FirmwareKind::Plugin { path, params, isolation: PluginIsolation::InProcess, .. } => {
+            Box::new(Plugin::load(path, params)?)
+        }
+        FirmwareKind::Plugin { path, params, isolation: PluginIsolation::Process, timeout } => {
+            Box::new(HostedPlugin::load(path, params, *timeout)?)
+        }
     })
 }
 

@@ -203,12 +203,23 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // `mesobench __plugin-host …`: this process hosts one firmware plugin for
+    // a simulation in another process (see mesobench::control::host).
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == mesobench::control::host::HOST_COMMAND) {
+        mesobench::control::host::host_main(&args[2..]);
+    }
+    if let Ok(exe) = std::env::current_exe() {
+        mesobench::control::host::set_host_executable(&exe);
+    }
     // A panic is a bug: report it in one line, without a backtrace, exit 2.
     std::panic::set_hook(Box::new(|info| {
         eprintln!("mesobench: internal error: {info}");
     }));
     let cli = Cli::parse();
-    match std::panic::catch_unwind(|| run(cli)) {
+    let outcome = std::panic::catch_unwind(|| run(cli));
+    mesobench::control::host::shut_down_idle_hosts();
+    match outcome {
         Ok(Ok(())) => ExitCode::SUCCESS,
         Ok(Err(e)) if e.downcast_ref::<AcceptanceFailed>().is_some() => ExitCode::from(1),
         Ok(Err(e)) => {

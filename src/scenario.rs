@@ -188,7 +188,7 @@ raw_section!(/** `[firmware]` */ RawFirmware {
     kp: f64, ki_per_s: f64, kd_s: f64, derivative_filter_ms: f64, u_min_bar: f64, u_max_bar: f64,
     anti_windup: String, tracking_time_ms: f64,
     target_ul: f64, lead_ms: f64, learn_gain: f64, max_open_ms: f64,
-    plugin: String, plugin_params: Vec<f64>,
+    plugin: String, plugin_params: Vec<f64>, plugin_isolation: String, plugin_timeout_ms: f64,
 });
 raw_section!(/** `[sensors]` */ RawSensors {
     encoder_resolution_um: f64, trigger_debounce_ms: f64, trigger_press_ms: f64,
@@ -300,11 +300,27 @@ pub enum FirmwareKind {
     },
     /// A C plugin.
     Plugin {
-        /// Shared library.
+        /// Shared library, resolved against the scenario's folder (never a
+        /// bare name, so the system library search is never used).
         path: PathBuf,
         /// Parameters passed to `mb_fw_create`.
         params: Vec<f64>,
+        /// Where the plugin runs.
+        isolation: PluginIsolation,
+        /// Longest wait for one plugin call in a host process, s.
+        timeout: f64,
     },
+}
+
+/// Where a C plugin runs (`firmware.plugin_isolation`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PluginIsolation {
+    /// In a host process of its own: a crash, an exit or a hang of the
+    /// plugin is reported as an error instead of ending mesobench.
+    Process,
+    /// Loaded into mesobench itself: faster, but a crash ends mesobench.
+    InProcess,
 }
 
 /// A validated scenario (SI).
@@ -1902,9 +1918,29 @@ fn firmware_spec(
                     ))
                 }
             };
-            let path = Path::new(path);
-            let path = if path.is_absolute() { path.to_path_buf() } else { c.source.dir.join(path) };
-            FirmwareKind::Plugin { path, params: f.plugin_params.clone().unwrap_or_default() }
+            let path = resolve_plugin(path, &c.source.dir);
+            if !path.is_file() {
+                return Err(c.invalid(
+                    "firmware.plugin",
+                    format!("{:?}", f.plugin.as_deref().unwrap_or_default()),
+                    format!(
+                        "an existing shared library: no such file: {} (a relative path is relative to the scenario's folder; build the examples with `make -C examples/firmware`)",
+                        path.display()
+                    ),
+                ));
+            }
+            let isolation = match c.choice(
+                &f.plugin_isolation,
+                "process",
+                "firmware.plugin_isolation",
+                &["process", "in_process"],
+            )? {
+                "in_process" => PluginIsolation::InProcess,
+                _ => PluginIsolation::Process,
+            };
+            let timeout =
+                c.num(f.plugin_timeout_ms, 1000.0, "firmware.plugin_timeout_ms", 1.0, 3_600_000.0, "ms")? * 1e-3;
+            FirmwareKind::Plugin { path, params: f.plugin_params.clone().unwrap_or_default(), isolation, timeout }
         }
     };
     Ok(FirmwareSpec {
@@ -1913,6 +1949,19 @@ fn firmware_spec(
         timer_tick: 1.0 / c.num(f.timer_hz, 1e6, "firmware.timer_hz", 1e3, 1e9, "Hz")?,
         sensors,
     })
+}
+
+/// The plugin path written in a scenario, resolved against the scenario's
+/// folder `dir`: an absolute path stays; a relative one, a bare file name
+/// included, is relative to `dir` (`./name` when `dir` is the working
+/// directory, so that the dynamic loader never searches the system paths).
+fn resolve_plugin(written: &str, dir: &Path) -> PathBuf {
+    let path = Path::new(written);
+    if path.is_absolute() {
+        return path.to_path_buf();
+    }
+    let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+    dir.join(path)
 }
 
 fn per_needle(c: &Ctx, v: &Option<Vec<f64>>, count: usize, key: &str, limit: f64) -> Result<Vec<f64>, ScenarioError> {

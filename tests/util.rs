@@ -9,14 +9,22 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// Plugins run in host processes: the library is told where the mesobench binary is.
+pub fn use_plugin_host() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| mesobench::control::host::set_host_executable(Path::new(env!("CARGO_BIN_EXE_mesobench"))));
+}
+
 /// The default scenario with overrides.
 pub fn reference(sets: &[&str]) -> Scenario {
+    use_plugin_host();
     let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
     scenario::load(&Source::default_scenario(), &sets, "reference").expect("valid scenario")
 }
 
 /// A shipped scenario with overrides.
 pub fn shipped(name: &str, sets: &[&str]) -> Scenario {
+    use_plugin_host();
     let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
     let path = root().join("scenarios").join(format!("{name}.toml"));
     scenario::load(&Source::from_path(&path).expect("readable"), &sets, name).expect("valid scenario")

@@ -12,6 +12,7 @@
 
 pub mod builtin;
 pub mod drive;
+pub mod host;
 pub mod manual;
 pub mod plugin;
 pub mod sensors;
@@ -148,6 +149,17 @@ pub enum FirmwareError {
         path: String,
         /// What is wrong.
         message: String,
+    },
+    /// A plugin crashed, exited or hung in its host process (or the host
+    /// could not be started).
+    #[error("firmware plugin {path} {what}{at}")]
+    Host {
+        /// Library path.
+        path: String,
+        /// What happened, e.g. `crashed (signal 11, SIGSEGV)`.
+        what: String,
+        /// Where: ` at shot 3, tick 1204, t = 120.4 ms`, ` in mb_fw_reset`, …
+        at: String,
     },
     /// The firmware returned an error code or a command that cannot be applied.
     #[error("firmware {name} at t = {t_ms:.3} ms (tick {tick}): {message}")]

@@ -4,6 +4,10 @@
 //! returns the same handle for the same path, so state in C globals *would*
 //! be shared: the ABI keeps all state in the context). Libraries are loaded
 //! once per process and kept, so a sweep pays for `dlopen` only once.
+//!
+//! This is the in-process mode (`firmware.plugin_isolation = "in_process"`);
+//! by default a plugin runs in a host process of its own ([`super::host`]),
+//! which uses this same loader there.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -57,7 +61,10 @@ impl Plugin {
         if !path.is_file() {
             return Err(fail("no such file (build the examples with `make -C examples/firmware`)".into()));
         }
-        let lib = loaded(path).map_err(fail)?;
+        // An absolute path for the loader: a name without a slash would go to
+        // the system library search instead of this file.
+        let absolute = std::fs::canonicalize(path).map_err(|e| fail(format!("cannot resolve the path: {e}")))?;
+        let lib = loaded(&absolute).map_err(fail)?;
         // SAFETY: each symbol is looked up with the signature the header declares.
         unsafe {
             let abi: AbiFn =
@@ -110,27 +117,50 @@ impl Controller for Plugin {
     fn reset(&mut self) -> Result<(), FirmwareError> {
         // SAFETY: ctx is live until drop.
         let rc = unsafe { (self.reset)(self.ctx) };
-        if rc != 0 {
-            return Err(FirmwareError::Step {
-                name: self.name(),
-                t_ms: 0.0,
-                tick: 0,
-                message: format!("mb_fw_reset returned {rc}"),
-            });
-        }
-        Ok(())
+        check_reset(&self.name(), rc)
     }
     fn step(&mut self, input: &FwInput, out: &mut FwOutput) -> Result<(), FirmwareError> {
         // SAFETY: ctx is live; both pointers are valid for the call.
         let rc = unsafe { (self.step)(self.ctx, input, out) };
-        if rc != 0 {
-            return Err(FirmwareError::Step {
-                name: self.name(),
-                t_ms: input.t * 1e3,
-                tick: input.tick,
-                message: format!("mb_fw_step returned {rc}"),
-            });
-        }
-        Ok(())
+        check_step(&self.name(), input, rc)
     }
+}
+
+impl Plugin {
+    /// Raw `mb_fw_reset` (for the host process, which reports the code).
+    pub(crate) fn reset_raw(&mut self) -> i32 {
+        // SAFETY: ctx is live until drop.
+        unsafe { (self.reset)(self.ctx) }
+    }
+    /// Raw `mb_fw_step` (for the host process, which reports the code).
+    pub(crate) fn step_raw(&mut self, input: *const FwInput, out: *mut FwOutput) -> i32 {
+        // SAFETY: ctx is live; the host passes pointers into its shared region.
+        unsafe { (self.step)(self.ctx, input, out) }
+    }
+}
+
+/// The error for a non-zero `mb_fw_reset` code (the same in both isolation modes).
+pub(crate) fn check_reset(name: &str, rc: i32) -> Result<(), FirmwareError> {
+    if rc != 0 {
+        return Err(FirmwareError::Step {
+            name: name.to_string(),
+            t_ms: 0.0,
+            tick: 0,
+            message: format!("mb_fw_reset returned {rc}"),
+        });
+    }
+    Ok(())
+}
+
+/// The error for a non-zero `mb_fw_step` code (the same in both isolation modes).
+pub(crate) fn check_step(name: &str, input: &FwInput, rc: i32) -> Result<(), FirmwareError> {
+    if rc != 0 {
+        return Err(FirmwareError::Step {
+            name: name.to_string(),
+            t_ms: input.t * 1e3,
+            tick: input.tick,
+            message: format!("mb_fw_step returned {rc}"),
+        });
+    }
+    Ok(())
 }
