@@ -27,7 +27,7 @@
 //!
 //! Every default is a prior marked [D] (chosen here) or [V]/[R] (from the
 //! sources cited). The priors of the two presets were set so that the
-//! simulated outcome falls in the published ranges (bias +20 to +60 % and CV
+//! simulated outcome falls in the ranges insulin-syringe studies span (bias +20 to +60 % and CV
 //! 5–33 % at ≤ 0.01 mL for syringes: Casella et al., Pediatrics 91:1155
 //! (1993); Gnanalingham et al., Arch Dis Child 79:59 (1998)); they are a calibrated
 //! behavioural model, not independent measurements of each mechanism.
