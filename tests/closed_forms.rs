@@ -1,5 +1,5 @@
-//! Closed-form validation of the plant elements (physics.md §7 and its
-//! internal analytic checks).
+//! Closed-form validation of the plant elements (`docs/validation.md`:
+//! published cases VC1–VC4, VC13 and internal analytic checks).
 
 use crate::util::{reference, rel};
 use mesobench::model::chamber::Thermal;
@@ -37,7 +37,7 @@ fn hagen_poiseuille_at_low_reynolds() {
 
 #[test]
 fn needle_table_of_physics_reference() {
-    // physics.md §4.2, water at 20 °C: 30G × 13 mm at 0.01 mL/s gives
+    // docs/physics.md, *Needle hydraulics* [D], water at 20 °C: 30G × 13 mm at 0.01 mL/s gives
     // ΔP_HP 8.3 kPa, Re 80; 32G × 4 mm at 0.01 mL/s gives 12 kPa, Re 118.
     let c = Conduit::new(13e-3, 0.159e-3, 0.0, &water());
     let d = c.drop(1e-8);
@@ -78,7 +78,7 @@ fn friction_blend_is_continuous_and_meets_blasius() {
         assert!(dp > last);
         last = dp;
     }
-    // 30G × 13 mm at 0.42 mL/s, Re ≈ 3360: laminar 348 kPa, Blasius 759 kPa (physics.md §4.2);
+    // 30G × 13 mm at 0.42 mL/s, Re ≈ 3360: laminar 348 kPa, Blasius 759 kPa [D];
     // the blend lies between them.
     let d = c.drop(0.42e-6);
     assert!(d.dp > 348e3 && d.dp < 759e3, "{}", d.dp);
@@ -86,7 +86,7 @@ fn friction_blend_is_continuous_and_meets_blasius() {
 
 #[test]
 fn rabinowitsch_matches_the_power_law_closed_form() {
-    // physics.md §4.3: K = 5 Pa·sⁿ, n = 0.4 through 30G × 13 mm: 107 kPa at
+    // docs/physics.md, *Fluids and rheology* [D]: K = 5 Pa·sⁿ, n = 0.4 through 30G × 13 mm: 107 kPa at
     // 0.01 mL/s and 269 kPa at 0.1 mL/s; the tabulated Rabinowitsch integral
     // must reproduce the closed form.
     let (k, n, l, d) = (5.0, 0.4, 13e-3, 0.159e-3);
@@ -151,7 +151,7 @@ fn choked_threshold_of_an_ideal_orifice_vc2() {
     let atm_psi = 14.696;
     let threshold = (80.0 + atm_psi) * sanville::critical_ratio() - atm_psi;
     assert!((threshold - 35.30).abs() < 0.2, "{threshold}");
-    // physics.md quotes C1 and C2 for R = 287; mesobench uses R = 287.05 J/(kg·K).
+    // C1 and C2 are usually quoted for R = 287; mesobench uses R = 287.05 J/(kg·K).
     assert!(rel(sanville::c1(), 0.040418) < 2e-4);
     assert!(rel(sanville::c2(), 0.156174) < 2e-4);
 }
@@ -180,7 +180,7 @@ fn blocked_plant(sets: &[&str]) -> Plant {
 fn isentropic_tank_blowdown() {
     // A closed adiabatic chamber vents through the exhaust, choked while
     // p/p_atm > 1/b: p(t) = p_i·[1 + (γ−1)/2·(A_e·σ·√(R·T_i)/V)·t]^(−2γ/(γ−1))
-    // (physics.md §2.4), with A_e·σ from the ISO 6358 choked flow.
+    // (closed-form adiabatic tank discharge), with A_e·σ from the ISO 6358 choked flow.
     let mut plant =
         blocked_plant(&["chamber.thermal=\"energy\"", "chamber.wall_h_w_per_m2k=0", "valve.exhaust_b=0.5283"]);
     let (p_i, t_i) = (6e5, 293.15);
@@ -212,7 +212,7 @@ fn isentropic_tank_blowdown() {
 #[test]
 fn choked_fill_is_a_linear_ramp() {
     // Polytropic chamber, constant supply, valve open: while choked,
-    // dp/dt = α_in·R·T_s·C·ρ0·p_s/V (physics.md §2.4).
+    // dp/dt = α_in·R·T_s·C·ρ0·p_s/V [D].
     let mut plant = blocked_plant(&[
         "valve.model=\"catalogue\"",
         "valve.response_on_ms=0.05",
@@ -241,7 +241,7 @@ fn choked_fill_is_a_linear_ramp() {
 
 #[test]
 fn valve_opening_delay_follows_the_coil_and_armature() {
-    // physics.md §3.1: the armature starts to move when the current reaches
+    // Standard solenoid model: the armature starts to move when the current reaches
     // the pull-in current, at t_e = τ·ln(1/(1 − I_pull/I_ss)) (exact while
     // the armature rests: L is constant); the travel then takes at least
     // √(2·s·m/F_net) with F_net at the steady current (the closed form's
@@ -311,7 +311,7 @@ fn catalogue_valve_reproduces_its_response_times_vc4() {
 
 #[test]
 fn line_reproduces_the_transport_delay() {
-    // A pressure front crosses a 2 m hose in L/c = 5.83 ms (physics.md §2.3).
+    // A pressure front crosses a 2 m hose in L/c = 5.83 ms [D].
     let mut plant = blocked_plant(&[
         "line.length_mm=2000",
         "line.inner_diameter_mm=4",
@@ -342,7 +342,7 @@ fn line_reproduces_the_transport_delay() {
 
 #[test]
 fn trapped_air_absorbs_volume_as_in_physics_table() {
-    // Isothermal bubble: 10 µL absorbs 3.3 / 5.0 / 7.5 µL at +50 / +100 / +300 kPa (physics.md §4.4).
+    // Isothermal bubble: 10 µL absorbs 3.3 / 5.0 / 7.5 µL at +50 / +100 / +300 kPa [D].
     let s = Storage { c: 0.0, air: 10e-9, p_atm: 101_325.0 };
     for (dp, absorbed) in [(50e3, 3.3), (100e3, 5.0), (300e3, 7.5)] {
         assert!(rel(s.volume(101_325.0 + dp) * 1e9, absorbed) < 0.02);
@@ -373,7 +373,7 @@ fn tissue_reflux_starts_at_the_leak_pressure_without_a_jump() {
 
 #[test]
 fn subcutaneous_counter_pressure_is_of_the_minipig_order_vc13() {
-    // physics.md §7 VC13: with Thomsen-type SC parameters the counter-pressure
+    // VC13 (Thomsen et al., PLoS ONE 9:e104054, 2014): with Thomsen-type SC parameters the counter-pressure
     // should be of the order of the minipig data (≈1–30 kPa) without retuning.
     let sc = crate::util::shipped("subcutaneous", &["session.shots=1"]);
     let peak = crate::util::shots(&sc)[0].peak_tissue_pressure;

@@ -127,7 +127,7 @@ fn a_study_is_not_a_scenario() {
 
 #[test]
 fn shipped_study_reproduces_published_manual_variability() {
-    // domain.md §2: syringes overdose small volumes by +20 to +60 % with CV 5–33 %; the gun arms stay well below.
+    // Casella et al. 1993, Gnanalingham et al. 1998: syringes overdose small volumes by +20 to +60 % with CV 5–33 %; the gun arms stay well below.
     let study = mesobench::study::compare::load(&root().join("scenarios/manual_vs_gun.toml")).unwrap();
     let out = mesobench::study::compare::run(&study, 2, &|_| {}).unwrap();
     let get = |arm: &str, t: f64| out.arms.iter().find(|a| a.arm == arm && a.target_ul == t).unwrap();

@@ -53,7 +53,7 @@ fn reflux_is_accounted_for() {
 
 #[test]
 fn bubble_delays_delivery_and_keeps_it_after_closure() {
-    // physics.md §8: with a 10–20 µL bubble delivery lags and continues after the valve closes.
+    // docs/physics.md, *Syringe and liquid storage*: with a 10–20 µL bubble delivery lags and continues after the valve closes.
     let plain = &shots(&shipped("reference", &["session.shots=1"]))[0];
     let bubbly = &shots(&shipped("reference", &["session.shots=1", "syringe.bubble_ul=15"]))[0];
     assert!(bubbly.t90 > plain.t90 + 1e-3, "t90 {} vs {}", bubbly.t90, plain.t90);

@@ -19,7 +19,7 @@ fn reference_dose_converges_at_first_order() {
             100.0 * rel(d[i], d[i + 1])
         );
     }
-    // Observed order from successive differences (README reports it).
+    // Observed order from successive differences (docs/numerics.md reports it).
     let orders: Vec<f64> = (0..d.len() - 2).map(|i| ((d[i] - d[i + 1]) / (d[i + 1] - d[i + 2])).abs().log2()).collect();
     let mean = orders.iter().sum::<f64>() / orders.len() as f64;
     assert!(mean > 0.4 && mean < 2.5, "observed order {orders:?}");
@@ -54,6 +54,6 @@ fn stick_slip_is_flagged_and_resolved_at_small_steps() {
     assert!(fine.warnings.iter().any(|w| w.contains("stick-slip")), "{:?}", fine.warnings);
     let finer = run("solver.step_us=2.5");
     // Each of the ~65 stick/slip transitions is located to within one step, so
-    // the dose converges only to about 1 % here (README, limits).
+    // the dose converges only to about 1 % here (docs/numerics.md, Stick-slip).
     assert!(rel(fine.shots[0].dose, finer.shots[0].dose) < 2e-2);
 }

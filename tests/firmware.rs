@@ -187,7 +187,7 @@ fn pressure_sensor_quantises_lags_and_adds_seeded_noise() {
         debounce: 0.0,
         trigger_press: 0.01,
     };
-    // ADC: 12 bits over 10 bar → 244 Pa per count (physics.md §3.4: 2.4 mbar).
+    // ADC: 12 bits over 10 bar → 244 Pa per count (2.4 mbar).
     let mut s = Sensors::new(spec(ideal.clone()), 1);
     s.settle([123_456.0, 0.0, 2e6]);
     s.sample(0);

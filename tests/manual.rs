@@ -78,7 +78,7 @@ fn manual_dose_trends() {
     let experienced = OperatorParams::preset("experienced").unwrap();
     let (bn, cn) = mean(&novice, 1);
     let (be, ce) = mean(&experienced, 1);
-    // Syringes overdose small volumes, novices more and less consistently (domain.md §2.1).
+    // Syringes overdose small volumes, novices more and less consistently (Casella 1993, Gnanalingham 1998).
     assert!(bn > be && be > 0.0, "bias novice {bn}, experienced {be}");
     assert!(cn > ce, "CV novice {cn}, experienced {ce}");
     // Anticipating the whole latency removes most of the overshoot.

@@ -6,7 +6,7 @@ use rand_distr::{Distribution, StandardNormal};
 
 #[test]
 fn two_sided_k_matches_exact_values() {
-    // Exact (Odeh–Owen integral, scipy), rust-stack.md §1.3: 3.3934, 2.5549, 2.9355.
+    // Exact (Odeh–Owen integral, scipy), computed offline: 3.3934, 2.5549, 2.9355.
     for (n, p, g, exact) in [(10, 0.95, 0.95, 3.3934), (30, 0.95, 0.95, 2.5549), (100, 0.99, 0.95, 2.9355)] {
         let k = k_two_sided(n, p, g);
         assert!((k - exact).abs() < 5e-4, "k({n}, {p}, {g}) = {k}, exact {exact}");

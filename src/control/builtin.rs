@@ -175,7 +175,7 @@ pub enum AntiWindup {
     Conditional,
 }
 
-/// Discrete PID (physics.md §3.4): u = u_ff + Kp·e + I + D with
+/// Discrete PID (standard form; `docs/physics.md`, *Sensors and firmware-side models*): u = u_ff + Kp·e + I + D with
 /// I_k = I_{k−1} + Ki·T·e_k, D_k = (τ_d·D_{k−1} + Kd·(e_k − e_{k−1}))/(τ_d + T),
 /// output saturation and anti-windup. Units: e in Pa, u in Pa, Kp –, Ki 1/s, Kd s.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]

@@ -1,5 +1,5 @@
 //! The manual injector: a person pushing the syringe plunger with the thumb
-//! (domain.md §2).
+//! (see `docs/physics.md`, *Manual operator*).
 //!
 //! The hand is an impedance, not a pure force source: it drives the plunger
 //! towards a commanded position `x_cmd(t)` that advances at the operator's
@@ -26,9 +26,10 @@
 //! own, reading errors, viewing angles, tip drift, pulses).
 //!
 //! Every default is a prior marked [D] (chosen here) or [V]/[R] (from the
-//! sources in domain.md §2). The priors of the two presets were set so that
-//! the simulated outcome falls in the ranges domain.md §2 reports (bias +20
-//! to +60 % and CV 5–33 % at ≤ 0.01 mL for syringes); they are a calibrated
+//! sources cited). The priors of the two presets were set so that the
+//! simulated outcome falls in the ranges insulin-syringe studies span (bias +20 to +60 % and CV
+//! 5–33 % at ≤ 0.01 mL for syringes: Casella et al., Pediatrics 91:1155
+//! (1993); Gnanalingham et al., Arch Dis Child 79:59 (1998)); they are a calibrated
 //! behavioural model, not independent measurements of each mechanism.
 
 use rand::{Rng, RngExt};
@@ -103,7 +104,8 @@ impl OperatorParams {
     /// tuberculin syringes]; barrel wall 0.8 mm [D]; hand stiffness 4 N/mm
     /// and damping 20 N·s/m [D: reflex-stiffened thumb, chosen so the
     /// break-loose jump of a 4 N / 2.5 N stopper is ≈ 0.4 mm of travel];
-    /// tremor 8–12 Hz [V, domain.md §2]; speed ramp 0.15 s and release 40 ms
+    /// tremor 8–12 Hz [textbook band, not verified here; tremor in manual
+    /// injection: Micheels et al., J Méd Esthét Chir Dermatol n°197 (2023)]; speed ramp 0.15 s and release 40 ms
     /// [D]; intended depth 1.5 mm, dermis 2.0 mm [D, facial dermis].
     ///
     /// * `novice`: intended flow 25 µL/s (GSD 1.5 between people, 1.25

@@ -1,4 +1,4 @@
-//! Piston chamber gas (physics.md §2.1–2.2).
+//! Piston chamber gas (see `docs/physics.md`, *Piston chamber*).
 //!
 //! * Polytropic (Richer & Hurmuzlu 2000): dp/dt = (R·T_s/V)(α_in·ṁ_in −
 //!   α_out·ṁ_out) − α·(p/V)·dV/dt with V = V_dead + A_p·x.
@@ -14,7 +14,7 @@ use super::gas::{GAMMA, R_AIR};
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 #[serde(tag = "model", rename_all = "snake_case")]
 pub enum Thermal {
-    /// Polytropic coefficients (Richer & Hurmuzlu 2000; α_in ≈ 1.4, α_out ≈ 1.0, α ≈ 1.2, physics.md §2.1).
+    /// Polytropic coefficients (Richer & Hurmuzlu 2000; α_in ≈ 1.4, α_out ≈ 1.0, α ≈ 1.2, J. Dyn. Sys. Meas. Control 122:416 [R]).
     Polytropic {
         /// Charging coefficient, –.
         alpha_in: f64,
@@ -25,7 +25,7 @@ pub enum Thermal {
     },
     /// Gas temperature as a state with wall heat transfer.
     Energy {
-        /// Wall heat transfer coefficient, W/(m²·K) (30–100, physics.md §2.2).
+        /// Wall heat transfer coefficient, W/(m²·K) (30–100 [D]).
         h: f64,
         /// Wall temperature, K.
         t_wall: f64,

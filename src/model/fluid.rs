@@ -1,4 +1,5 @@
-//! Injected fluids: density, compressibility and rheology (physics.md §4.2–4.3).
+//! Injected fluids: density, compressibility and rheology (see `docs/physics.md`,
+//! *Fluids and rheology*).
 //!
 //! Newtonian, power-law (with a zero-shear Newtonian plateau so that the
 //! apparent viscosity stays finite as the flow stops) and Carreau laws. The
@@ -43,7 +44,7 @@ pub struct Fluid {
     pub name: String,
     /// Density, kg/m³.
     pub density: f64,
-    /// Isothermal compressibility, 1/Pa (water: 4.6e-10, physics.md §4.4).
+    /// Isothermal compressibility, 1/Pa (water: 4.6e-10, standard property).
     pub compressibility: f64,
     /// Rheological law at the fluid temperature.
     pub rheology: Rheology,
@@ -67,13 +68,14 @@ impl Fluid {
     ///   mPa·s at 20 °C plus about 2 % for the salt [R, property tables]).
     /// * `vitamin_cocktail`: an aqueous multivitamin/amino-acid mesotherapy
     ///   solution; Newtonian, μ = 2 mPa·s, ρ = 1010 kg/m³. No published
-    ///   rheology was found (domain.md has none): a placeholder to replace
+    ///   rheology was found for such cocktails: a placeholder to replace
     ///   with a measurement.
     /// * `ha_skin_booster`: non-crosslinked hyaluronic acid about 1 % at
-    ///   1 MDa; Carreau η0 = 3.9 Pa·s (Healon GV scaled by (c·M)^3.32,
-    ///   physics.md §4.3 [D]), n = 0.4 and λ = 0.66 s so that the
+    ///   1 MDa; Carreau η0 = 3.9 Pa·s (Healon GV, J&J product page [V], scaled
+    ///   by (c·M)^3.32 after Bothner & Wik, Acta Otolaryngol Suppl 442:25
+    ///   (1987) [D]), n = 0.4 and λ = 0.66 s so that the
     ///   high-shear power law has K = η0·λ^(n−1) = 5 Pa·sⁿ, inside the
-    ///   n 0.3–0.5, K 1–20 Pa·sⁿ placeholder range of physics.md §4.3;
+    ///   n 0.3–0.5, K 1–20 Pa·sⁿ placeholder range for needle shear rates [R/D];
     ///   η∞ = 1 mPa·s (the solvent).
     pub fn preset(name: &str) -> Option<Fluid> {
         let f = match name {

@@ -1,9 +1,10 @@
 //! Air properties and compressible flow through restrictions.
 //!
 //! * ISO 6358-1:2013 sonic conductance form (C, b, m) for valves and fittings
-//!   (`../shared/reference/physics.md` §1.1; SMC catalogue front matter [V]).
+//!   (SMC catalogue front matter [V]; see `docs/physics.md`, *Solenoid valve*).
 //! * Sanville (1971) ideal-orifice form as used by Richer & Hurmuzlu (2000),
-//!   kept for validation and for orifices of known geometry (physics.md §1.2).
+//!   kept for validation and for orifices of known geometry (Sanville, BHRA
+//!   2nd Fluid Power Symposium, 1971).
 //!
 //! Every function takes and returns SI units: Pa (absolute), K, kg/s, m³/(s·Pa).
 
@@ -13,16 +14,17 @@ pub const R_AIR: f64 = 287.05;
 pub const GAMMA: f64 = 1.4;
 /// Specific heat of air at constant volume, J/(kg·K).
 pub const CV_AIR: f64 = R_AIR / (GAMMA - 1.0);
-/// Standard (ANR, ISO 8778) density, kg/m³ (physics.md §1.1 [R]).
+/// Standard (ANR, ISO 8778) density, kg/m³ (ISO 8778 [R]).
 pub const RHO_ANR: f64 = 1.185;
 /// Standard (ANR, ISO 8778) temperature, K.
 pub const T_ANR: f64 = 293.15;
 /// Standard atmospheric pressure, Pa.
 pub const P_ATM: f64 = 101_325.0;
-/// Dynamic viscosity of air at 20 °C, Pa·s (physics.md §2.3).
+/// Dynamic viscosity of air at 20 °C, Pa·s (standard property).
 pub const MU_AIR: f64 = 1.81e-5;
 /// Pressure ratio above which the ISO 6358 law is replaced by a linear
-/// (laminar) branch, as Simscape does (domain.md §1.3): keeps the flow
+/// (laminar) branch, as Simscape's *Constant Area Pneumatic Orifice (ISO
+/// 6358)* does (laminar threshold 0.995–0.999, MathWorks documentation [V]): keeps the flow
 /// derivative finite as p2/p1 → 1.
 pub const LAMINAR_RATIO: f64 = 0.999;
 
@@ -155,7 +157,8 @@ pub mod sanville {
     }
 
     /// Effective area C_f·A (m²) that gives the same choked flow as an ISO 6358
-    /// sonic conductance `c` (m³/(s·Pa)): C_f·A = C·ρ0·√T0 / C1 (physics.md §1.2).
+    /// sonic conductance `c` (m³/(s·Pa)): C_f·A = C·ρ0·√T0 / C1 [D]; 1 dm³/(s·bar)
+    /// ↔ 5.02 mm², the catalogue rule S ≈ 5.0·C (CKD M3G/M4G manual [V]).
     pub fn effective_area_from_conductance(c: f64) -> f64 {
         c * super::RHO_ANR * super::T_ANR.sqrt() / c1()
     }
@@ -163,7 +166,8 @@ pub mod sanville {
 
 /// Darcy friction factor with a smooth laminar-to-turbulent blend:
 /// 64/Re below Re = 2000, Blasius 0.3164·Re^−¼ above Re = 4000, and a C¹
-/// cubic (smoothstep) blend of the two in between (physics.md §4.2).
+/// cubic (smoothstep) blend of the two in between (see `docs/physics.md`, *Needle
+/// hydraulics*).
 /// Returns (f, df/dRe).
 #[inline]
 pub fn darcy_friction(re: f64) -> (f64, f64) {

@@ -1,4 +1,5 @@
-//! Liquid flow through needles and tubing (physics.md §4.2–4.3).
+//! Liquid flow through needles and tubing (see `docs/physics.md`, *Needle
+//! hydraulics*).
 //!
 //! ΔP(Q) = ΔP_friction(Q) + K·ρ·v²/2. For a Newtonian fluid the friction
 //! drop uses the Darcy factor with a smooth laminar-to-turbulent blend

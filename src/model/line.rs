@@ -1,4 +1,5 @@
-//! Pneumatic line from the valve to the handpiece (physics.md §2.3).
+//! Pneumatic line from the valve to the handpiece (see `docs/physics.md`,
+//! *Pneumatic line*).
 //!
 //! The hose is split into `segments` lumped volumes joined by connections
 //! that carry the mass flow as a state (inertance L_seg/A) against a
@@ -18,7 +19,7 @@ pub struct LineParams {
     pub length: f64,
     /// Hose inner diameter, m.
     pub diameter: f64,
-    /// Number of lumped segments (≥ 4 when the length is not zero; physics.md §2.3).
+    /// Number of lumped segments (≥ 4 when the length is not zero [D]).
     pub segments: usize,
     /// Polytropic exponent of the gas in the hose, – (1.4: adiabatic waves, c = 343 m/s).
     pub polytropic: f64,

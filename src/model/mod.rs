@@ -1,8 +1,8 @@
 //! The plant: pure physics of each element, SI units throughout.
 //!
 //! One module per element, each with documented parameters and the source of
-//! every default (tags as in `../shared/reference/physics.md`: [V] read in the
-//! source, [R] recalled from it, [D] derived). [`Params`] gathers them for one
+//! every default (tags as in `docs/physics.md`: [V] read in the source, [R]
+//! recalled from it, not verified, [D] derived). [`Params`] gathers them for one
 //! gun, syringe, needle head and set of injection sites.
 
 pub mod chamber;
@@ -27,7 +27,7 @@ use tissue::TissueParams;
 use valve::ValveParams;
 
 /// Nominal regular-wall needle inner diameters by gauge, m (ISO 9626
-/// regular wall; Wikipedia needle-gauge chart [V], physics.md §4.1).
+/// regular wall; Wikipedia needle-gauge chart [V]).
 pub const NEEDLE_GAUGES: [(u32, f64); 6] =
     [(27, 0.210e-3), (30, 0.159e-3), (31, 0.133e-3), (32, 0.108e-3), (33, 0.108e-3), (34, 0.0826e-3)];
 

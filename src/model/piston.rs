@@ -1,4 +1,5 @@
-//! Piston, plunger and their friction (physics.md §2.1, §4.4).
+//! Piston, plunger and their friction (see `docs/physics.md`, *Piston,
+//! plunger and friction*).
 //!
 //! m·ẍ = (p_c − p_a)·A_p − (F0 + k_s·x) − F_fric − (p_syr − p_a)·A_syr, with
 //! end stops at home and at full stroke. The piston pushes the syringe
@@ -10,9 +11,9 @@
 /// Piston and return-spring parameters (SI).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct PistonParams {
-    /// Moving mass (piston, rod, plunger), kg. Default 10 g (physics.md §0).
+    /// Moving mass (piston, rod, plunger), kg. Default 10 g [D].
     pub mass: f64,
-    /// Piston area, m². Default: 8 mm bore (physics.md §8).
+    /// Piston area, m². Default: 8 mm bore [D].
     pub area: f64,
     /// Return spring preload, N.
     pub spring_preload: f64,
@@ -20,7 +21,8 @@ pub struct PistonParams {
     pub spring_rate: f64,
     /// Stroke to the front stop, m.
     pub stroke: f64,
-    /// Piston seal Coulomb friction, N (0.486 N, Richer's 3/4″ cylinder, physics.md §2.1).
+    /// Piston seal Coulomb friction, N (0.486 N, Richer's 3/4″ cylinder, public re-implementation of Richer &
+    /// Hurmuzlu 2000 [V there]).
     pub seal_coulomb: f64,
     /// Piston seal viscous friction, N·s/m (4.47 N·s/m, same source).
     pub seal_viscous: f64,

@@ -1,4 +1,4 @@
-//! Supply and pressure regulator (physics.md §1.4).
+//! Supply and pressure regulator (see `docs/physics.md`, *Supply and regulator*).
 //!
 //! The regulator output is a pressure source with static droop and a
 //! first-order response: τ·dp/dt = p_target − p, with
@@ -12,13 +12,13 @@ use super::gas::{self, R_AIR};
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct SupplyParams {
     /// Regulator set pressure, Pa absolute. Default 3 bar(g): middle of the
-    /// 2–4 bar(g) drive pressures of physics.md §2.4 and §8.
+    /// 2–4 bar(g) drive pressures considered for a needle mesogun [D].
     pub p_set: f64,
     /// Static droop, Pa per (m³/s ANR). Default 0.1 bar per 100 L/min ANR,
     /// a small mechanical regulator [D].
     pub droop: f64,
     /// First-order time constant of the regulator, s. Default 20 ms, in the
-    /// 10–50 ms range for small mechanical regulators (physics.md §1.4 [R]).
+    /// 10–50 ms range for small mechanical regulators [R, not verified against a source].
     pub tau: f64,
     /// Supply gas temperature, K. Default 293.15 K.
     pub temperature: f64,

@@ -1,5 +1,5 @@
 //! Syringe barrel, plunger stopper and the liquid stored under pressure
-//! (physics.md §4.4).
+//! (see `docs/physics.md`, *Syringe and liquid storage*).
 //!
 //! The liquid node stores the volume W(p) = C·(p − p_a) + V_air·(1 − p_a/p):
 //! liquid and wall compliance C = κ·V_liquid + C_wall plus an optional
@@ -28,8 +28,8 @@ pub struct SyringeParams {
 /// Presets: name, bore diameter (m), dead space (m³), nominal capacity (m³).
 ///
 /// BD 1 mL bore 4.78 mm, BD 3 mL 8.66 mm, BD 5 mL 12.0 mm, BD 10 mL 14.5 mm
-/// (physics.md §4.4, public syringe-pump code [V]); BD Plastipak 1 mL dead
-/// space 0.07 mL [V, same section]; the larger syringes' dead space is taken
+/// (public syringe-pump code [V]); BD Plastipak 1 mL dead space 0.07 mL
+/// [V, BD EU syringes technical data sheet]; the larger syringes' dead space is taken
 /// as 0.07 mL too [D].
 pub const PRESETS: [(&str, f64, f64, f64); 4] = [
     ("bd_1ml", 4.78e-3, 0.07e-6, 1e-6),

@@ -1,4 +1,6 @@
-//! Tissue back-pressure at each injection site (physics.md §5.2, model 1).
+//! Tissue back-pressure at each injection site (lumped compliance,
+//! resistance and opening threshold; see `docs/physics.md`, *Tissue
+//! back-pressure and reflux*).
 //!
 //! p_t = p_open + V_b/C_t + R_t·Q_tis, with dV_b/dt = Q_tis − V_b/τ_abs, and a
 //! reflux path along the needle track above the leak pressure:
@@ -41,15 +43,17 @@ impl TissueParams {
     /// A preset site, or None for an unknown name.
     ///
     /// * `intradermal` (papule/nappage, 1–2 mm): p_open 30 kPa (20–50 kPa
-    ///   fitted to Gupta et al. 2011, physics.md §5.3), C_t 7.5e-12 m³/Pa
-    ///   (Gupta's secant compliance, §5.2), R_t 3e10 Pa·s/m³ (1e10–1e11 fit
-    ///   range, §5.3), leak onset 80 kPa (30–150 kPa, §5.3), reflux
+    ///   fitted [D] to Gupta et al., Biomaterials 32:6823 (2011)), C_t 7.5e-12
+    ///   m³/Pa (the secant compliance Gupta's data imply, ≈ 0.3 mL per 40 kPa
+    ///   [D]), R_t 3e10 Pa·s/m³ (1e10–1e11 fit range [D]), leak onset 80 kPa
+    ///   (30–150 kPa [D]), reflux
     ///   resistance 1e12 Pa·s/m³ [D: 0.1 mL/s through the track at 100 kPa
     ///   excess], absorption 30 s [D, placeholder].
-    /// * `subcutaneous` (4–6 mm): p_open 5 kPa (2–10 kPa, §5.3), C_t 3e-11
-    ///   m³/Pa (1e-11–1e-10, §5.3), R_t 5e9 Pa·s/m³ (Darcy with Thomsen
-    ///   2014 permeability, §5.2), leak onset 200 kPa ("rarely relevant",
-    ///   §5.3), reflux 1e12 Pa·s/m³, absorption 60 s [D].
+    /// * `subcutaneous` (4–6 mm): p_open 5 kPa (2–10 kPa [D]), C_t 3e-11
+    ///   m³/Pa (1e-11–1e-10 [D], from the ≈ 12 kPa minipig mean of Allmendinger
+    ///   & Fischer, Pharm Res 2020), R_t 5e9 Pa·s/m³ (Darcy spherical source
+    ///   with the permeability of Thomsen et al., PLoS ONE 9:e104054 (2014)),
+    ///   leak onset 200 kPa (SC reflux rarely relevant [D]), reflux 1e12 Pa·s/m³, absorption 60 s [D].
     pub fn preset(name: &str) -> Option<TissueParams> {
         match name {
             "intradermal" => Some(TissueParams {

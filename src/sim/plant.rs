@@ -24,7 +24,7 @@
 //! The liquid side is integrated on its stored volume, so expelled =
 //! delivered + leaked + stored holds to rounding. The scheme is stable for
 //! the stiff liquid node at any step; its accuracy is first order (the
-//! observed order is measured in the tests and reported in the README).
+//! observed order is measured in the tests and reported in `docs/numerics.md`).
 
 use crate::model::gas::R_AIR;
 use crate::model::piston::Stribeck;

@@ -1,5 +1,6 @@
 //! Normal tolerance factors and the ISO 11608-1 dose-accuracy rule
-//! (domain.md §3.1, §3.3).
+//! (tolerance-interval structure as in ISO 16269-6; see `docs/studies.md`,
+//! *Dose-accuracy statistics*).
 //!
 //! * Two-sided, exact (Odeh & Owen): k solves
 //!   γ = 2·∫₀^∞ √(n/2π)·e^{−n·x²/2}·P[χ²_ν ≥ ν·r(x)²/k²] dx, ν = n − 1,
@@ -115,7 +116,8 @@ pub struct Limits {
 
 impl Limits {
     /// ISO 11608-1 pen-injector preset: α = 0.01 mL, β = 5 %, p = 0.975, γ = 0.95
-    /// (domain.md §3.1; p and γ per condition are [U] there), in µL.
+    /// (±1 U below 20 U, ±5 % above, as reported for ISO 11608-1:2000 pens;
+    /// p and γ per test condition not verified against the standard), in µL.
     pub fn iso_pen() -> Limits {
         Limits { alpha: 10.0, beta: 0.05, coverage: 0.975, confidence: 0.95 }
     }
@@ -123,15 +125,15 @@ impl Limits {
     /// Mesotherapy preset for 0.01–0.05 mL shots, in µL: α = 2 µL, β = 15 %,
     /// p = 0.95, γ = 0.95 [D].
     ///
-    /// The pen floor α = 10 µL is ±20 % to ±100 % of these doses (domain.md
-    /// §3.1 calls it meaningless for a mesogun). β = 15 % is the accuracy
+    /// The pen floor α = 10 µL is ±20 % to ±100 % of these doses (meaningless for
+    /// a mesogun). β = 15 % is the accuracy
     /// criterion of the only published dose-accuracy study of aesthetic
-    /// injectors (±15 % of 0.2 cc, J Cosmet Dermatol 2019, domain.md §2.1);
+    /// injectors (±15 % of 0.2 cc, J Cosmet Dermatol 2019, PMID 31106967);
     /// α = 2 µL is a fifth of the 0.01 mL graduation of a 1 mL syringe,
     /// about the finest step a clinician can set or read; the break point
     /// α/β is 13.3 µL, so the relative limit governs from 0.013 mL up. The
     /// coverage is the 0.95 used for non-standard conditions in pen testing
-    /// (domain.md §3.1, [U] there).
+    /// (recalled, not verified against ISO 11608-1).
     pub fn mesotherapy() -> Limits {
         Limits { alpha: 2.0, beta: 0.15, coverage: 0.95, confidence: 0.95 }
     }

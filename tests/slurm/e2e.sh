@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # End-to-end test of sharded sweeps on a real one-node Slurm cluster (Debian's
-# slurm-wlm and munge):
+# slurm-wlm and munge; a documented single-node set-up):
 #  1. the generated job array + merge job gives exactly the bytes of a local
 #     unsharded run;
 #  2. a shard killed mid-run and resubmitted with --resume still does.
