@@ -427,7 +427,7 @@ they overstate significance; the bootstrap interval does not).</p>\n<table>\n<tr
 impedance that follows an intended plunger speed, with physiological tremor (8–12 Hz), start-of-stroke force pulses, a stop decided by \
 reading the graduations (reading error and parallax), a reaction time partly anticipated, and needle-tip drift during the stroke. \
 Operators are drawn once, their shots around them (hierarchical). Gun arms run the scenario's gun and firmware. Shared variability \
-(needle lot, friction, tissue) uses the same random streams in every arm. Sources and priors: mesobench README, “Manual injection”.</p>\n",
+(needle lot, friction, tissue) uses the same random streams in every arm. Sources and priors: mesobench docs/physics.md (manual operator) and docs/studies.md (manual injection against the gun).</p>\n",
     );
     h.push_str("</body>\n</html>\n");
     h
