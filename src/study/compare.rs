@@ -911,10 +911,13 @@ pub fn run(study: &Study, threads: usize, progress: &(dyn Fn(u64) + Sync)) -> Re
 fn run_inner(study: &Study, progress: &(dyn Fn(u64) + Sync)) -> Result<Outcome, StudyError> {
     let (na, nt, nu) = (study.arms.len(), study.targets.len(), study.units);
     // Calibration of every (gun arm, target) first, in parallel.
-    let calibration: Vec<Option<f64>> =
-        (0..na * nt).into_par_iter().map(|i| study.calibrate(i / nt, i % nt, &[])).collect::<Result<_, _>>()?;
+    // Results are gathered in index order before the first error is taken,
+    // so that a failing study reports the same error whatever the threads.
+    let calibration: Vec<Result<Option<f64>, _>> =
+        (0..na * nt).into_par_iter().map(|i| study.calibrate(i / nt, i % nt, &[])).collect();
+    let calibration: Vec<Option<f64>> = calibration.into_iter().collect::<Result<_, _>>()?;
     let done = AtomicU64::new(0);
-    let results: Vec<(Vec<ShotRow>, u64)> = (0..na * nt * nu)
+    let results: Vec<Result<(Vec<ShotRow>, u64), _>> = (0..na * nt * nu)
         .into_par_iter()
         .map(|i| {
             let (a, t, u) = (i / (nt * nu), (i / nu) % nt, i % nu);
@@ -922,7 +925,8 @@ fn run_inner(study: &Study, progress: &(dyn Fn(u64) + Sync)) -> Result<Outcome, 
             progress(done.fetch_add(1, Ordering::Relaxed) + 1);
             r
         })
-        .collect::<Result<_, _>>()?;
+        .collect();
+    let results: Vec<(Vec<ShotRow>, u64)> = results.into_iter().collect::<Result<_, _>>()?;
     let steps = results.iter().map(|r| r.1).sum();
     let shots: Vec<ShotRow> = results.into_iter().flat_map(|r| r.0).collect();
     // Summaries, sequentially in a fixed order.

@@ -294,3 +294,27 @@ fn a_space_filling_design_too_large_to_hold_is_refused() {
     let o = mesobench(tmp.path(), &["check", "lhs.toml"]);
     assert_error(&o, &["lhs.toml:5", "sweep.samples = 10000000", "7500000 with 4 keys"]);
 }
+
+/// A failing comparison study reported whichever target's error a thread
+/// met first (target 10 or 20 µL from run to run); errors are now taken in
+/// index order, the same on every run.
+#[test]
+fn a_failing_study_reports_the_same_error_on_every_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let reference = crate::util::root().join("scenarios/reference.toml");
+    let text = format!(
+        "name = \"small\"\nseed = 3\nscenario = {:?}\ntargets_ul = [10.0, 20.0, 30.0, 40.0]\nunits = 2\nshots = 2\n\
+         [[arm]]\nname = \"x\"\nkind = \"gun\"\ncalibrate_key = \"firmware.open_time_ms\"\ncalibrate_range = [5.0, 6.0]\n",
+        reference.to_str().unwrap()
+    );
+    let path = tmp.path().join("study.toml");
+    std::fs::write(&path, text).unwrap();
+    for _ in 0..6 {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_mesobench"))
+            .args(["compare", path.to_str().unwrap(), "--threads", "2", "--out"])
+            .arg(tmp.path().join("o"))
+            .output()
+            .unwrap();
+        crate::util::assert_exit2(&o, &["target 10 µL is out of reach"]);
+    }
+}
