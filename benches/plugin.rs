@@ -9,26 +9,10 @@ use mesobench::control::host::{set_host_executable, HostedPlugin};
 use mesobench::control::plugin::Plugin;
 use mesobench::control::{Controller, FwInput, FwOutput};
 use mesobench::scenario::{self, Source};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-/// Build examples/firmware/open_loop.c into target/bench-firmware/.
-fn build_plugin() -> PathBuf {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let out = root.join("target/bench-firmware");
-    std::fs::create_dir_all(&out).expect("target/ is writable");
-    let lib = out.join("libfw_open_loop_isolation.so");
-    let status = std::process::Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
-        .args(["-O2", "-std=c11", "-shared", "-fPIC", "-I"])
-        .arg(root.join("include"))
-        .arg("-o")
-        .arg(&lib)
-        .arg(root.join("examples/firmware/open_loop.c"))
-        .arg("-lm")
-        .status()
-        .expect("a C compiler (cc) is installed");
-    assert!(status.success(), "cc failed");
-    lib
-}
+#[path = "common/mod.rs"]
+mod common;
 
 /// Ticks of a session: the trigger pressed for the first 300 of every 5000.
 fn tick_loop(fw: &mut dyn Controller, n: u64, first: u64) {
@@ -49,7 +33,7 @@ fn tick_loop(fw: &mut dyn Controller, n: u64, first: u64) {
 
 fn per_tick(c: &mut Criterion) {
     set_host_executable(Path::new(env!("CARGO_BIN_EXE_mesobench")));
-    let lib = build_plugin();
+    let lib = common::build_plugin("libfw_open_loop_isolation.so");
     let mut group = c.benchmark_group("plugin_tick");
     let mut local = Plugin::load(&lib, &[0.060]).expect("loads");
     local.reset().expect("resets");
@@ -74,7 +58,7 @@ fn per_tick(c: &mut Criterion) {
 
 fn reference_shot(c: &mut Criterion) {
     set_host_executable(Path::new(env!("CARGO_BIN_EXE_mesobench")));
-    let lib = build_plugin();
+    let lib = common::build_plugin("libfw_open_loop_isolation.so");
     let mut group = c.benchmark_group("reference_shot_c_plugin");
     let mut doses = Vec::new();
     for isolation in ["in_process", "process"] {

@@ -5,26 +5,9 @@
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use mesobench::scenario::{self, Source};
-use std::path::PathBuf;
 
-/// Build examples/firmware/open_loop.c into target/bench-firmware/.
-fn build_plugin() -> PathBuf {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let out = root.join("target/bench-firmware");
-    std::fs::create_dir_all(&out).expect("target/ is writable");
-    let lib = out.join("libfw_open_loop.so");
-    let status = std::process::Command::new(std::env::var("CC").unwrap_or_else(|_| "cc".into()))
-        .args(["-O2", "-std=c11", "-shared", "-fPIC", "-I"])
-        .arg(root.join("include"))
-        .arg("-o")
-        .arg(&lib)
-        .arg(root.join("examples/firmware/open_loop.c"))
-        .arg("-lm")
-        .status()
-        .expect("a C compiler (cc) is installed");
-    assert!(status.success(), "cc failed");
-    lib
-}
+#[path = "common/mod.rs"]
+mod common;
 
 fn reference_shot(c: &mut Criterion) {
     let sc = scenario::load(&Source::default_scenario(), &["session.shots=1".into()], "reference")
@@ -35,7 +18,7 @@ fn reference_shot(c: &mut Criterion) {
         b.iter(|| mesobench::simulate(std::hint::black_box(&sc), false).expect("runs"))
     });
 
-    let lib = build_plugin();
+    let lib = common::build_plugin("libfw_open_loop.so");
     let sets = vec![
         "session.shots=1".to_string(),
         "firmware.kind=\"plugin\"".to_string(),
