@@ -381,7 +381,7 @@ pub struct TuneSpec {
     /// Monte Carlo replicates (sessions) per candidate.
     pub replicates: usize,
     /// `particle_swarm` or `nelder_mead`.
-    pub optimizer: String,
+    pub optimizer: Optimizer,
     /// Swarm size.
     pub particles: usize,
     /// Optimiser iterations.
@@ -399,6 +399,37 @@ pub struct TuneSpec {
     pub min_rate: Option<f64>,
 }
 
+/// How a sweep places its points.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sampling {
+    /// The Cartesian product of the listed values.
+    Grid,
+    /// A Latin hypercube of `samples` points.
+    Lhs,
+    /// An Owen-scrambled Sobol sequence of `samples` points.
+    Sobol,
+}
+
+/// Which optimiser `mesobench tune` uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Optimizer {
+    /// Particle swarm (global).
+    ParticleSwarm,
+    /// Nelder–Mead simplex (local).
+    NelderMead,
+}
+
+impl std::fmt::Display for Optimizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Optimizer::ParticleSwarm => "particle_swarm",
+            Optimizer::NelderMead => "nelder_mead",
+        })
+    }
+}
+
 /// A parameter sweep (values in the keys' own units, as written).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct SweepSpec {
@@ -412,8 +443,8 @@ pub struct SweepSpec {
     pub histogram: Vec<u64>,
     /// Point whose Monte Carlo traces are overlaid.
     pub trace_point: u64,
-    /// How points are placed: `grid` (Cartesian product), `lhs` or `sobol`.
-    pub sampling: String,
+    /// How points are placed.
+    pub sampling: Sampling,
     /// For `lhs` and `sobol`: the points (one row of key values each); the
     /// axes then hold each key's [low, high] range.
     #[serde(skip)]
@@ -424,7 +455,7 @@ pub struct SweepSpec {
 /// the key is spaced logarithmically): Latin hypercube (one point per
 /// stratum in every key, strata shuffled and jittered from `seed`) or an
 /// Owen-scrambled Sobol sequence (at most 65,536 points).
-pub fn design(kind: &str, n: usize, ranges: &[(f64, f64, bool)], seed: u64) -> Vec<Vec<f64>> {
+pub fn design(kind: Sampling, n: usize, ranges: &[(f64, f64, bool)], seed: u64) -> Vec<Vec<f64>> {
     use rand::seq::SliceRandom;
     use rand::RngExt;
     let map = |u: f64, (lo, hi, log): (f64, f64, bool)| {
@@ -436,7 +467,7 @@ pub fn design(kind: &str, n: usize, ranges: &[(f64, f64, bool)], seed: u64) -> V
     };
     let mut rows = vec![vec![0.0; ranges.len()]; n];
     for (k, r) in ranges.iter().enumerate() {
-        if kind == "lhs" {
+        if kind == Sampling::Lhs {
             let mut rng = crate::study::task_rng(seed, u64::MAX - 1, k as u64);
             let mut strata: Vec<usize> = (0..n).collect();
             strata.shuffle(&mut rng);
@@ -1503,7 +1534,10 @@ fn tune_spec(t: &RawTune, c: &Ctx) -> Result<TuneSpec, ScenarioError> {
         }
     }
     let optimizer =
-        c.choice(&t.optimizer, "particle_swarm", "tune.optimizer", &["particle_swarm", "nelder_mead"])?.to_string();
+        match c.choice(&t.optimizer, "particle_swarm", "tune.optimizer", &["particle_swarm", "nelder_mead"])? {
+            "nelder_mead" => Optimizer::NelderMead,
+            _ => Optimizer::ParticleSwarm,
+        };
     Ok(TuneSpec {
         parameters,
         objective,
@@ -1544,10 +1578,15 @@ pub const MAX_DESIGN_VALUES: usize = 30_000_000;
 
 fn sweep_spec(sw: &RawSweep, c: &Ctx, seed: u64) -> Result<SweepSpec, ScenarioError> {
     let replicates = c.int(sw.replicates, 10, "sweep.replicates", 1, 1_000_000)? as usize;
-    let sampling = c.choice(&sw.sampling, "grid", "sweep.sampling", &["grid", "lhs", "sobol"])?.to_string();
-    if sampling != "grid" {
+    let sampling = match c.choice(&sw.sampling, "grid", "sweep.sampling", &["grid", "lhs", "sobol"])? {
+        "grid" => Sampling::Grid,
+        "lhs" => Sampling::Lhs,
+        _ => Sampling::Sobol,
+    };
+    if sampling != Sampling::Grid {
         let n =
-            c.int(sw.samples, 64, "sweep.samples", 1, if sampling == "sobol" { 65_536 } else { 10_000_000 })? as usize;
+            c.int(sw.samples, 64, "sweep.samples", 1, if sampling == Sampling::Sobol { 65_536 } else { 10_000_000 })?
+                as usize;
         let mut axes = Vec::new();
         let mut ranges = Vec::new();
         for (key, value) in sw.parameters.iter().flatten() {
@@ -1577,7 +1616,7 @@ fn sweep_spec(sw: &RawSweep, c: &Ctx, seed: u64) -> Result<SweepSpec, ScenarioEr
                 format!("at most {most} with {} keys (samples × keys ≤ {MAX_DESIGN_VALUES})", ranges.len()),
             ));
         }
-        let design = design(&sampling, n, &ranges, seed);
+        let design = design(sampling, n, &ranges, seed);
         let histogram = vec![0, (n / 2) as u64, (n - 1) as u64];
         let target = match sw.target_ul {
             None => None,

@@ -3,7 +3,8 @@
 use crate::util::{rel, root};
 use mesobench::scenario::{Distribution, Prepared, Source};
 use mesobench::stats::describe;
-use mesobench::study::sweep::{draw, percentile, run};
+use mesobench::stats::percentile;
+use mesobench::study::sweep::{draw, run};
 use mesobench::study::task_rng;
 
 fn prepared() -> Prepared {
@@ -353,9 +354,9 @@ fn latin_hypercube_and_sobol_designs() {
     use mesobench::scenario::design;
     let n = 50;
     let ranges = [(20.0, 80.0, false), (1.0, 100.0, true)];
-    let lhs = design("lhs", n, &ranges, 9);
-    assert_eq!(lhs, design("lhs", n, &ranges, 9));
-    assert_ne!(lhs, design("lhs", n, &ranges, 10));
+    let lhs = design(mesobench::scenario::Sampling::Lhs, n, &ranges, 9);
+    assert_eq!(lhs, design(mesobench::scenario::Sampling::Lhs, n, &ranges, 9));
+    assert_ne!(lhs, design(mesobench::scenario::Sampling::Lhs, n, &ranges, 10));
     // One point in each of the n strata of every key (in log space for the log key).
     for (k, (lo, hi, log)) in ranges.iter().enumerate() {
         let mut strata: Vec<usize> = lhs
@@ -368,7 +369,7 @@ fn latin_hypercube_and_sobol_designs() {
         strata.sort();
         assert_eq!(strata, (0..n).collect::<Vec<_>>(), "key {k}");
     }
-    let sob = design("sobol", 64, &ranges, 9);
+    let sob = design(mesobench::scenario::Sampling::Sobol, 64, &ranges, 9);
     assert!(sob.iter().all(|r| (20.0..=80.0).contains(&r[0]) && (1.0..=100.0).contains(&r[1])));
     // A Sobol sweep runs, shards and merges like a grid.
     let tmp = tempfile::tempdir().unwrap();

@@ -8,7 +8,7 @@ fn mesobench(args: &[&str]) -> std::process::Output {
     std::process::Command::new(env!("CARGO_BIN_EXE_mesobench")).args(args).output().unwrap()
 }
 
-fn spec(optimizer: &str, particles: usize, iterations: usize) -> TuneSpec {
+fn spec(optimizer: scenario::Optimizer, particles: usize, iterations: usize) -> TuneSpec {
     TuneSpec {
         parameters: vec![],
         objective: scenario::TuneObjective::Cv,
@@ -17,7 +17,7 @@ fn spec(optimizer: &str, particles: usize, iterations: usize) -> TuneSpec {
         weights: (1.0, 1.0),
         limits: mesobench::stats::tolerance::Limits::mesotherapy(),
         replicates: 1,
-        optimizer: optimizer.into(),
+        optimizer,
         particles,
         iterations,
         landscape_grid: 2,
@@ -37,20 +37,22 @@ fn optimisers_find_a_known_optimum() {
             + 3.0 * (u[2] - 0.55).powi(2)
             + (u[0] - 0.3) * (u[2] - 0.55)
     };
-    let (best, value, n) = minimize_unit(&f, &[0.9, 0.1, 0.1], &spec("particle_swarm", 24, 80), 5).unwrap();
+    let (best, value, n) =
+        minimize_unit(&f, &[0.9, 0.1, 0.1], &spec(scenario::Optimizer::ParticleSwarm, 24, 80), 5).unwrap();
     assert!(n > 24 * 80, "evaluations {n}");
     assert!((value - 0.25).abs() < 1e-4, "swarm value {value} at {best:?}");
     for (b, x) in best.iter().zip([0.3, 0.7, 0.55]) {
         assert!((b - x).abs() < 0.02, "swarm {best:?}");
     }
-    let (best, value, _) = minimize_unit(&f, &[0.9, 0.1, 0.1], &spec("nelder_mead", 0, 400), 5).unwrap();
+    let (best, value, _) =
+        minimize_unit(&f, &[0.9, 0.1, 0.1], &spec(scenario::Optimizer::NelderMead, 0, 400), 5).unwrap();
     assert!((value - 0.25).abs() < 1e-9, "simplex value {value}");
     for (b, x) in best.iter().zip([0.3, 0.7, 0.55]) {
         assert!((b - x).abs() < 1e-3, "simplex {best:?}");
     }
     // A minimum on the boundary is found there (the cube is the feasible set).
     let g = |u: &[f64]| (u[0] + 0.5).powi(2) + (u[1] - 0.4).powi(2);
-    let (best, _, _) = minimize_unit(&g, &[0.5, 0.5], &spec("particle_swarm", 16, 60), 1).unwrap();
+    let (best, _, _) = minimize_unit(&g, &[0.5, 0.5], &spec(scenario::Optimizer::ParticleSwarm, 16, 60), 1).unwrap();
     assert!(best[0] < 1e-6 && (best[1] - 0.4).abs() < 0.01, "{best:?}");
 }
 

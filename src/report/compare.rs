@@ -94,7 +94,7 @@ pub struct StripChart<'a> {
 fn quantiles(x: &[f64]) -> [f64; 5] {
     let mut s = x.to_vec();
     s.sort_by(f64::total_cmp);
-    let q = |p| crate::study::sweep::percentile(&s, p);
+    let q = |p| crate::stats::percentile(&s, p);
     [q(0.05), q(0.25), q(0.5), q(0.75), q(0.95)]
 }
 

@@ -114,7 +114,7 @@ pub fn cv_ratio_interval<R: Rng>(
         }
     }
     stats.sort_by(f64::total_cmp);
-    let q = |p: f64| if stats.is_empty() { f64::NAN } else { crate::study::sweep::percentile(&stats, p) };
+    let q = |p: f64| if stats.is_empty() { f64::NAN } else { super::percentile(&stats, p) };
     RatioInterval { ratio, lo: q((1.0 - level) / 2.0), hi: q((1.0 + level) / 2.0), level, resamples }
 }
 

@@ -4,6 +4,17 @@
 pub mod compare;
 pub mod tolerance;
 
+/// Percentile `q` (0–1) of sorted data, linear interpolation (Hyndman–Fan type 7).
+pub fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let h = (sorted.len() - 1) as f64 * q;
+    let lo = h.floor() as usize;
+    let hi = (lo + 1).min(sorted.len() - 1);
+    sorted[lo] + (h - lo as f64) * (sorted[hi] - sorted[lo])
+}
+
 /// Quantile `u` ∈ [0, 1] of the standard normal truncated to [a, b] (a < b).
 ///
 /// Exact in the far tails too: a window above the mean is inverted through

@@ -179,7 +179,7 @@ where
         }
         let mut v: Vec<f64> = boot.iter().map(|b| if total { b[i].1 } else { b[i].0 }).collect();
         v.sort_by(f64::total_cmp);
-        (super::sweep::percentile(&v, 0.025), super::sweep::percentile(&v, 0.975))
+        (crate::stats::percentile(&v, 0.025), crate::stats::percentile(&v, 0.975))
     };
     let mean = ys[..2 * n].iter().sum::<f64>() / (2 * n) as f64;
     let variance = ys[..2 * n].iter().map(|y| (y - mean).powi(2)).sum::<f64>() / (2 * n - 1) as f64;

@@ -89,17 +89,6 @@ pub struct PointStats {
     pub raw: Vec<(u64, usize, f64, f64, f64)>,
 }
 
-/// Percentile `q` (0–1) of sorted data, linear interpolation (Hyndman–Fan type 7).
-pub fn percentile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let h = (sorted.len() - 1) as f64 * q;
-    let lo = h.floor() as usize;
-    let hi = (lo + 1).min(sorted.len() - 1);
-    sorted[lo] + (h - lo as f64) * (sorted[hi] - sorted[lo])
-}
-
 /// Draw from a distribution.
 pub fn draw<R: rand::Rng>(d: &Distribution, rng: &mut R) -> f64 {
     let z = |rng: &mut R| -> f64 { StandardNormal.sample(rng) };
@@ -235,9 +224,9 @@ pub fn run_point(
         sd: d.sd,
         cv: d.cv,
         bias: spec.target.map(|t| (d.mean - t) / t).unwrap_or(f64::NAN),
-        p5: percentile(&doses, 0.05),
-        p50: percentile(&doses, 0.5),
-        p95: percentile(&doses, 0.95),
+        p5: crate::stats::percentile(&doses, 0.05),
+        p50: crate::stats::percentile(&doses, 0.5),
+        p95: crate::stats::percentile(&doses, 0.95),
         leak: leak / doses.len().max(1) as f64,
         peak_tissue: peak,
         raw,
@@ -1021,7 +1010,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Merged, MergeError> {
         axes: axes.iter().map(|k| (k.clone(), Vec::new())).collect(),
         histogram: Vec::new(),
         trace_point: 0,
-        sampling: String::new(),
+        sampling: crate::scenario::Sampling::Grid,
         design: None,
     };
     let header = csv_header(&shape);

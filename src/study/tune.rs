@@ -381,7 +381,7 @@ where
 {
     let d = start.len();
     let fail = |e: ArgminError| TuneError::Optimiser(e.to_string());
-    if spec.optimizer == "nelder_mead" {
+    if spec.optimizer == crate::scenario::Optimizer::NelderMead {
         let mut simplex = vec![start.to_vec()];
         for i in 0..d {
             let mut v = start.to_vec();
@@ -401,7 +401,7 @@ where
 /// Total evaluations a run will make (for a progress bar; Nelder–Mead may use fewer).
 pub fn planned_evaluations(spec: &TuneSpec) -> u64 {
     let d = spec.parameters.len();
-    let search = if spec.optimizer == "nelder_mead" {
+    let search = if spec.optimizer == crate::scenario::Optimizer::NelderMead {
         (d + 1 + spec.iterations * (d + 2)) as u64
     } else {
         (spec.particles * (spec.iterations + 1)) as u64
