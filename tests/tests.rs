@@ -9,6 +9,7 @@ mod firmware;
 mod manual;
 mod regression;
 mod sensitivity;
+mod snapshots;
 mod statistics;
 mod sweep;
 mod trends;
