@@ -9,6 +9,7 @@
 
 pub mod compare;
 pub mod sensitivity;
+pub mod slurm;
 pub mod sweep;
 pub mod tune;
 
