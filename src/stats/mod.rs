@@ -2,6 +2,7 @@
 //! how work was split between threads.
 
 pub mod compare;
+pub mod doses;
 pub mod tolerance;
 
 /// Percentile `q` (0–1) of sorted data, linear interpolation (Hyndman–Fan type 7).
