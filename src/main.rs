@@ -491,13 +491,13 @@ fn tune(study: &StudyArgs, quiet: bool) -> anyhow::Result<()> {
     if !quiet {
         let (s, b) = (outcome.start(), outcome.best());
         println!(
-            "mesobench {} — tune '{}': {} candidates × {} replicates in {:.1} s on {} threads ({})",
+            "mesobench {} — tune '{}': {} × {} in {:.1} s on {} ({})",
             mesobench::VERSION,
             sc.name,
-            outcome.history.len(),
-            spec.replicates,
+            plural(outcome.history.len() as u64, "candidate"),
+            plural(spec.replicates as u64, "replicate"),
             seconds,
-            threads,
+            plural(threads as u64, "thread"),
             spec.optimizer
         );
         let line = |label: &str, e: &mesobench::study::tune::Evaluation| {
@@ -556,16 +556,16 @@ fn compare(path: &Path, out: Option<PathBuf>, threads: Option<usize>, quiet: boo
     outputs.finished();
     if !quiet {
         println!(
-            "mesobench {} — study '{}': {} arms × {} targets × {} units × {} shots = {} shots in {:.2} s on {} threads",
+            "mesobench {} — study '{}': {} × {} × {} × {} = {} in {:.2} s on {}",
             mesobench::VERSION,
             study.name,
-            study.arms.len(),
-            study.targets.len(),
-            study.units,
-            study.shots,
-            outcome.shots.len(),
+            plural(study.arms.len() as u64, "arm"),
+            plural(study.targets.len() as u64, "target"),
+            plural(study.units as u64, "unit"),
+            plural(study.shots as u64, "shot"),
+            plural(outcome.shots.len() as u64, "shot"),
             seconds,
-            threads
+            plural(threads as u64, "thread")
         );
         println!(
             "  {:<26} {:>9} {:>10} {:>8} {:>8} {:>8} {:>7}  verdict ({}: α {} µL, β {} %)",
@@ -720,20 +720,46 @@ fn sweep(study: &StudyArgs, opts: mesobench::study::sweep::RunOptions, quiet: bo
     }
     if !quiet {
         println!(
-            "mesobench {} — sweep '{}': {} points × {} replicates = {} sessions, {} shots in {:.2} s on {} threads ({:.0} shots/s)",
+            "mesobench {} — sweep '{}': {} × {} = {}, {}",
             mesobench::VERSION,
             sc.name,
-            summary.points,
-            spec.replicates,
-            summary.sessions,
-            summary.shots,
-            seconds,
-            threads,
-            summary.shots as f64 / seconds
+            plural(summary.points, "point"),
+            plural(spec.replicates as u64, "replicate"),
+            plural(summary.sessions, "session"),
+            plural(summary.shots, "shot"),
         );
-        println!("  wrote sweep.csv, sweep_manifest.json and plots to {}", dir.display());
+        if summary.computed_points == 0 {
+            println!("  already complete: nothing was computed (resumed from {})", dir.display());
+        } else {
+            let resumed = summary.points - summary.computed_points;
+            println!(
+                "  computed {} ({}) in {:.2} s on {} ({:.0} shots/s){}",
+                plural(summary.computed_points, "point"),
+                plural(summary.computed_shots, "shot"),
+                seconds,
+                plural(threads as u64, "thread"),
+                summary.computed_shots as f64 / seconds,
+                if resumed > 0 { format!("; {} resumed from disk", plural(resumed, "point")) } else { String::new() }
+            );
+        }
+        let (table, manifest) = mesobench::study::sweep::file_names(shard);
+        match shard {
+            None => println!("  wrote {table}, {manifest} and plots to {}", dir.display()),
+            Some(_) => {
+                println!("  wrote {table} and {manifest} to {} (join the shards with `mesobench merge`)", dir.display())
+            }
+        }
     }
     Ok(())
+}
+
+/// `n` and a noun, plural unless n is 1: "1 thread", "2 threads".
+fn plural(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
 }
 
 fn write_slurm_script(study: &StudyArgs, n: u64, raw: bool) -> anyhow::Result<()> {

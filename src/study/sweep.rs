@@ -286,6 +286,13 @@ pub struct SweepSummary {
     pub sessions: u64,
     /// Shots simulated.
     pub shots: u64,
+    /// Points computed by this call (the rest were resumed from disk; not
+    /// written to the manifest).
+    #[serde(skip)]
+    pub computed_points: u64,
+    /// Shots simulated by this call.
+    #[serde(skip)]
+    pub computed_shots: u64,
 }
 
 /// Which part of the sweep to run and how.
@@ -709,6 +716,7 @@ pub fn run(
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads.max(1)).build().expect("a thread pool");
     let chunk = (64 * threads.max(1)) as u64;
     progress(start - range.start);
+    let (first_new, shots_before) = (start, shots);
     while start < range.end {
         let end = (start + chunk).min(range.end);
         let wanted = |p: u64| opts.raw || (keep && spec.histogram.contains(&p));
@@ -756,7 +764,14 @@ pub fn run(
     faults.point();
     std::fs::rename(&partial, &final_path).map_err(io(&final_path))?;
     let pts = range.end - range.start;
-    Ok((SweepSummary { points: pts, sessions: pts * spec.replicates as u64, shots }, kept))
+    let summary = SweepSummary {
+        points: pts,
+        sessions: pts * spec.replicates as u64,
+        shots,
+        computed_points: range.end - first_new,
+        computed_shots: shots - shots_before,
+    };
+    Ok((summary, kept))
 }
 
 /// A merge that cannot produce the whole sweep.
@@ -1028,7 +1043,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Merged, MergeError> {
             "missing, while other shards have their raw table (were all shards run with --raw?)".into(),
         ));
     }
-    let mut total = SweepSummary { points: 0, sessions: 0, shots: 0 };
+    let mut total = SweepSummary { points: 0, sessions: 0, shots: 0, computed_points: 0, computed_shots: 0 };
     let mut table: Vec<u8> = header.as_bytes().to_vec();
     // Raw shards can be far larger than memory: they are checked and copied
     // row by row into a temporary file in the output folder.

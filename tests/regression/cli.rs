@@ -318,3 +318,28 @@ fn a_failing_study_reports_the_same_error_on_every_run() {
         crate::util::assert_exit2(&o, &["target 10 µL is out of reach"]);
     }
 }
+
+/// Issue 17's messages: resuming a complete sweep printed "482994885
+/// shots/s"; one thread was "1 threads"; a shard said it wrote "sweep.csv
+/// and plots".
+#[test]
+fn sweep_summaries_say_what_was_computed_and_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = sweep_file(tmp.path(), "\"firmware.open_time_ms\" = [30.0, 40.0]");
+    let o = mesobench(tmp.path(), &["sweep", &f, "--out", "o", "--threads", "1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("2 points × 1 replicate = 2 sessions, 2 shots"), "{out}");
+    assert!(out.contains("computed 2 points (2 shots)") && out.contains("on 1 thread ("), "{out}");
+    assert!(out.contains("wrote sweep.csv, sweep_manifest.json and plots"), "{out}");
+    let o = mesobench(tmp.path(), &["sweep", &f, "--out", "o", "--threads", "1", "--resume"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("already complete: nothing was computed"), "{out}");
+    assert!(!out.contains("shots/s"), "{out}");
+    let o = mesobench(tmp.path(), &["sweep", &f, "--out", "s", "--threads", "1", "--shard", "1/2"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("wrote sweep.shard-00001-of-00002.csv and sweep_manifest.shard-00001-of-00002.json"), "{out}");
+    assert!(out.contains("mesobench merge") && !out.contains("plots"), "{out}");
+}
