@@ -248,7 +248,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Check { scenario, set } => {
             let (sc, _) = load(Some(&scenario), &set)?;
-            println!("{}: valid", scenario.display());
+            // The JSON alone on stdout, so that it can be piped; the verdict on stderr.
+            eprintln!("{}: valid", scenario.display());
             println!("{}", serde_json::to_string_pretty(&sc)?);
             Ok(())
         }

@@ -250,5 +250,9 @@ fn check_prints_resolved_si_parameters() {
     let o = mesobench(&["check", "scenarios/reference.toml"]);
     assert!(o.status.success());
     let out = String::from_utf8_lossy(&o.stdout);
-    assert!(out.contains("valid") && out.contains("\"p_set\""), "{out}");
+    assert!(out.contains("\"p_set\""), "{out}");
+    // Issue 17: stdout is the JSON alone (it can be piped), the verdict on stderr.
+    let json: serde_json::Value = serde_json::from_str(&out).expect("stdout is one JSON document");
+    assert_eq!(json["params"]["supply"]["p_set"].as_f64(), Some(401325.0));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("scenarios/reference.toml: valid"));
 }

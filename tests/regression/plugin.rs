@@ -76,7 +76,7 @@ fn check_rejects_a_missing_plugin_naming_the_file_key_and_resolved_path() {
     let resolved = tmp.path().join("libmissing.so");
     let location = format!("{}:{line}:", scenario.display());
     assert_exit2(&o, &[&location, "firmware.plugin", "\"libmissing.so\"", "no such file", resolved.to_str().unwrap()]);
-    assert!(!String::from_utf8_lossy(&o.stdout).contains("valid"));
+    assert!(!String::from_utf8_lossy(&o.stderr).contains(": valid"));
     // A bare name from the scenario's own folder resolves there too.
     let o = mesobench(tmp.path(), &["check", "missing.toml"], &[]);
     assert_exit2(&o, &["missing.toml:", "no such file: ./libmissing.so"]);
