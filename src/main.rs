@@ -222,6 +222,10 @@ fn main() -> ExitCode {
     match outcome {
         Ok(Ok(())) => ExitCode::SUCCESS,
         Ok(Err(e)) if e.downcast_ref::<AcceptanceFailed>().is_some() => ExitCode::from(1),
+        Ok(Err(e)) if e.downcast_ref::<StoppedEarly>().is_some() => {
+            eprintln!("mesobench: {e}");
+            ExitCode::from(3)
+        }
         Ok(Err(e)) => {
             if e.chain().any(|c| {
                 c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
@@ -386,7 +390,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if !quiet {
                 print_summary(&sc, &run, elapsed.as_secs_f64(), &dir, files.len());
             }
-            Ok(())
+            match run.result.stopped {
+                Some(why) => Err(StoppedEarly(why).into()),
+                None => Ok(()),
+            }
         }
     }
 }
@@ -633,14 +640,26 @@ fn print_summary(sc: &Scenario, run: &mesobench::Run, seconds: f64, dir: &Path, 
         seconds,
         seconds * 1e6 / s.shots.max(1) as f64
     );
-    if let Some(stop) = &s.stopped {
-        println!("  stopped: {stop}");
-    }
-    for w in &s.warnings {
-        println!("  warning: {w}");
-    }
     println!("  wrote {} files to {}", files, dir.display());
+    // Warnings on stderr; an early stop is said once, as the exit reason.
+    let stop = s.stopped.as_deref().unwrap_or("\u{0}");
+    for w in s.warnings.iter().filter(|w| !w.contains(stop)) {
+        eprintln!("warning: {w}");
+    }
 }
+
+/// `run` finished and wrote its outputs, but the session stopped before
+/// its last shot (the syringe emptied): exit code 3.
+#[derive(Debug)]
+struct StoppedEarly(String);
+
+impl std::fmt::Display for StoppedEarly {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the session stopped early: {}; the outputs hold the shots delivered until then", self.0)
+    }
+}
+
+impl std::error::Error for StoppedEarly {}
 
 /// `--shard I/N`, or Slurm's array variables when set.
 fn shard_arg(arg: Option<String>) -> anyhow::Result<Option<(u64, u64)>> {

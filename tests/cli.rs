@@ -146,7 +146,12 @@ fn empty_syringe_stops_the_session_with_a_message() {
         "--set",
         "session.shots=20",
     ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    // Issue 17: exit 3 (outputs written, the session stopped early), the
+    // message once on stderr.
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert_eq!(err.matches("the syringe is empty after shot").count(), 1, "once: {err}");
+    assert!(err.contains("mesobench: the session stopped early: the syringe is empty"), "{err}");
     let s = summary(tmp.path());
     let stopped = s["stopped"].as_str().expect("stopped message");
     assert!(stopped.contains("syringe is empty"), "{stopped}");
