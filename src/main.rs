@@ -251,6 +251,21 @@ fn load(path: Option<&Path>, set: &[String]) -> anyhow::Result<(Scenario, String
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Check { scenario, set } => {
+            let text = mesobench::scenario::read_capped(&scenario, "scenario").unwrap_or_default();
+            if mesobench::scenario::is_study_text(&text) {
+                // A comparison study: validate it as `compare` would.
+                if !set.is_empty() {
+                    anyhow::bail!("--set applies to scenarios; {} is a comparison study", scenario.display());
+                }
+                let study = mesobench::study::compare::load(&scenario)?;
+                eprintln!(
+                    "{}: valid comparison study ({} × {})",
+                    scenario.display(),
+                    plural(study.arms.len() as u64, "arm"),
+                    plural(study.targets.len() as u64, "target")
+                );
+                return Ok(());
+            }
             let (sc, _) = load(Some(&scenario), &set)?;
             // The JSON alone on stdout, so that it can be piped; the verdict on stderr.
             eprintln!("{}: valid", scenario.display());

@@ -635,11 +635,22 @@ pub fn read_capped(path: &Path, what: &'static str) -> Result<String, Capped> {
 /// A schema or syntax error of a scenario file, with a hint when the file
 /// is a comparison study rather than a scenario.
 fn parse_error(source: &Source, e: toml::de::Error) -> ScenarioError {
-    let mut message = e.to_string().trim_end().to_string();
-    if source.text.lines().any(|l| l.trim() == "[[arm]]") {
-        message.push_str("\n(this file has [[arm]] tables: it is a study; run it with `mesobench compare`)");
-    }
+    let detail = e.to_string().trim_end().to_string();
+    // Say what the file is before the schema detail.
+    let message = if is_study_text(&source.text) {
+        format!(
+            "this file is a comparison study (it has [[arm]] tables), not a scenario: run it with `mesobench compare {}`\n{detail}",
+            source.name
+        )
+    } else {
+        detail
+    };
     ScenarioError::Parse { path: source.name.clone(), message }
+}
+
+/// Whether a TOML text is a comparison study (`[[arm]]` tables) rather than a scenario.
+pub fn is_study_text(text: &str) -> bool {
+    text.lines().any(|l| l.trim() == "[[arm]]")
 }
 
 /// Load, override and validate a scenario, including every value its

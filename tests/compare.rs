@@ -122,7 +122,10 @@ fn bad_studies_exit_2_with_the_place_and_what_is_allowed() {
 fn a_study_is_not_a_scenario() {
     assert_eq!(crate::util::study_files(), vec![root().join("scenarios/manual_vs_gun.toml")]);
     let o = mesobench(&["run", root().join("scenarios/manual_vs_gun.toml").to_str().unwrap()]);
-    assert_exit2(&o, &["it is a study", "mesobench compare"]);
+    assert_exit2(
+        &o,
+        &["is a comparison study (it has [[arm]] tables), not a scenario: run it with `mesobench compare"],
+    );
 }
 
 #[test]

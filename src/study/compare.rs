@@ -432,8 +432,16 @@ pub fn load(path: &Path) -> Result<Study, StudyError> {
         crate::scenario::Capped::TooLarge(e) => StudyError::Input(e),
     })?;
     let file = path.display().to_string();
-    let raw: RawStudy = toml::from_str(&text)
-        .map_err(|e| ScenarioError::Parse { path: file.clone(), message: e.to_string().trim_end().to_string() })?;
+    let raw: RawStudy = toml::from_str(&text).map_err(|e| {
+        let detail = e.to_string().trim_end().to_string();
+        // Say what the file is before the schema detail.
+        let message = if crate::scenario::is_study_text(&text) {
+            detail
+        } else {
+            format!("this file is a scenario (it has no [[arm]] tables), not a comparison study: run it with `mesobench run {file}` (or sweep, tune, sensitivity)\n{detail}")
+        };
+        ScenarioError::Parse { path: file.clone(), message }
+    })?;
     let c = Checker { file: &file, text: &text };
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("study").to_string();

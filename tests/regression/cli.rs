@@ -343,3 +343,22 @@ fn sweep_summaries_say_what_was_computed_and_written() {
     assert!(out.contains("wrote sweep.shard-00001-of-00002.csv and sweep_manifest.shard-00001-of-00002.json"), "{out}");
     assert!(out.contains("mesobench merge") && !out.contains("plots"), "{out}");
 }
+
+/// Issue 17: `run` on a study and `compare` on a scenario said what the
+/// file is only after the schema detail; `check` could not validate a study.
+#[test]
+fn the_wrong_kind_of_file_is_named_first_and_check_validates_studies() {
+    let study = root().join("scenarios/manual_vs_gun.toml");
+    let scenario = root().join("scenarios/reference.toml");
+    let o = mesobench(&root(), &["run", study.to_str().unwrap(), "--out", "/nonexistent/x"]);
+    let first = stderr(&o).lines().next().unwrap_or("").to_string();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(first.contains("is a comparison study") && first.contains("mesobench compare"), "{first}");
+    let o = mesobench(&root(), &["compare", scenario.to_str().unwrap(), "--out", "/nonexistent/x"]);
+    let first = stderr(&o).lines().next().unwrap_or("").to_string();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(first.contains("is a scenario") && first.contains("mesobench run"), "{first}");
+    let o = mesobench(&root(), &["check", study.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("valid comparison study (5 arms × 3 targets)"), "{}", stderr(&o));
+}
