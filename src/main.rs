@@ -739,7 +739,10 @@ fn sweep(study: &StudyArgs, opts: mesobench::study::sweep::RunOptions, quiet: bo
     let keep = spec.points() <= 100_000;
     let progress = |done: u64| {
         if let Some(b) = &bar {
-            b.set_position(done);
+            // Points finish on several threads: never step back.
+            if done > b.position() {
+                b.set_position(done);
+            }
         }
     };
     let (summary, points) =

@@ -66,6 +66,15 @@ fn progress_reports_every_point() {
     )
     .unwrap();
     assert_eq!(last.load(std::sync::atomic::Ordering::Relaxed), 10);
+    // Issue 17: every point moves the progress, not only every written chunk
+    // (a 35-point sweep used to show 0/35 until it ended).
+    let seen = std::sync::Mutex::new(Vec::new());
+    let dir = tempfile::tempdir().unwrap();
+    run(&prep, &sets, dir.path(), 2, false, &|d| seen.lock().unwrap().push(d), Default::default()).unwrap();
+    let mut seen = seen.into_inner().unwrap();
+    seen.sort();
+    seen.dedup();
+    assert_eq!(seen, (0..=10).collect::<Vec<u64>>());
 }
 
 #[test]

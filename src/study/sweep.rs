@@ -717,11 +717,20 @@ pub fn run(
     let chunk = (64 * threads.max(1)) as u64;
     progress(start - range.start);
     let (first_new, shots_before) = (start, shots);
+    // Progress moves with every finished point, not with every written chunk.
+    let done = std::sync::atomic::AtomicU64::new(start - range.start);
     while start < range.end {
         let end = (start + chunk).min(range.end);
         let wanted = |p: u64| opts.raw || (keep && spec.histogram.contains(&p));
         let results: Vec<Result<PointStats, SweepError>> = pool.install(|| {
-            (start..end).into_par_iter().map(|p| run_point(prep, &sc, &spec, base, p, wanted(p))).collect()
+            (start..end)
+                .into_par_iter()
+                .map(|p| {
+                    let r = run_point(prep, &sc, &spec, base, p, wanted(p));
+                    progress(done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1);
+                    r
+                })
+                .collect()
         });
         let (mut rows, mut raw_rows) = (Vec::new(), Vec::new());
         for r in results {
