@@ -1040,7 +1040,11 @@ pub fn locate(text: &str, dotted: &str) -> Option<(usize, usize)> {
 
 impl Scenario {
     fn from_raw(raw: Raw, c: &Ctx, fallback_name: &str) -> Result<Scenario, ScenarioError> {
-        let name = raw.name.clone().unwrap_or_else(|| fallback_name.to_string());
+        // Without a `name` key the file stem names the scenario; characters
+        // that cannot name a folder portably (dots, spaces, …) become '_'.
+        let name = raw.name.clone().unwrap_or_else(|| {
+            fallback_name.chars().map(|ch| if ch.is_ascii_alphanumeric() || ch == '-' { ch } else { '_' }).collect()
+        });
         if name.is_empty() || !name.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '-') {
             return Err(c.invalid(
                 "name",

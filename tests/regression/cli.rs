@@ -362,3 +362,16 @@ fn the_wrong_kind_of_file_is_named_first_and_check_validates_studies() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("valid comparison study (5 arms × 3 targets)"), "{}", stderr(&o));
 }
+
+/// Issue 17: a scenario file whose stem has dots or spaces (and no `name`
+/// key) was refused as a name.
+#[test]
+fn file_stems_with_dots_or_spaces_name_the_scenario() {
+    let tmp = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(root().join("scenarios/reference.toml")).unwrap();
+    let text: String = text.lines().filter(|l| !l.starts_with("name = ")).map(|l| format!("{l}\n")).collect();
+    std::fs::write(tmp.path().join("my gun.v2.toml"), text).unwrap();
+    let o = mesobench(tmp.path(), &["run", "my gun.v2.toml", "--quiet", "--set", "session.shots=1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(tmp.path().join("output/my_gun_v2/shots.csv").exists());
+}
