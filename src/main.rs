@@ -24,7 +24,8 @@ struct Cli {
 /// What every study command takes.
 #[derive(clap::Args)]
 struct StudyArgs {
-    /// Scenario file (with a [sweep] or an [uncertain] table).
+    /// Scenario file (TOML) holding the table the command reads: [sweep]
+    /// for sweep, [uncertain] for sensitivity, [tune] for tune.
     scenario: PathBuf,
     /// Output folder [default: output/<scenario name>/].
     #[arg(long, value_name = "DIR")]

@@ -393,7 +393,7 @@ pub fn run_session_with<O: Observer + ?Sized>(
             break;
         }
     }
-    let warnings = warnings(plant, &shots, stopped.as_deref());
+    let warnings = warnings(plant, &shots, stopped.as_deref(), h);
     Ok(SessionResult {
         shots,
         stopped,
@@ -638,7 +638,7 @@ pub fn fast_forward(plant: &mut Plant, t_to: f64) {
     s.t = t_to;
 }
 
-fn warnings(plant: &Plant, shots: &[ShotRecord], stopped: Option<&str>) -> Vec<String> {
+fn warnings(plant: &Plant, shots: &[ShotRecord], stopped: Option<&str>, step: f64) -> Vec<String> {
     let mut w = Vec::new();
     let newtonian = plant.params.fluid.is_newtonian();
     let max_re = shots.iter().map(|s| s.max_re).fold(0.0, f64::max);
@@ -687,8 +687,18 @@ fn warnings(plant: &Plant, shots: &[ShotRecord], stopped: Option<&str>) -> Vec<S
     let slip = count(&|s| s.breakaways > 1);
     if slip > 0 {
         let worst = shots.iter().map(|s| s.breakaways).max().unwrap_or(0);
+        // Suggest a finer step than the one the run already uses.
+        let check = if step > 10.5e-6 {
+            "check with solver.step_us ≤ 10".to_string()
+        } else {
+            format!(
+                "the run already steps at {} µs: check with solver.step_us = {}",
+                crate::text::g6(step * 1e6),
+                crate::text::g6(step * 0.5e6)
+            )
+        };
         w.push(format!(
-            "the plunger stick-slipped in {} of {} shots (up to {} breakaways in a shot): the drive force is close to the stopper friction, so the dose depends on the friction law's details and converges slowly with the step (check with solver.step_us ≤ 10)",
+            "the plunger stick-slipped in {} of {} shots (up to {} breakaways in a shot): the drive force is close to the stopper friction, so the dose depends on the friction law's details and converges slowly with the step ({check})",
             slip,
             shots.len(),
             worst

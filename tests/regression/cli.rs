@@ -375,3 +375,17 @@ fn file_stems_with_dots_or_spaces_name_the_scenario() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(tmp.path().join("output/my_gun_v2/shots.csv").exists());
 }
+
+/// Issue 17: the stick-slip warning suggested `solver.step_us ≤ 10` to a run
+/// already stepping at 5 µs.
+#[test]
+fn the_stick_slip_warning_suggests_a_finer_step_than_the_run_uses() {
+    let warn = |step: &str| {
+        let sc = reference(&["session.shots=1", "line.length_mm=3000", step]);
+        let run = mesobench::simulate(&sc, false).unwrap();
+        run.result.warnings.into_iter().find(|w| w.contains("stick-slipped")).expect("the 3 m hose stick-slips")
+    };
+    assert!(warn("solver.step_us=50").contains("check with solver.step_us ≤ 10"));
+    let w = warn("solver.step_us=5");
+    assert!(w.contains("the run already steps at 5 µs: check with solver.step_us = 2.5"), "{w}");
+}
