@@ -188,3 +188,30 @@ fn bad_tune_tables_exit_2() {
     let o = mesobench(&["tune", root().join("scenarios/reference.toml").to_str().unwrap()]);
     assert_exit2(&o, &["no [tune] table"]);
 }
+
+/// Issue 17: `tune_best.h` did not say that the firmware tick quantises an
+/// open time; it now gives the tick count and the value applied.
+#[test]
+fn the_c_header_gives_tick_quantised_open_times() {
+    let sc = crate::util::reference(&[]);
+    let mut sp = spec(scenario::Optimizer::NelderMead, 0, 1);
+    sp.parameters = vec![("firmware.open_time_ms".into(), 30.0, 100.0)];
+    let best = mesobench::study::tune::Evaluation {
+        index: 0,
+        values: vec![45.04],
+        objective: 0.0,
+        cost: 0.0,
+        feasible: true,
+        metrics: None,
+        margins: vec![],
+        error: None,
+    };
+    let h = mesobench::report::tune::c_header(&sc, &sp, &best);
+    assert!(h.contains("#define MB_TUNE_FIRMWARE_OPEN_TIME_MS 4.504000000e1"), "{h}");
+    assert!(
+        h.contains(
+            "#define MB_TUNE_FIRMWARE_OPEN_TIME_MS_TICKS 450 /* the 10000 Hz tick (0.1 ms) quantises it to 45 ms */"
+        ),
+        "{h}"
+    );
+}

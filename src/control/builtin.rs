@@ -86,8 +86,14 @@ impl Sequencer {
     }
 }
 
-fn ticks(t: f64, tick: f64) -> u64 {
+/// Whole firmware ticks of a duration `t` (s) at tick period `tick` (s),
+/// rounded to the nearest: how the built-in firmware times its phases.
+pub fn whole_ticks(t: f64, tick: f64) -> u64 {
     (t / tick + 0.5).max(0.0) as u64
+}
+
+fn ticks(t: f64, tick: f64) -> u64 {
+    whole_ticks(t, tick)
 }
 
 /// Whole ticks of a duration, recomputed only when the tick period changes.

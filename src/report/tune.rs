@@ -89,10 +89,27 @@ pub fn c_header(sc: &Scenario, spec: &TuneSpec, best: &Evaluation) -> String {
         let name: String =
             key.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect();
         let _ = writeln!(s, "#define MB_TUNE_{name} {v:.9e} /* {key}, searched in [{lo}, {hi}] */");
+        // Durations the built-in firmware counts in whole ticks: the value it
+        // really applies, and the count to paste into tick-based firmware.
+        if TICK_TIMED.contains(&key.as_str()) {
+            let tick_ms = sc.solver.tick * 1e3;
+            let n = crate::control::builtin::whole_ticks(v * 1e-3, sc.solver.tick);
+            let applied = n as f64 * tick_ms;
+            let _ = writeln!(
+                s,
+                "#define MB_TUNE_{name}_TICKS {n} /* the {} tick ({} ms) quantises it to {} ms */",
+                crate::text::g6(1.0 / sc.solver.tick) + " Hz",
+                crate::text::g6(tick_ms),
+                crate::text::g6(applied)
+            );
+        }
     }
     s.push_str("\n#endif /* MESOBENCH_TUNE_BEST_H */\n");
     s
 }
+
+/// Keys (in ms) that the built-in firmware applies in whole ticks.
+const TICK_TIMED: [&str; 2] = ["firmware.open_time_ms", "firmware.pre_pressurise_ms"];
 
 fn short(key: &str) -> &str {
     key.rsplit('.').next().unwrap_or(key)
