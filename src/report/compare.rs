@@ -398,7 +398,7 @@ they overstate significance; the bootstrap interval does not).</p>\n<table>\n<tr
     for p in &out.pairs {
         let _ = writeln!(
             h,
-            "<tr><td>{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{:.3}</td><td>{:.3} – {:.3}</td><td>{:.3}</td><td>{:.2e}</td><td>{:.2e}</td></tr>",
+            "<tr><td>{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{:.3}</td><td>{:.3} – {:.3}</td><td>{:.3}</td><td>{}</td><td>{}</td></tr>",
             fmt(p.target_ul),
             html_escape(&p.a),
             html_escape(&p.b),
@@ -406,8 +406,8 @@ they overstate significance; the bootstrap interval does not).</p>\n<table>\n<tr
             p.cv_ratio.lo,
             p.cv_ratio.hi,
             p.f_test.statistic,
-            p.f_test.p,
-            p.brown_forsythe.p
+            p_value(p.f_test.p),
+            p_value(p.brown_forsythe.p)
         );
     }
     h.push_str("</table>\n<h2>Plots</h2>\n");
@@ -507,4 +507,26 @@ pub fn write_compare(dir: &Path, study: &Study, out: &Outcome) -> Result<Vec<Pat
     write_atomic(&path, report_html(study, out, &pngs).as_bytes())?;
     files.push(path);
     Ok(files)
+}
+
+/// A p-value for the report: two significant digits, or `< 1e-16` where it
+/// underflows the precision of the tail probabilities (it printed `0.00e0`).
+fn p_value(p: f64) -> String {
+    if p < 1e-16 {
+        "&lt; 1e-16".into()
+    } else {
+        format!("{p:.2e}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::p_value;
+
+    #[test]
+    fn p_values_that_underflow_read_below_1e_16() {
+        assert_eq!(p_value(0.0), "&lt; 1e-16");
+        assert_eq!(p_value(3e-20), "&lt; 1e-16");
+        assert_eq!(p_value(0.0123), "1.23e-2");
+    }
 }
