@@ -171,7 +171,8 @@ fn report_loads_in_headless_chromium() {
     let probe = "<script>window.__errors=0;window.addEventListener('error',function(){window.__errors++;},true);\
 ['error','warn'].forEach(function(k){var f=console[k];console[k]=function(){window.__errors++;f.apply(console,arguments);};});\
 window.addEventListener('load',function(){var ok=0,n=document.images.length;for(var i=0;i<n;i++){var m=document.images[i];\
-if(m.complete&&m.naturalWidth>0&&m.getBoundingClientRect().width>0)ok++;}document.body.setAttribute('data-probe',ok+'/'+n+' errors '+window.__errors);});</script>";
+if(m.complete&&m.naturalWidth>0&&m.getBoundingClientRect().width>0)ok++;}document.body.setAttribute('data-probe',ok+'/'+n+' errors '+window.__errors);\
+document.body.setAttribute('data-width',String(document.documentElement.scrollWidth));});</script>";
     let probed = html.replacen("<head>", &format!("<head>{probe}"), 1);
     let page = out.join("probed.html");
     std::fs::write(&page, probed).unwrap();
@@ -189,6 +190,8 @@ if(m.complete&&m.naturalWidth>0&&m.getBoundingClientRect().width>0)ok++;}documen
             "--enable-logging=stderr",
             "--v=0",
             "--virtual-time-budget=10000",
+            // Issue 17: the report must fit an 800 px window (tables scroll inside themselves).
+            "--window-size=800,1000",
             "--dump-dom",
             &format!("file://{}", page.display()),
         ])
@@ -202,6 +205,13 @@ if(m.complete&&m.naturalWidth>0&&m.getBoundingClientRect().width>0)ok++;}documen
         "probe: {:?}\n{log}",
         dom.split("data-probe").nth(1).map(|s| &s[..40.min(s.len())])
     );
+    let width: u32 = dom
+        .split("data-width=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .and_then(|w| w.parse().ok())
+        .expect("the probe measured the page width");
+    assert!(width <= 800, "the page is {width} px wide in an 800 px window");
     let console: Vec<&str> = log.lines().filter(|l| l.contains(":CONSOLE")).collect();
     assert!(console.is_empty(), "console messages: {console:?}");
 }

@@ -325,7 +325,7 @@ fn report_html(study: &Study, out: &Outcome, pngs: &[(String, Vec<u8>)]) -> Stri
         h,
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{}</title>\n<style>\n\
 body{{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}}\n\
-table{{border-collapse:collapse;margin:1em 0;font-size:0.9em}}th,td{{border:1px solid #bbb;padding:0.25em 0.6em;text-align:right}}\n\
+table{{border-collapse:collapse;margin:1em 0;font-size:0.9em;display:block;overflow-x:auto;max-width:100%}}th,td{{border:1px solid #bbb;padding:0.25em 0.6em;text-align:right}}\n\
 th{{background:#eee}}td.l{{text-align:left}}.pass{{color:#176317;font-weight:bold}}.fail{{color:#b01c1c;font-weight:bold}}\n\
 img{{max-width:100%;border:1px solid #ddd}}figure{{margin:1.5em 0}}figcaption{{font-size:0.9em;color:#555}}\n\
 </style>\n</head>\n<body>\n<h1>{}</h1>\n<p>{}</p>\n",
