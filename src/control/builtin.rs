@@ -92,10 +92,6 @@ pub fn whole_ticks(t: f64, tick: f64) -> u64 {
     (t / tick + 0.5).max(0.0) as u64
 }
 
-fn ticks(t: f64, tick: f64) -> u64 {
-    whole_ticks(t, tick)
-}
-
 /// Whole ticks of a duration, recomputed only when the tick period changes.
 #[derive(Debug, Clone, Default)]
 struct Ticks {
@@ -107,7 +103,7 @@ struct Ticks {
 impl Ticks {
     fn get(&mut self, tick: f64, pre: f64, open: f64) -> (u64, u64) {
         if tick != self.tick {
-            *self = Ticks { tick, pre: ticks(pre, tick), open: ticks(open, tick) };
+            *self = Ticks { tick, pre: whole_ticks(pre, tick), open: whole_ticks(open, tick) };
         }
         (self.pre, self.open)
     }
@@ -364,7 +360,7 @@ impl Controller for VolumeTarget {
     }
     fn step(&mut self, input: &FwInput, out: &mut FwOutput) -> Result<(), FirmwareError> {
         *out = FwOutput::default();
-        let window = ticks(self.flow_window, input.tick_period).max(1) as usize;
+        let window = whole_ticks(self.flow_window, input.tick_period).max(1) as usize;
         self.seq.phase(input, 0, u64::MAX / 2);
         if self.seq.edge() {
             // Learn from the previous shot: its final volume against the target.
