@@ -193,6 +193,15 @@ enum Command {
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
     },
+    /// Write the scenario-parameter reference (docs/parameters.md), generated from the parameter declarations
+    Docs {
+        /// Output file.
+        #[arg(long, value_name = "FILE", default_value = "docs/parameters.md")]
+        out: PathBuf,
+        /// Write nothing; exit 1 when the file differs from what would be written.
+        #[arg(long)]
+        check: bool,
+    },
     /// Validate a scenario and print the resolved SI parameters.
     Check {
         /// Scenario file (TOML).
@@ -389,6 +398,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Compare { study, out, threads, quiet } => compare(&study, out, threads, quiet),
+        Command::Docs { out, check } => docs(&out, check),
         Command::Tune { study, quiet } => tune(&study, quiet),
         Command::Run { scenario, out, set, quiet } => {
             let (sc, source) = load(scenario.as_deref(), &set)?;
@@ -870,4 +880,22 @@ fn where_arg(s: &str) -> anyhow::Result<(String, String)> {
         Some((c, v)) if !c.trim().is_empty() => Ok((c.trim().to_string(), v.trim().to_string())),
         _ => anyhow::bail!("--where {s:?} is not allowed: COL=VALUE, e.g. --where arm=gun"),
     }
+}
+
+/// `mesobench docs`: write or check the generated parameter reference.
+fn docs(out: &Path, check: bool) -> anyhow::Result<()> {
+    let text = mesobench::scenario::registry::markdown();
+    if check {
+        let current = std::fs::read_to_string(out).unwrap_or_default();
+        if current != text {
+            eprintln!("{} is stale: run `mesobench docs --out {}`", out.display(), out.display());
+            return Err(AcceptanceFailed.into());
+        }
+        eprintln!("{} is up to date", out.display());
+        return Ok(());
+    }
+    mesobench::report::write_atomic(out, text.as_bytes())
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", out.display()))?;
+    eprintln!("wrote {}", out.display());
+    Ok(())
 }

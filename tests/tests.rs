@@ -7,6 +7,7 @@ mod conservation;
 mod convergence;
 mod firmware;
 mod manual;
+mod registry;
 mod regression;
 mod sensitivity;
 mod snapshots;

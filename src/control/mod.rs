@@ -16,6 +16,7 @@ pub mod host;
 pub mod manual;
 pub mod plugin;
 pub mod sensors;
+pub mod spec;
 
 pub use builtin::{OpenLoop, PressurePid, VolumeTarget};
 

@@ -92,3 +92,41 @@ impl ChamberParams {
         }
     }
 }
+
+use super::param::{choice, real, section, units::*, Invalid, Reader};
+
+section! {
+    /// `[chamber]`: the piston chamber's gas.
+    pub struct RawChamber in "chamber" {
+        /// Chamber volume with the piston at home (ports and clearance).
+        dead_volume_ml: f64 as DEAD_VOLUME = real(ML, 0.5, 0.005, 100.0)
+            .src("ports and clearance of a small single-acting cylinder (derived)"),
+        /// Thermal model: polytropic coefficients, or the energy equation with wall heat exchange.
+        thermal: String as THERMAL = choice("polytropic", &["polytropic", "energy"]),
+        /// Polytropic coefficient while charging.
+        alpha_in: f64 as ALPHA_IN = real(ONE, 1.4, 1.0, 1.4)
+            .src("Richer & Hurmuzlu, J. Dyn. Sys. Meas. Control 122(3):416 (2000), as publicly re-implemented"),
+        /// Polytropic coefficient while discharging.
+        alpha_out: f64 as ALPHA_OUT = real(ONE, 1.0, 1.0, 1.4)
+            .src("Richer & Hurmuzlu (2000), as publicly re-implemented"),
+        /// Polytropic coefficient for compression and expansion.
+        alpha: f64 as ALPHA = real(ONE, 1.2, 1.0, 1.4).src("Richer & Hurmuzlu (2000), as publicly re-implemented"),
+        /// Gas–wall heat-transfer coefficient (energy model).
+        wall_h_w_per_m2k: f64 as WALL_H = real(W_PER_M2K, 50.0, 0.0, 1000.0).src("within 30–100 W/(m²·K) (derived)"),
+    }
+}
+
+impl ChamberParams {
+    /// The chamber from its `[chamber]` table; the wall is at `t_amb`, K.
+    pub fn from_raw(ch: &RawChamber, c: &Reader, t_amb: f64) -> Result<ChamberParams, Invalid> {
+        let thermal = match c.choice(&RawChamber::THERMAL, &ch.thermal)? {
+            "polytropic" => Thermal::Polytropic {
+                alpha_in: c.real(&RawChamber::ALPHA_IN, ch.alpha_in)?,
+                alpha_out: c.real(&RawChamber::ALPHA_OUT, ch.alpha_out)?,
+                alpha: c.real(&RawChamber::ALPHA, ch.alpha)?,
+            },
+            _ => Thermal::Energy { h: c.real(&RawChamber::WALL_H, ch.wall_h_w_per_m2k)?, t_wall: t_amb },
+        };
+        Ok(ChamberParams { dead_volume: c.real(&RawChamber::DEAD_VOLUME, ch.dead_volume_ml)?, thermal })
+    }
+}

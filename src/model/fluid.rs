@@ -174,3 +174,114 @@ impl Rheology {
         }
     }
 }
+
+use super::param::{choice, fmt_num, invalid, real, real_from, section, units::*, Invalid, Reader};
+
+section! {
+    /// `[fluid]`: the injected liquid.
+    pub struct RawFluid in "fluid" {
+        /// A preset fluid (density and rheology); give it or fluid.model, not both.
+        preset: String as PRESET = choice("saline", &PRESETS).src("see docs/physics.md, Fluids and rheology"),
+        /// A rheological law with its own parameters, instead of a preset.
+        model: String as MODEL = choice("newtonian", &["newtonian", "power_law", "carreau"])
+            .note("newtonian: 1 mPa·s; power_law: K 5 Pa·sⁿ, n 0.4, η0 10 Pa·s; carreau: η0 3.9 Pa·s, η∞ 1 mPa·s, λ 0.66 s, n 0.4; ρ 1000 kg/m³"),
+        /// Density.
+        density_kg_m3: f64 as DENSITY = real_from(KG_M3, "fluid.preset or fluid.model", 500.0, 2000.0),
+        /// Viscosity of a Newtonian fluid.
+        viscosity_mpa_s: f64 as VISCOSITY = real_from(MPA_S, "fluid.preset or fluid.model", 0.1, 1e6),
+        /// Consistency K of a power-law fluid.
+        consistency_pa_sn: f64 as CONSISTENCY = real_from(PA_SN, "fluid.preset or fluid.model", 1e-4, 1000.0),
+        /// Flow index n of a power-law or Carreau fluid.
+        flow_index: f64 as FLOW_INDEX = real_from(ONE, "fluid.preset or fluid.model", 0.1, 1.0),
+        /// Zero-shear viscosity η0 of a power-law (plateau) or Carreau fluid.
+        eta0_pa_s: f64 as ETA0 = real_from(PA_S, "fluid.preset or fluid.model", 1e-3, 1e4),
+        /// Infinite-shear viscosity η∞ of a Carreau fluid.
+        eta_inf_mpa_s: f64 as ETA_INF = real_from(MPA_S, "fluid.preset or fluid.model", 0.1, 1000.0),
+        /// Time constant λ of a Carreau fluid.
+        lambda_s: f64 as LAMBDA = real_from(S, "fluid.preset or fluid.model", 1e-6, 1e3),
+        /// Fluid temperature (aqueous viscosities scale like water's).
+        temperature_c: f64 as TEMPERATURE = real(CELSIUS, 20.0, 4.0, 45.0).src("room temperature"),
+    }
+}
+
+impl Fluid {
+    /// The fluid from its `[fluid]` table, at its temperature.
+    pub fn from_raw(fl: &RawFluid, c: &Reader) -> Result<Fluid, Invalid> {
+        let temp = c.real(&RawFluid::TEMPERATURE, fl.temperature_c)?;
+        // A preset or a model sets the law; the law's own parameter keys override it.
+        let mut fluid = match (&fl.preset, &fl.model) {
+            (Some(p), Some(m)) => {
+                return Err(invalid(
+                    RawFluid::MODEL.key,
+                    format!("\"{m}\""),
+                    format!("either fluid.preset (here \"{p}\") or fluid.model, not both"),
+                ))
+            }
+            (_, None) => Fluid::preset(c.choice(&RawFluid::PRESET, &fl.preset)?).expect("a declared preset"),
+            (None, Some(_)) => {
+                let kind = c.choice(&RawFluid::MODEL, &fl.model)?;
+                let rheology = match kind {
+                    "newtonian" => Rheology::Newtonian { mu: 1.0e-3 },
+                    "power_law" => Rheology::PowerLaw { k: 5.0, n: 0.4, eta0: 10.0 },
+                    _ => Rheology::Carreau { eta0: 3.9, eta_inf: 1.0e-3, lambda: 0.66, n: 0.4 },
+                };
+                Fluid { name: format!("custom_{kind}"), density: 1000.0, compressibility: 4.6e-10, rheology }
+            }
+        };
+        fluid.rheology = rheology_from_raw(fl, c, &fluid.rheology)?;
+        fluid.density = c.real_or(&RawFluid::DENSITY, fl.density_kg_m3, fluid.density)?;
+        Ok(fluid.at_temperature(temp))
+    }
+}
+
+/// The law's parameters with the table's keys applied; a key of another law is an error.
+fn rheology_from_raw(fl: &RawFluid, c: &Reader, base: &Rheology) -> Result<Rheology, Invalid> {
+    let not_for = |keys: &[(&super::param::Param, &Option<f64>)], law: &str| -> Result<(), Invalid> {
+        match keys.iter().find_map(|(p, v)| v.map(|x| (p.key, x))) {
+            Some((key, x)) => Err(invalid(key, fmt_num(x), format!("no value: it does not apply to a {law} fluid"))),
+            None => Ok(()),
+        }
+    };
+    Ok(match *base {
+        Rheology::Newtonian { mu } => {
+            not_for(
+                &[
+                    (&RawFluid::CONSISTENCY, &fl.consistency_pa_sn),
+                    (&RawFluid::FLOW_INDEX, &fl.flow_index),
+                    (&RawFluid::ETA0, &fl.eta0_pa_s),
+                    (&RawFluid::ETA_INF, &fl.eta_inf_mpa_s),
+                    (&RawFluid::LAMBDA, &fl.lambda_s),
+                ],
+                "newtonian",
+            )?;
+            Rheology::Newtonian { mu: c.real_or(&RawFluid::VISCOSITY, fl.viscosity_mpa_s, mu * 1e3)? }
+        }
+        Rheology::PowerLaw { k, n, eta0 } => {
+            not_for(
+                &[
+                    (&RawFluid::VISCOSITY, &fl.viscosity_mpa_s),
+                    (&RawFluid::ETA_INF, &fl.eta_inf_mpa_s),
+                    (&RawFluid::LAMBDA, &fl.lambda_s),
+                ],
+                "power-law",
+            )?;
+            Rheology::PowerLaw {
+                k: c.real_or(&RawFluid::CONSISTENCY, fl.consistency_pa_sn, k)?,
+                n: c.real_or(&RawFluid::FLOW_INDEX, fl.flow_index, n)?,
+                eta0: c.real_or(&RawFluid::ETA0, fl.eta0_pa_s, eta0)?,
+            }
+        }
+        Rheology::Carreau { eta0, eta_inf, lambda, n } => {
+            not_for(
+                &[(&RawFluid::VISCOSITY, &fl.viscosity_mpa_s), (&RawFluid::CONSISTENCY, &fl.consistency_pa_sn)],
+                "Carreau",
+            )?;
+            Rheology::Carreau {
+                eta0: c.real_or(&RawFluid::ETA0, fl.eta0_pa_s, eta0)?,
+                eta_inf: c.real_or(&RawFluid::ETA_INF, fl.eta_inf_mpa_s, eta_inf * 1e3)?,
+                lambda: c.real_or(&RawFluid::LAMBDA, fl.lambda_s, lambda)?,
+                n: c.real_or(&RawFluid::FLOW_INDEX, fl.flow_index, n)?,
+            }
+        }
+    })
+}

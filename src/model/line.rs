@@ -86,3 +86,33 @@ impl LineParams {
         (dp, ddp, re)
     }
 }
+
+use super::param::{int, real, section, units::*, Invalid, Reader};
+
+section! {
+    /// `[line]`: the pneumatic hose from the valve to the handpiece.
+    pub struct RawLine in "line" {
+        /// Hose length (0: the valve sits in the handpiece).
+        length_mm: f64 as LENGTH = real(MM, 0.0, 0.0, 10_000.0).src("valve in the handpiece"),
+        /// Hose inner diameter.
+        inner_diameter_mm: f64 as DIAMETER = real(MM, 2.5, 0.5, 10.0).src("a common small pneumatic hose (derived)"),
+        /// Number of lumped segments (used when the length is not zero).
+        segments: i64 as SEGMENTS = int(8, 4, 64).src("at least 4 segments reproduce the delay and first resonances (derived)"),
+        /// Polytropic exponent of the gas in the hose (1.4: adiabatic waves).
+        polytropic: f64 as POLYTROPIC = real(ONE, 1.4, 1.0, 1.4).src("adiabatic waves"),
+    }
+}
+
+impl LineParams {
+    /// The line from its `[line]` table at ambient temperature `t_amb`, K.
+    pub fn from_raw(l: &RawLine, c: &Reader, t_amb: f64) -> Result<LineParams, Invalid> {
+        let length = c.real(&RawLine::LENGTH, l.length_mm)?;
+        Ok(LineParams {
+            length,
+            diameter: c.real(&RawLine::DIAMETER, l.inner_diameter_mm)?,
+            segments: if length > 0.0 { c.int(&RawLine::SEGMENTS, l.segments)? as usize } else { 0 },
+            polytropic: c.real(&RawLine::POLYTROPIC, l.polytropic)?,
+            temperature: t_amb,
+        })
+    }
+}

@@ -10,10 +10,13 @@ pub mod fluid;
 pub mod gas;
 pub mod hydraulics;
 pub mod line;
+pub mod needle;
+pub mod param;
 pub mod piston;
 pub mod supply;
 pub mod syringe;
 pub mod tissue;
+pub mod tubing;
 pub mod valve;
 
 use chamber::ChamberParams;
@@ -26,24 +29,8 @@ use syringe::SyringeParams;
 use tissue::TissueParams;
 use valve::ValveParams;
 
-/// Nominal regular-wall needle inner diameters by gauge, m (ISO 9626
-/// regular wall; Wikipedia needle-gauge chart [V]).
-pub const NEEDLE_GAUGES: [(u32, f64); 6] =
-    [(27, 0.210e-3), (30, 0.159e-3), (31, 0.133e-3), (32, 0.108e-3), (33, 0.108e-3), (34, 0.0826e-3)];
-
-/// Inner diameter of a regular-wall needle of the given gauge, m.
-pub fn needle_inner_diameter(gauge: u32) -> Option<f64> {
-    NEEDLE_GAUGES.iter().find(|(g, _)| *g == gauge).map(|(_, d)| *d)
-}
-
-/// Extension tubing between the syringe and the needle head.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct TubingParams {
-    /// The tube as a hydraulic conduit.
-    pub conduit: Conduit,
-    /// Wall compliance of the tube plus the head's liquid, m³/Pa.
-    pub compliance: f64,
-}
+pub use needle::{needle_inner_diameter, NEEDLE_GAUGES};
+pub use tubing::TubingParams;
 
 /// Every parameter of one gun and its load (SI).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -74,4 +61,16 @@ pub struct Params {
     pub sites: Vec<TissueParams>,
     /// Each shot goes into fresh sites (the gun moves between points).
     pub new_site_each_shot: bool,
+}
+
+use param::{real, section, units::*};
+
+section! {
+    /// `[ambient]`: the air around the gun.
+    pub struct RawAmbient in "ambient" {
+        /// Ambient (atmospheric) pressure, absolute.
+        pressure_kpa: f64 as PRESSURE = real(KPA, gas::P_ATM / 1e3, 50.0, 110.0).src("the standard sea-level atmosphere"),
+        /// Ambient temperature (supply gas, line gas, chamber wall).
+        temperature_c: f64 as TEMPERATURE = real(CELSIUS, 20.0, 0.0, 45.0).src("room temperature"),
+    }
 }

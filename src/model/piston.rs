@@ -74,3 +74,44 @@ impl PistonParams {
         Stribeck { break_loose: self.seal_coulomb, glide: self.seal_coulomb, v_s: 1e-3, viscous: self.seal_viscous }
     }
 }
+
+use super::param::{real, section, units::*, Invalid, Reader};
+
+section! {
+    /// `[piston]`: the piston, its seal and its return spring.
+    pub struct RawPiston in "piston" {
+        /// Piston bore.
+        diameter_mm: f64 as DIAMETER = real(MM, 8.0, 2.0, 50.0).src("derived"),
+        /// Moving mass: piston, rod and plunger.
+        mass_g: f64 as MASS = real(G, 10.0, 0.5, 500.0)
+            .src("gives a piston/liquid mode of about 1.6 ms with a BD 1 mL syringe (derived)"),
+        /// Return spring preload.
+        spring_preload_n: f64 as SPRING_PRELOAD = real(N, 3.0, 0.0, 200.0).src("derived"),
+        /// Return spring rate.
+        spring_rate_n_per_mm: f64 as SPRING_RATE = real(N_PER_MM, 0.5, 0.0, 50.0).src("derived"),
+        /// Stroke to the front stop.
+        stroke_mm: f64 as STROKE = real(MM, 5.0, 0.1, 50.0).src("derived"),
+        /// Piston seal Coulomb friction.
+        seal_coulomb_n: f64 as SEAL_COULOMB = real(N, 0.486, 0.0, 50.0)
+            .src("Richer's 3/4-inch cylinder, public re-implementation of Richer & Hurmuzlu (2000)"),
+        /// Piston seal viscous friction.
+        seal_viscous_n_s_per_m: f64 as SEAL_VISCOUS = real(N_S_PER_M, 4.47, 0.0, 1000.0)
+            .src("Richer's 3/4-inch cylinder, public re-implementation of Richer & Hurmuzlu (2000)"),
+    }
+}
+
+impl PistonParams {
+    /// The piston from its `[piston]` table.
+    pub fn from_raw(pi: &RawPiston, c: &Reader) -> Result<PistonParams, Invalid> {
+        let bore = c.real(&RawPiston::DIAMETER, pi.diameter_mm)?;
+        Ok(PistonParams {
+            mass: c.real(&RawPiston::MASS, pi.mass_g)?,
+            area: std::f64::consts::PI * bore * bore / 4.0,
+            spring_preload: c.real(&RawPiston::SPRING_PRELOAD, pi.spring_preload_n)?,
+            spring_rate: c.real(&RawPiston::SPRING_RATE, pi.spring_rate_n_per_mm)?,
+            stroke: c.real(&RawPiston::STROKE, pi.stroke_mm)?,
+            seal_coulomb: c.real(&RawPiston::SEAL_COULOMB, pi.seal_coulomb_n)?,
+            seal_viscous: c.real(&RawPiston::SEAL_VISCOUS, pi.seal_viscous_n_s_per_m)?,
+        })
+    }
+}

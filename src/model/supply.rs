@@ -76,3 +76,60 @@ impl SupplyParams {
         }
     }
 }
+
+use super::param::{choice, real, section, units::*, Invalid, Reader};
+
+section! {
+    /// `[supply]`: the air supply and its regulator.
+    pub struct RawSupply in "supply" {
+        /// Regulator set pressure (the pressure the gun is driven with).
+        pressure_bar: f64 as PRESSURE = real(BAR_GAUGE, 3.0, 0.2, 10.0)
+            .src("middle of the 2–4 bar(g) drive pressures considered for a needle mesogun (derived)"),
+        /// First-order time constant of the regulator.
+        regulator_tau_ms: f64 as TAU = real(MS, 20.0, 0.0, 1000.0)
+            .src("within the 10–50 ms of small mechanical regulators (recalled, not verified)"),
+        /// Static droop of the regulator output with the flow drawn.
+        droop_bar_per_100lpm: f64 as DROOP = real(BAR_PER_100LPM, 0.1, 0.0, 10.0)
+            .src("a small mechanical regulator (derived)"),
+        /// Volume of a finite reservoir (cartridge, tank) upstream of the regulator; either reservoir key enables it.
+        reservoir_volume_ml: f64 as RESERVOIR_VOLUME = real(ML, 50.0, 1.0, 1e5)
+            .note("absent: an unlimited supply; 50 mL when only supply.reservoir_pressure_bar is given").src("a small tank (derived)"),
+        /// Initial pressure of the reservoir.
+        reservoir_pressure_bar: f64 as RESERVOIR_PRESSURE = real(BAR_GAUGE, 6.0, 0.2, 300.0)
+            .note("absent: an unlimited supply; 6 bar(g) when only supply.reservoir_volume_ml is given").src("a small tank (derived)"),
+        /// Regulator kind: a fixed mechanical set pressure, or one the firmware commands.
+        regulator: String as REGULATOR = choice("mechanical", &["mechanical", "proportional"]),
+        /// Change of the regulator output per change of its inlet (reservoir) pressure.
+        inlet_sensitivity: f64 as INLET_SENSITIVITY =
+            real(ratio("(output change per inlet change)"), 0.0, 0.0, 0.5).src("an ideal regulator"),
+        /// Highest set pressure a proportional regulator accepts.
+        max_pressure_bar: f64 as MAX_PRESSURE = real(BAR_GAUGE, 8.0, 0.2, 10.0).src("a proportional regulator's range (derived)"),
+    }
+}
+
+impl SupplyParams {
+    /// The supply from its `[supply]` table at ambient temperature `t_amb`, K.
+    pub fn from_raw(r: &RawSupply, c: &Reader, t_amb: f64) -> Result<SupplyParams, Invalid> {
+        let p_set = c.real(&RawSupply::PRESSURE, r.pressure_bar)?;
+        let tau = c.real(&RawSupply::TAU, r.regulator_tau_ms)?;
+        let droop = c.real(&RawSupply::DROOP, r.droop_bar_per_100lpm)?;
+        let reservoir = match (r.reservoir_volume_ml, r.reservoir_pressure_bar) {
+            (None, None) => None,
+            (v, pr) => Some(Reservoir {
+                volume: c.real(&RawSupply::RESERVOIR_VOLUME, v)?,
+                p_initial: c.real(&RawSupply::RESERVOIR_PRESSURE, pr)?,
+            }),
+        };
+        let proportional = c.choice(&RawSupply::REGULATOR, &r.regulator)? == "proportional";
+        Ok(SupplyParams {
+            p_set,
+            droop,
+            tau,
+            temperature: t_amb,
+            reservoir,
+            inlet_sensitivity: c.real(&RawSupply::INLET_SENSITIVITY, r.inlet_sensitivity)?,
+            proportional,
+            p_set_max: c.real(&RawSupply::MAX_PRESSURE, r.max_pressure_bar)?,
+        })
+    }
+}

@@ -115,3 +115,52 @@ impl TissueParams {
         }
     }
 }
+
+use super::param::{choice, flag, list, real_from, section, units::*, Invalid, Reader};
+
+section! {
+    /// `[tissue]`: the injection sites' back-pressure and reflux.
+    pub struct RawTissue in "tissue" {
+        /// Tissue preset: intradermal (papule, nappage) or subcutaneous.
+        preset: String as PRESET = choice("intradermal", &PRESETS)
+            .src("Gupta et al., Biomaterials 32:6823 (2011); Allmendinger & Fischer, Pharm Res (2020); Thomsen et al., PLoS ONE 9:e104054 (2014)"),
+        /// Opening (cracking) pressure of the site.
+        opening_pressure_kpa: f64 as OPENING_PRESSURE = real_from(KPA, "tissue.preset", 0.0, 500.0),
+        /// Secant compliance of the bleb.
+        compliance_ul_per_kpa: f64 as COMPLIANCE = real_from(UL_PER_KPA, "tissue.preset", 0.01, 1e4),
+        /// Flow resistance of the tissue.
+        resistance_kpa_s_per_ml: f64 as RESISTANCE = real_from(KPA_S_PER_ML, "tissue.preset", 0.0, 1e5),
+        /// Pressure above which liquid refluxes along the needle track.
+        leak_pressure_kpa: f64 as LEAK_PRESSURE = real_from(KPA, "tissue.preset", 0.0, 1000.0),
+        /// Resistance of the reflux path.
+        leak_resistance_kpa_s_per_ml: f64 as LEAK_RESISTANCE = real_from(KPA_S_PER_ML, "tissue.preset", 1.0, 1e7),
+        /// Absorption time constant of the bleb.
+        absorption_time_s: f64 as ABSORPTION_TIME = real_from(S, "tissue.preset", 0.1, 1e5),
+        /// Every shot goes into fresh tissue (the gun moves between points).
+        new_site_each_shot: bool as NEW_SITE_EACH_SHOT = flag(true),
+        /// Deviation of each needle's site opening pressure, one value per needle.
+        opening_pressure_deviation_pct: Vec<f64> as OPENING_PRESSURE_DEVIATION = list(PCT, "none: every site alike", 50.0),
+    }
+}
+
+impl TissueParams {
+    /// One site per needle from the `[tissue]` table.
+    pub fn from_raw(ti: &RawTissue, c: &Reader, needles: usize) -> Result<Vec<TissueParams>, Invalid> {
+        let tp = c.choice(&RawTissue::PRESET, &ti.preset)?;
+        let base = TissueParams::preset(tp).expect("a declared preset");
+        let site = TissueParams {
+            p_open: c.real_or(&RawTissue::OPENING_PRESSURE, ti.opening_pressure_kpa, base.p_open / 1e3)?,
+            compliance: c.real_or(&RawTissue::COMPLIANCE, ti.compliance_ul_per_kpa, base.compliance * 1e12)?,
+            resistance: c.real_or(&RawTissue::RESISTANCE, ti.resistance_kpa_s_per_ml, base.resistance * 1e-9)?,
+            leak_pressure: c.real_or(&RawTissue::LEAK_PRESSURE, ti.leak_pressure_kpa, base.leak_pressure / 1e3)?,
+            leak_resistance: c.real_or(
+                &RawTissue::LEAK_RESISTANCE,
+                ti.leak_resistance_kpa_s_per_ml,
+                base.leak_resistance * 1e-9,
+            )?,
+            absorption_time: c.real_or(&RawTissue::ABSORPTION_TIME, ti.absorption_time_s, base.absorption_time)?,
+        };
+        let pdev = c.per_needle(&RawTissue::OPENING_PRESSURE_DEVIATION, &ti.opening_pressure_deviation_pct, needles)?;
+        Ok(pdev.iter().map(|dv| TissueParams { p_open: site.p_open * (1.0 + dv / 100.0), ..site.clone() }).collect())
+    }
+}

@@ -250,3 +250,108 @@ fn advance_catalogue(c: &Catalogue, s: &mut ValveState, command: bool, dt: f64) 
         }
     }
 }
+
+use super::gas::DM3_PER_S_BAR;
+use super::param::{choice, fmt_num, invalid, real, real_from, section, units::*, Invalid, Reader};
+
+section! {
+    /// `[valve]`: the solenoid valve's seats and its actuation.
+    pub struct RawValve in "valve" {
+        /// Latency model: the coil and armature, or catalogue response times.
+        model: String as MODEL = choice("coil", &["coil", "catalogue"]),
+        /// ISO 6358 sonic conductance C of the inlet seat at full opening.
+        c_dm3_per_s_bar: f64 as C = real(SONIC_CONDUCTANCE, 0.1, 0.001, 10.0)
+            .src("0.02–0.3 dm³/(s·bar) fills a 0.5–3 mL chamber in a few ms (derived)"),
+        /// ISO 6358 critical pressure ratio b.
+        b: f64 as B = real(ratio("(critical pressure ratio)"), 0.3, 0.0, 0.95)
+            .src("real valves 0.1–0.45 (CKD M3G/M4G manual); ideal nozzle 0.528"),
+        /// ISO 6358 subsonic exponent m.
+        m: f64 as M = real(ratio("(subsonic exponent)"), 0.5, 0.3, 1.0).src("the elliptic law (SMC catalogue front matter)"),
+        /// Sonic conductance of the exhaust seat.
+        exhaust_c_dm3_per_s_bar: f64 as EXHAUST_C = real_from(SONIC_CONDUCTANCE, "valve.c_dm3_per_s_bar", 0.001, 10.0),
+        /// Critical pressure ratio of the exhaust seat.
+        exhaust_b: f64 as EXHAUST_B = real_from(ratio("(critical pressure ratio)"), "valve.b", 0.0, 0.95),
+        /// Coil drive voltage.
+        voltage_v: f64 as VOLTAGE = real(VOLT, 12.0, 1.0, 48.0)
+            .src("a generic small direct-acting valve (derived)")
+            .note("must pull the armature in against the spring and the supply pressure on the seat"),
+        /// Coil resistance at 20 °C.
+        coil_resistance_ohm: f64 as RESISTANCE = real(OHM, 30.0, 0.5, 1000.0).src("a generic small direct-acting valve (derived)"),
+        /// Coil temperature (copper: +0.393 %/K).
+        coil_temperature_c: f64 as COIL_TEMPERATURE = real(CELSIUS, 20.0, -20.0, 180.0).src("a cold coil, as in the maker's response-time test (SMC V100 catalogue)"),
+        /// Coil inductance with the armature at rest.
+        inductance_mh: f64 as INDUCTANCE = real(MH, 30.0, 0.1, 1000.0).src("a generic small direct-acting valve (derived)"),
+        /// Magnetic air gap with the armature at rest.
+        gap_mm: f64 as GAP = real(MM, 0.5, 0.05, 5.0).src("a generic small direct-acting valve (derived)"),
+        /// Iron path reluctance as an equivalent air gap.
+        iron_gap_mm: f64 as IRON_GAP = real(MM, 0.1, 0.0, 5.0).src("a generic small direct-acting valve (derived)"),
+        /// Armature stroke.
+        stroke_mm: f64 as STROKE = real(MM, 0.3, 0.02, 5.0)
+            .src("a generic small direct-acting valve (derived)")
+            .note("less than valve.gap_mm"),
+        /// Armature mass.
+        armature_mass_g: f64 as ARMATURE_MASS = real(G, 2.0, 0.05, 50.0).src("a generic small direct-acting valve (derived)"),
+        /// Armature spring preload.
+        spring_preload_n: f64 as SPRING_PRELOAD = real(N, 1.5, 0.0, 100.0).src("a generic small direct-acting valve (derived)"),
+        /// Armature spring rate.
+        spring_rate_n_per_mm: f64 as SPRING_RATE = real(N_PER_MM, 0.5, 0.0, 100.0).src("a generic small direct-acting valve (derived)"),
+        /// Seat diameter (the supply pressure on it holds the poppet closed).
+        seat_diameter_mm: f64 as SEAT_DIAMETER = real(MM, 1.0, 0.1, 5.0).src("a generic small direct-acting valve (derived)"),
+        /// Armature viscous damping.
+        damping_n_s_per_m: f64 as DAMPING = real(N_S_PER_M, 1.0, 0.0, 100.0).src("a generic small direct-acting valve (derived)"),
+        /// Flyback clamp voltage (0.7 V: a plain diode; tens of volts: a Zener or TVS).
+        clamp_voltage_v: f64 as CLAMP_VOLTAGE = real(VOLT, 0.7, 0.0, 200.0).src("a plain diode"),
+        /// Catalogue response time to full opening (catalogue model).
+        response_on_ms: f64 as RESPONSE_ON = real(MS, 4.0, 0.05, 100.0).src("Festo MH1 datasheet, about 4 ms"),
+        /// Catalogue response time to full closure (catalogue model).
+        response_off_ms: f64 as RESPONSE_OFF = real(MS, 4.0, 0.05, 100.0).src("Festo MH1 datasheet, about 4 ms"),
+        /// Fraction of each catalogue response spent in travel, the rest being dead time.
+        travel_fraction: f64 as TRAVEL_FRACTION = real(ONE, 0.3, 0.01, 1.0).src("derived"),
+    }
+}
+
+impl ValveParams {
+    /// The valve from its `[valve]` table.
+    pub fn from_raw(v: &RawValve, c: &Reader) -> Result<ValveParams, Invalid> {
+        let model = c.choice(&RawValve::MODEL, &v.model)?;
+        let cc = c.real(&RawValve::C, v.c_dm3_per_s_bar)?;
+        let b = c.real(&RawValve::B, v.b)?;
+        let m = c.real(&RawValve::M, v.m)?;
+        let ce = c.real_or(&RawValve::EXHAUST_C, v.exhaust_c_dm3_per_s_bar, cc / DM3_PER_S_BAR)?;
+        let be = c.real_or(&RawValve::EXHAUST_B, v.exhaust_b, b)?;
+        let actuation = if model == "coil" {
+            let gap = c.real(&RawValve::GAP, v.gap_mm)?;
+            let stroke = c.real(&RawValve::STROKE, v.stroke_mm)?;
+            if stroke >= gap {
+                return Err(invalid(
+                    RawValve::STROKE.key,
+                    fmt_num(stroke * 1e3),
+                    format!("less than valve.gap_mm = {}", fmt_num(gap * 1e3)),
+                ));
+            }
+            let seat_d = c.real(&RawValve::SEAT_DIAMETER, v.seat_diameter_mm)?;
+            Actuation::Coil(Coil {
+                voltage: c.real(&RawValve::VOLTAGE, v.voltage_v)?,
+                resistance_20c: c.real(&RawValve::RESISTANCE, v.coil_resistance_ohm)?,
+                temperature: c.real(&RawValve::COIL_TEMPERATURE, v.coil_temperature_c)?,
+                inductance: c.real(&RawValve::INDUCTANCE, v.inductance_mh)?,
+                gap,
+                iron_gap: c.real(&RawValve::IRON_GAP, v.iron_gap_mm)?,
+                stroke,
+                armature_mass: c.real(&RawValve::ARMATURE_MASS, v.armature_mass_g)?,
+                spring_preload: c.real(&RawValve::SPRING_PRELOAD, v.spring_preload_n)?,
+                spring_rate: c.real(&RawValve::SPRING_RATE, v.spring_rate_n_per_mm)?,
+                seat_area: std::f64::consts::PI * seat_d * seat_d / 4.0,
+                damping: c.real(&RawValve::DAMPING, v.damping_n_s_per_m)?,
+                clamp_voltage: c.real(&RawValve::CLAMP_VOLTAGE, v.clamp_voltage_v)?,
+            })
+        } else {
+            Actuation::Catalogue(Catalogue {
+                t_on: c.real(&RawValve::RESPONSE_ON, v.response_on_ms)?,
+                t_off: c.real(&RawValve::RESPONSE_OFF, v.response_off_ms)?,
+                travel_fraction: c.real(&RawValve::TRAVEL_FRACTION, v.travel_fraction)?,
+            })
+        };
+        Ok(ValveParams { inlet: Iso6358 { c: cc, b, m }, exhaust: Iso6358 { c: ce, b: be, m }, actuation })
+    }
+}

@@ -1,6 +1,7 @@
 //! Simulation: the plant state, the fixed-step integrator and the
 //! co-simulation of the plant with the firmware over sessions of shots.
 
+pub mod input;
 pub mod manual;
 pub mod plant;
 pub mod session;

@@ -10,23 +10,28 @@
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
-use crate::control::builtin::{AntiWindup, DriveSpec, Measured, Pid};
-use crate::control::sensors::{PressureSensorSpec, SensorSpec};
-use crate::model::chamber::{ChamberParams, Thermal};
-use crate::model::fluid::{Fluid, Rheology};
-use crate::model::gas::{Iso6358, DM3_PER_S_BAR, P_ATM};
-use crate::model::hydraulics::Conduit;
-use crate::model::line::LineParams;
-use crate::model::piston::{PistonParams, Stribeck};
-use crate::model::supply::{Reservoir, SupplyParams};
-use crate::model::syringe::SyringeParams;
-use crate::model::tissue::TissueParams;
-use crate::model::valve::{Actuation, Catalogue, Coil, ValveParams};
-use crate::model::{self, Params, TubingParams};
+pub mod checks;
+pub mod registry;
+
+pub use crate::control::spec::{FirmwareKind, FirmwareSpec, PluginIsolation};
+use crate::control::spec::{RawFirmware, RawSensors, Timing};
+use crate::model::chamber::{ChamberParams, RawChamber};
+use crate::model::fluid::{Fluid, RawFluid};
+use crate::model::line::{LineParams, RawLine};
+use crate::model::needle::RawNeedle;
+use crate::model::param::{self, Invalid, Reader};
+use crate::model::piston::{PistonParams, RawPiston};
+use crate::model::supply::{RawSupply, SupplyParams};
+use crate::model::syringe::{RawSyringe, SyringeParams};
+use crate::model::tissue::{RawTissue, TissueParams};
+use crate::model::tubing::RawTubing;
+use crate::model::valve::{RawValve, ValveParams};
+use crate::model::{self, Params, RawAmbient, TubingParams};
+use crate::sim::input::{RawSession, RawSolver};
 use crate::sim::{SessionSettings, SolverSettings};
 
 /// The default scenario, identical to `scenarios/reference.toml`.
-pub const DEFAULT_SCENARIO: &str = include_str!("../scenarios/reference.toml");
+pub const DEFAULT_SCENARIO: &str = include_str!("../../scenarios/reference.toml");
 /// Name of the default scenario.
 pub const DEFAULT_NAME: &str = "reference";
 
@@ -79,16 +84,6 @@ pub enum ScenarioError {
         /// What is allowed.
         allowed: String,
     },
-}
-
-macro_rules! raw_section {
-    ($(#[$m:meta])* $name:ident { $($(#[$fm:meta])* $field:ident : $ty:ty),* $(,)? }) => {
-        $(#[$m])*
-        #[derive(Debug, Clone, Default, Deserialize)]
-        #[serde(deny_unknown_fields)]
-        #[allow(missing_docs)]
-        pub struct $name { $($(#[$fm])* pub $field: Option<$ty>),* }
-    };
 }
 
 /// The scenario file as written (human units in the key names).
@@ -178,149 +173,6 @@ pub struct RawSweep {
     pub sampling: Option<String>,
     pub samples: Option<i64>,
     pub parameters: Option<toml::Table>,
-}
-
-raw_section!(/** `[solver]` */ RawSolver { step_us: f64, trace_interval_us: f64, max_tail_ms: f64 });
-raw_section!(/** `[firmware]` */ RawFirmware {
-    kind: String, tick_hz: f64, open_time_ms: f64, compute_delay_ticks: i64, timer_hz: f64, pre_pressurise_ms: f64,
-    drive: String, pwm_duty: f64, pwm_period_ms: f64, peak_ms: f64, hold_duty: f64,
-    measured: String, setpoint_bar: f64, setpoint_step_ms: f64, setpoint_step_bar: f64,
-    kp: f64, ki_per_s: f64, kd_s: f64, derivative_filter_ms: f64, u_min_bar: f64, u_max_bar: f64,
-    anti_windup: String, tracking_time_ms: f64,
-    target_ul: f64, lead_ms: f64, learn_gain: f64, max_open_ms: f64,
-    plugin: String, plugin_params: Vec<f64>, plugin_isolation: String, plugin_timeout_ms: f64,
-});
-raw_section!(/** `[sensors]` */ RawSensors {
-    encoder_resolution_um: f64, trigger_debounce_ms: f64, trigger_press_ms: f64,
-    supply: RawPressureSensor, chamber: RawPressureSensor, syringe: RawPressureSensor,
-});
-raw_section!(/** `[sensors.supply]`, `[sensors.chamber]`, `[sensors.syringe]` */ RawPressureSensor {
-    tau_ms: f64, noise_kpa: f64, offset_kpa: f64, gain_error_pct: f64, bits: i64, full_scale_bar: f64, sample_hz: f64,
-});
-raw_section!(/** `[session]` */ RawSession { shots: i64, rate_hz: f64 });
-raw_section!(/** `[ambient]` */ RawAmbient { pressure_kpa: f64, temperature_c: f64 });
-raw_section!(/** `[supply]` */ RawSupply {
-    pressure_bar: f64, regulator_tau_ms: f64, droop_bar_per_100lpm: f64,
-    reservoir_volume_ml: f64, reservoir_pressure_bar: f64,
-    regulator: String, inlet_sensitivity: f64, max_pressure_bar: f64,
-});
-raw_section!(/** `[valve]` */ RawValve {
-    model: String, c_dm3_per_s_bar: f64, b: f64, m: f64,
-    exhaust_c_dm3_per_s_bar: f64, exhaust_b: f64,
-    voltage_v: f64, coil_resistance_ohm: f64, coil_temperature_c: f64, inductance_mh: f64,
-    gap_mm: f64, iron_gap_mm: f64, stroke_mm: f64, armature_mass_g: f64,
-    spring_preload_n: f64, spring_rate_n_per_mm: f64, seat_diameter_mm: f64,
-    damping_n_s_per_m: f64, clamp_voltage_v: f64,
-    response_on_ms: f64, response_off_ms: f64, travel_fraction: f64,
-});
-raw_section!(/** `[line]` */ RawLine { length_mm: f64, inner_diameter_mm: f64, segments: i64, polytropic: f64 });
-raw_section!(/** `[chamber]` */ RawChamber {
-    dead_volume_ml: f64, thermal: String, alpha_in: f64, alpha_out: f64, alpha: f64, wall_h_w_per_m2k: f64,
-});
-raw_section!(/** `[piston]` */ RawPiston {
-    diameter_mm: f64, mass_g: f64, spring_preload_n: f64, spring_rate_n_per_mm: f64, stroke_mm: f64,
-    seal_coulomb_n: f64, seal_viscous_n_s_per_m: f64,
-});
-raw_section!(/** `[syringe]` */ RawSyringe {
-    preset: String, inner_diameter_mm: f64, fill_ml: f64, dead_space_ml: f64,
-    break_loose_n: f64, glide_n: f64, stribeck_velocity_mm_s: f64, viscous_n_s_per_m: f64,
-    wall_compliance_ul_per_bar: f64, bubble_ul: f64,
-});
-raw_section!(/** `[tubing]` */ RawTubing { length_mm: f64, inner_diameter_mm: f64, compliance_ul_per_bar: f64 });
-raw_section!(/** `[needle]` */ RawNeedle {
-    gauge: i64, inner_diameter_mm: f64, length_mm: f64, count: i64, minor_loss_k: f64,
-    id_deviation_pct: Vec<f64>,
-});
-raw_section!(/** `[fluid]` */ RawFluid {
-    preset: String, model: String, density_kg_m3: f64, viscosity_mpa_s: f64,
-    consistency_pa_sn: f64, flow_index: f64, eta0_pa_s: f64, eta_inf_mpa_s: f64, lambda_s: f64,
-    temperature_c: f64,
-});
-raw_section!(/** `[tissue]` */ RawTissue {
-    preset: String, opening_pressure_kpa: f64, compliance_ul_per_kpa: f64, resistance_kpa_s_per_ml: f64,
-    leak_pressure_kpa: f64, leak_resistance_kpa_s_per_ml: f64, absorption_time_s: f64,
-    new_site_each_shot: bool, opening_pressure_deviation_pct: Vec<f64>,
-});
-
-/// Firmware and its hardware (SI).
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct FirmwareSpec {
-    /// Which firmware and its settings.
-    pub kind: FirmwareKind,
-    /// Ticks between computing a command and applying it.
-    pub compute_delay_ticks: usize,
-    /// Hardware timer tick for PWM on-times, s.
-    pub timer_tick: f64,
-    /// Sensors the firmware reads.
-    pub sensors: SensorSpec,
-}
-
-/// Firmware chosen by `firmware.kind`.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum FirmwareKind {
-    /// Timed valve pulse per shot.
-    OpenLoop {
-        /// Open time, s.
-        open_time: f64,
-        /// Delay between the trigger and the valve, s.
-        pre: f64,
-        /// Coil drive.
-        drive: DriveSpec,
-    },
-    /// Pressure PID on a proportional regulator, with timed shots.
-    PressurePid {
-        /// Open time, s.
-        open_time: f64,
-        /// Delay between the trigger and the valve, s.
-        pre: f64,
-        /// Coil drive.
-        drive: DriveSpec,
-        /// Which sensor is held.
-        measured: Measured,
-        /// Setpoint, Pa gauge.
-        setpoint: f64,
-        /// Optional setpoint step (time s, value Pa gauge).
-        step: Option<(f64, f64)>,
-        /// The controller.
-        pid: Pid,
-    },
-    /// Close when the encoder volume plus a latency lead reaches the target.
-    VolumeTarget {
-        /// Target, m³.
-        target: f64,
-        /// Initial (calibrated) latency lead, s.
-        lead: f64,
-        /// Learning gain, –.
-        gain: f64,
-        /// Longest open time, s.
-        max_open: f64,
-        /// Coil drive.
-        drive: DriveSpec,
-    },
-    /// A C plugin.
-    Plugin {
-        /// Shared library, resolved against the scenario's folder (never a
-        /// bare name, so the system library search is never used).
-        path: PathBuf,
-        /// Parameters passed to `mb_fw_create`.
-        params: Vec<f64>,
-        /// Where the plugin runs.
-        isolation: PluginIsolation,
-        /// Longest wait for one plugin call in a host process, s.
-        timeout: f64,
-    },
-}
-
-/// Where a C plugin runs (`firmware.plugin_isolation`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PluginIsolation {
-    /// In a host process of its own: a crash, an exit or a hang of the
-    /// plugin is reported as an error instead of ending mesobench.
-    Process,
-    /// Loaded into mesobench itself: faster, but a crash ends mesobench.
-    InProcess,
 }
 
 /// A validated scenario (SI).
@@ -696,20 +548,56 @@ pub fn set_arg(key: &str, v: f64) -> String {
 pub struct Prepared {
     source: Source,
     table: toml::Table,
+    raw: Raw,
     fallback: String,
 }
 
 impl Prepared {
     /// Parse `source` (its own errors reported with line and column) once.
     pub fn new(source: &Source, fallback_name: &str) -> Result<Prepared, ScenarioError> {
-        let _: Raw = toml::from_str(&source.text).map_err(|e| parse_error(source, e))?;
+        let raw: Raw = toml::from_str(&source.text).map_err(|e| parse_error(source, e))?;
         let table: toml::Table = toml::from_str(&source.text)
             .map_err(|e| ScenarioError::Parse { path: source.name.clone(), message: e.to_string() })?;
-        Ok(Prepared { source: source.clone(), table, fallback: fallback_name.to_string() })
+        Ok(Prepared { source: source.clone(), table, raw, fallback: fallback_name.to_string() })
     }
 
     /// The scenario with `overrides` (`key=value`) applied and validated.
     pub fn with(&self, overrides: &[String]) -> Result<Scenario, ScenarioError> {
+        let (raw, set_keys) = match self.with_numbers(overrides) {
+            Some(done) => done,
+            None => self.with_document(overrides)?,
+        };
+        let ctx = Ctx { source: &self.source, set_keys: &set_keys };
+        Scenario::from_raw(raw, &ctx, &self.fallback)
+    }
+
+    /// Overrides that all set declared numeric keys to plain numbers are
+    /// written straight into the parsed file through the registry (no TOML
+    /// round trip: this is how studies apply their values). None when any
+    /// override needs the document route; a value is taken only where TOML
+    /// would read the same number, so both routes give the same scenario.
+    fn with_numbers(&self, overrides: &[String]) -> Option<(Raw, Vec<(String, String)>)> {
+        let mut raw = self.raw.clone();
+        let mut set_keys = Vec::with_capacity(overrides.len());
+        for arg in overrides {
+            let (key, value) = arg.split_once('=')?;
+            let key = key.trim();
+            if key.contains('"') {
+                return None;
+            }
+            let value = value.trim();
+            match raw.slot(key)? {
+                param::Slot::Real(x) => *x = Some(toml_number(value)?),
+                param::Slot::Int(x) => *x = Some(toml_integer(value)?),
+                param::Slot::Seed(x) => *x = Some(u64::try_from(toml_integer(value)?).ok()?),
+            }
+            set_keys.push((key.to_string(), arg.clone()));
+        }
+        Some((raw, set_keys))
+    }
+
+    /// Overrides applied to the parsed document, then read again.
+    fn with_document(&self, overrides: &[String]) -> Result<(Raw, Vec<(String, String)>), ScenarioError> {
         let mut doc = self.table.clone();
         let mut set_keys = Vec::new();
         for arg in overrides {
@@ -725,8 +613,7 @@ impl Prepared {
                 .unwrap_or_else(|| path.clone());
             ScenarioError::Override { arg, message: format!("{}: {}", path, e.into_inner()) }
         })?;
-        let ctx = Ctx { source: &self.source, set_keys: &set_keys };
-        Scenario::from_raw(raw, &ctx, &self.fallback)
+        Ok((raw, set_keys))
     }
 
     /// Check up front every value a study can apply, so that `check`
@@ -860,6 +747,42 @@ impl Prepared {
     }
 }
 
+/// `text` as a TOML number would read into a real-valued key: a TOML
+/// integer (read as i64, then converted) or a finite decimal float written
+/// `[+-]digits[.digits][e[+-]digits]` without underscores or a leading zero.
+/// None for anything else (the document route then reads or rejects it).
+fn toml_number(text: &str) -> Option<f64> {
+    if let Some(i) = toml_integer(text) {
+        return Some(i as f64);
+    }
+    let body = text.strip_prefix(['+', '-']).unwrap_or(text);
+    let (mantissa, exponent) = match body.find(['e', 'E']) {
+        Some(i) => (&body[..i], Some(&body[i + 1..])),
+        None => (body, None),
+    };
+    let (int, frac) = match mantissa.split_once('.') {
+        Some((i, f)) => (i, Some(f)),
+        None => (mantissa, None),
+    };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let int_ok = digits(int) && (int == "0" || !int.starts_with('0'));
+    let frac_ok = frac.is_none_or(digits);
+    let exp_ok = exponent.is_none_or(|e| digits(e.strip_prefix(['+', '-']).unwrap_or(e)));
+    if !(int_ok && frac_ok && exp_ok) || (frac.is_none() && exponent.is_none()) {
+        return None;
+    }
+    text.parse::<f64>().ok().filter(|x| x.is_finite())
+}
+
+/// `text` as a TOML integer: `[+-]digits` without underscores or a leading zero.
+fn toml_integer(text: &str) -> Option<i64> {
+    let body = text.strip_prefix(['+', '-']).unwrap_or(text);
+    if body.is_empty() || !body.bytes().all(|b| b.is_ascii_digit()) || (body.len() > 1 && body.starts_with('0')) {
+        return None;
+    }
+    text.parse::<i64>().ok()
+}
+
 /// The values a distribution can reach, with a description of each: its
 /// bounds, or the 1e-9 and 1 − 1e-9 quantiles of an unbounded one.
 fn support(d: &Distribution) -> Vec<(f64, &'static str)> {
@@ -950,6 +873,11 @@ impl Ctx<'_> {
         }
     }
 
+    /// A component's [`Invalid`] value, located where its key was written.
+    fn at(&self, e: Invalid) -> ScenarioError {
+        ScenarioError::Invalid { location: self.location(&e.key), key: e.key, value: e.value, allowed: e.allowed }
+    }
+
     fn invalid(&self, key: &str, value: impl std::fmt::Display, allowed: impl Into<String>) -> ScenarioError {
         ScenarioError::Invalid {
             location: self.location(key),
@@ -995,14 +923,7 @@ impl Ctx<'_> {
     }
 }
 
-/// A number for a message: at most six significant digits.
-fn fmt_num(x: f64) -> String {
-    if x != 0.0 && (x.abs() >= 1e6 || x.abs() < 1e-3) {
-        crate::text::g6_exp(x)
-    } else {
-        crate::text::g6(x)
-    }
-}
+use crate::model::param::fmt_num;
 
 /// Line and column (1-based) of the value of a dotted key in a TOML text
 /// written as `[table]` headers and `key = value` lines.
@@ -1054,403 +975,44 @@ impl Scenario {
         }
         let seed = raw.seed.unwrap_or(1);
 
-        // Ambient.
-        let p_atm = c.num(raw.ambient.pressure_kpa, P_ATM / 1e3, "ambient.pressure_kpa", 50.0, 110.0, "kPa")? * 1e3;
-        let t_amb = c.num(raw.ambient.temperature_c, 20.0, "ambient.temperature_c", 0.0, 45.0, "°C")? + 273.15;
+        let loc = |e: Invalid| c.at(e);
+        let r = Reader::new(0.0);
+        let p_atm = r.real(&RawAmbient::PRESSURE, raw.ambient.pressure_kpa).map_err(loc)?;
+        let t_amb = r.real(&RawAmbient::TEMPERATURE, raw.ambient.temperature_c).map_err(loc)?;
+        let r = Reader::new(p_atm);
 
-        // Solver and firmware.
-        let r = &raw.solver;
-        let step = c.num(r.step_us, 50.0, "solver.step_us", 0.1, 200.0, "µs")? * 1e-6;
-        let trace_interval = c.num(r.trace_interval_us, 50.0, "solver.trace_interval_us", 1.0, 1e6, "µs")? * 1e-6;
-        let max_tail = c.num(r.max_tail_ms, 300.0, "solver.max_tail_ms", 1.0, 10_000.0, "ms")? * 1e-3;
+        // Solver, firmware timing and session.
+        type F = RawFirmware;
+        let sv = &raw.solver;
+        let step = r.real(&RawSolver::STEP, sv.step_us).map_err(loc)?;
+        let trace_interval = r.real(&RawSolver::TRACE_INTERVAL, sv.trace_interval_us).map_err(loc)?;
+        let max_tail = r.real(&RawSolver::MAX_TAIL, sv.max_tail_ms).map_err(loc)?;
         let f = &raw.firmware;
-        let kind = c
-            .choice(&f.kind, "open_loop", "firmware.kind", &["open_loop", "pressure_pid", "volume_target", "plugin"])?
-            .to_string();
-        let tick = 1.0 / c.num(f.tick_hz, 10_000.0, "firmware.tick_hz", 100.0, 20_000.0, "Hz")?;
-        let open_time = c.num(f.open_time_ms, 40.0, "firmware.open_time_ms", 0.1, 2000.0, "ms")? * 1e-3;
+        let kind = r.choice(&F::KIND, &f.kind).map_err(loc)?.to_string();
+        let tick = 1.0 / r.real(&F::TICK, f.tick_hz).map_err(loc)?;
+        let open_time = r.real(&F::OPEN_TIME, f.open_time_ms).map_err(loc)?;
         let s = &raw.session;
-        let shots = c.int(s.shots, 1, "session.shots", 1, 1_000_000)? as usize;
-        let rate = c.num(s.rate_hz, 2.0, "session.rate_hz", 0.01, 50.0, "Hz")?;
+        let shots = r.int(&RawSession::SHOTS, s.shots).map_err(loc)? as usize;
+        let rate = r.real(&RawSession::RATE, s.rate_hz).map_err(loc)?;
         let period = 1.0 / rate;
-        if open_time >= period {
-            return Err(c.invalid(
-                "firmware.open_time_ms",
-                fmt_num(open_time * 1e3),
-                format!("less than the shot period {} ms (session.rate_hz = {})", fmt_num(period * 1e3), fmt_num(rate)),
-            ));
-        }
+        checks::open_time_within_period(open_time, rate).map_err(loc)?;
 
-        // Supply.
-        let r = &raw.supply;
-        let p_set = c.num(r.pressure_bar, 3.0, "supply.pressure_bar", 0.2, 10.0, "bar (gauge)")? * 1e5 + p_atm;
-        let tau = c.num(r.regulator_tau_ms, 20.0, "supply.regulator_tau_ms", 0.0, 1000.0, "ms")? * 1e-3;
-        // bar per 100 L/min ANR → Pa per m³/s.
-        let droop =
-            c.num(r.droop_bar_per_100lpm, 0.1, "supply.droop_bar_per_100lpm", 0.0, 10.0, "bar per 100 L/min")? * 1e5
-                / (100e-3 / 60.0);
-        let reservoir = match (r.reservoir_volume_ml, r.reservoir_pressure_bar) {
-            (None, None) => None,
-            (v, pr) => {
-                let volume = c.num(v, 50.0, "supply.reservoir_volume_ml", 1.0, 1e5, "mL")? * 1e-6;
-                let p0 = c.num(pr, 6.0, "supply.reservoir_pressure_bar", 0.2, 300.0, "bar (gauge)")? * 1e5 + p_atm;
-                Some(Reservoir { volume, p_initial: p0 })
-            }
-        };
-        let proportional = c.choice(&r.regulator, "mechanical", "supply.regulator", &["mechanical", "proportional"])?
-            == "proportional";
-        let supply = SupplyParams {
-            p_set,
-            droop,
-            tau,
-            temperature: t_amb,
-            reservoir,
-            inlet_sensitivity: c.num(
-                r.inlet_sensitivity,
-                0.0,
-                "supply.inlet_sensitivity",
-                0.0,
-                0.5,
-                "(output change per inlet change)",
-            )?,
-            proportional,
-            p_set_max: c.num(r.max_pressure_bar, 8.0, "supply.max_pressure_bar", 0.2, 10.0, "bar (gauge)")? * 1e5
-                + p_atm,
-        };
-
-        // Valve.
-        let v = &raw.valve;
-        let model = c.choice(&v.model, "coil", "valve.model", &["coil", "catalogue"])?;
-        let cc = c.num(v.c_dm3_per_s_bar, 0.1, "valve.c_dm3_per_s_bar", 0.001, 10.0, "dm³/(s·bar)")? * DM3_PER_S_BAR;
-        let b = c.num(v.b, 0.3, "valve.b", 0.0, 0.95, "(critical pressure ratio)")?;
-        let m = c.num(v.m, 0.5, "valve.m", 0.3, 1.0, "(subsonic exponent)")?;
-        let ce = c.num(
-            v.exhaust_c_dm3_per_s_bar,
-            cc / DM3_PER_S_BAR,
-            "valve.exhaust_c_dm3_per_s_bar",
-            0.001,
-            10.0,
-            "dm³/(s·bar)",
-        )? * DM3_PER_S_BAR;
-        let be = c.num(v.exhaust_b, b, "valve.exhaust_b", 0.0, 0.95, "(critical pressure ratio)")?;
-        let actuation = if model == "coil" {
-            let gap = c.num(v.gap_mm, 0.5, "valve.gap_mm", 0.05, 5.0, "mm")? * 1e-3;
-            let stroke = c.num(v.stroke_mm, 0.3, "valve.stroke_mm", 0.02, 5.0, "mm")? * 1e-3;
-            if stroke >= gap {
-                return Err(c.invalid(
-                    "valve.stroke_mm",
-                    fmt_num(stroke * 1e3),
-                    format!("less than valve.gap_mm = {}", fmt_num(gap * 1e3)),
-                ));
-            }
-            let seat_d = c.num(v.seat_diameter_mm, 1.0, "valve.seat_diameter_mm", 0.1, 5.0, "mm")? * 1e-3;
-            let coil = Coil {
-                voltage: c.num(v.voltage_v, 12.0, "valve.voltage_v", 1.0, 48.0, "V")?,
-                resistance_20c: c.num(v.coil_resistance_ohm, 30.0, "valve.coil_resistance_ohm", 0.5, 1000.0, "Ω")?,
-                temperature: c.num(v.coil_temperature_c, 20.0, "valve.coil_temperature_c", -20.0, 180.0, "°C")?
-                    + 273.15,
-                inductance: c.num(v.inductance_mh, 30.0, "valve.inductance_mh", 0.1, 1000.0, "mH")? * 1e-3,
-                gap,
-                iron_gap: c.num(v.iron_gap_mm, 0.1, "valve.iron_gap_mm", 0.0, 5.0, "mm")? * 1e-3,
-                stroke,
-                armature_mass: c.num(v.armature_mass_g, 2.0, "valve.armature_mass_g", 0.05, 50.0, "g")? * 1e-3,
-                spring_preload: c.num(v.spring_preload_n, 1.5, "valve.spring_preload_n", 0.0, 100.0, "N")?,
-                spring_rate: c.num(v.spring_rate_n_per_mm, 0.5, "valve.spring_rate_n_per_mm", 0.0, 100.0, "N/mm")?
-                    * 1e3,
-                seat_area: std::f64::consts::PI * seat_d * seat_d / 4.0,
-                damping: c.num(v.damping_n_s_per_m, 1.0, "valve.damping_n_s_per_m", 0.0, 100.0, "N·s/m")?,
-                clamp_voltage: c.num(v.clamp_voltage_v, 0.7, "valve.clamp_voltage_v", 0.0, 200.0, "V")?,
-            };
-            let dp = p_set - p_atm;
-            if coil.pull_in_current(dp) >= coil.steady_current() {
-                return Err(c.invalid(
-                    "valve.voltage_v",
-                    fmt_num(coil.voltage),
-                    format!(
-                        "a drive that pulls the armature in: the steady current {:.3} A is below the {:.3} A needed against the spring preload and {:.2} bar on the seat",
-                        coil.steady_current(),
-                        coil.pull_in_current(dp),
-                        dp / 1e5
-                    ),
-                ));
-            }
-            Actuation::Coil(coil)
-        } else {
-            Actuation::Catalogue(Catalogue {
-                t_on: c.num(v.response_on_ms, 4.0, "valve.response_on_ms", 0.05, 100.0, "ms")? * 1e-3,
-                t_off: c.num(v.response_off_ms, 4.0, "valve.response_off_ms", 0.05, 100.0, "ms")? * 1e-3,
-                travel_fraction: c.num(v.travel_fraction, 0.3, "valve.travel_fraction", 0.01, 1.0, "")?,
-            })
-        };
-        let valve = ValveParams { inlet: Iso6358 { c: cc, b, m }, exhaust: Iso6358 { c: ce, b: be, m }, actuation };
-
-        // Line.
-        let l = &raw.line;
-        let length = c.num(l.length_mm, 0.0, "line.length_mm", 0.0, 10_000.0, "mm")? * 1e-3;
-        let line = LineParams {
-            length,
-            diameter: c.num(l.inner_diameter_mm, 2.5, "line.inner_diameter_mm", 0.5, 10.0, "mm")? * 1e-3,
-            segments: if length > 0.0 { c.int(l.segments, 8, "line.segments", 4, 64)? as usize } else { 0 },
-            polytropic: c.num(l.polytropic, 1.4, "line.polytropic", 1.0, 1.4, "")?,
-            temperature: t_amb,
-        };
-
-        // Chamber and piston.
-        let ch = &raw.chamber;
-        let thermal = match c.choice(&ch.thermal, "polytropic", "chamber.thermal", &["polytropic", "energy"])? {
-            "polytropic" => Thermal::Polytropic {
-                alpha_in: c.num(ch.alpha_in, 1.4, "chamber.alpha_in", 1.0, 1.4, "")?,
-                alpha_out: c.num(ch.alpha_out, 1.0, "chamber.alpha_out", 1.0, 1.4, "")?,
-                alpha: c.num(ch.alpha, 1.2, "chamber.alpha", 1.0, 1.4, "")?,
-            },
-            _ => Thermal::Energy {
-                h: c.num(ch.wall_h_w_per_m2k, 50.0, "chamber.wall_h_w_per_m2k", 0.0, 1000.0, "W/(m²·K)")?,
-                t_wall: t_amb,
-            },
-        };
-        let chamber = ChamberParams {
-            dead_volume: c.num(ch.dead_volume_ml, 0.5, "chamber.dead_volume_ml", 0.005, 100.0, "mL")? * 1e-6,
-            thermal,
-        };
-        let pi = &raw.piston;
-        let bore = c.num(pi.diameter_mm, 8.0, "piston.diameter_mm", 2.0, 50.0, "mm")? * 1e-3;
-        let piston = PistonParams {
-            mass: c.num(pi.mass_g, 10.0, "piston.mass_g", 0.5, 500.0, "g")? * 1e-3,
-            area: std::f64::consts::PI * bore * bore / 4.0,
-            spring_preload: c.num(pi.spring_preload_n, 3.0, "piston.spring_preload_n", 0.0, 200.0, "N")?,
-            spring_rate: c.num(pi.spring_rate_n_per_mm, 0.5, "piston.spring_rate_n_per_mm", 0.0, 50.0, "N/mm")? * 1e3,
-            stroke: c.num(pi.stroke_mm, 5.0, "piston.stroke_mm", 0.1, 50.0, "mm")? * 1e-3,
-            seal_coulomb: c.num(pi.seal_coulomb_n, 0.486, "piston.seal_coulomb_n", 0.0, 50.0, "N")?,
-            seal_viscous: c.num(
-                pi.seal_viscous_n_s_per_m,
-                4.47,
-                "piston.seal_viscous_n_s_per_m",
-                0.0,
-                1000.0,
-                "N·s/m",
-            )?,
-        };
-
-        // Syringe.
-        let sy = &raw.syringe;
-        let names: Vec<&str> = model::syringe::PRESETS.iter().map(|p| p.0).collect();
-        let preset = c.choice(&sy.preset, "bd_1ml", "syringe.preset", &names)?;
-        let (_, d0, dead0, cap) = *model::syringe::PRESETS.iter().find(|p| p.0 == preset).expect("checked");
-        let d = c.num(sy.inner_diameter_mm, d0 * 1e3, "syringe.inner_diameter_mm", 1.0, 30.0, "mm")? * 1e-3;
-        let fill = c.num(sy.fill_ml, cap * 1e6, "syringe.fill_ml", 0.01, 50.0, "mL")? * 1e-6;
-        let dead_space = c.num(sy.dead_space_ml, dead0 * 1e6, "syringe.dead_space_ml", 0.0, 1.0, "mL")? * 1e-6;
-        if dead_space >= fill {
-            return Err(c.invalid(
-                "syringe.fill_ml",
-                fmt_num(fill * 1e6),
-                format!("more than the dead space {} mL", fmt_num(dead_space * 1e6)),
-            ));
-        }
-        let glide = c.num(sy.glide_n, 2.5, "syringe.glide_n", 0.0, 50.0, "N")?;
-        let break_loose = c.num(sy.break_loose_n, 4.0, "syringe.break_loose_n", 0.0, 50.0, "N")?;
-        if break_loose < glide {
-            return Err(c.invalid(
-                "syringe.break_loose_n",
-                fmt_num(break_loose),
-                format!("at least syringe.glide_n = {}", fmt_num(glide)),
-            ));
-        }
-        let syringe = SyringeParams {
-            area: std::f64::consts::PI * d * d / 4.0,
-            fill_volume: fill,
-            dead_space,
-            friction: Stribeck {
-                break_loose,
-                glide,
-                v_s: c.num(sy.stribeck_velocity_mm_s, 1.0, "syringe.stribeck_velocity_mm_s", 0.01, 100.0, "mm/s")?
-                    * 1e-3,
-                viscous: c.num(sy.viscous_n_s_per_m, 20.0, "syringe.viscous_n_s_per_m", 0.0, 1000.0, "N·s/m")?,
-            },
-            // µL/bar → m³/Pa.
-            wall_compliance: c.num(
-                sy.wall_compliance_ul_per_bar,
-                0.15,
-                "syringe.wall_compliance_ul_per_bar",
-                0.0,
-                100.0,
-                "µL/bar",
-            )? * 1e-9
-                / 1e5,
-            bubble: c.num(sy.bubble_ul, 0.0, "syringe.bubble_ul", 0.0, 500.0, "µL")? * 1e-9,
-        };
-
-        // Fluid.
-        let fl = &raw.fluid;
-        let temp = c.num(fl.temperature_c, 20.0, "fluid.temperature_c", 4.0, 45.0, "°C")? + 273.15;
-        // A preset or a model sets the law; the law's own parameter keys override it.
-        let mut fluid = match (&fl.preset, &fl.model) {
-            (Some(p), Some(m)) => {
-                return Err(c.invalid(
-                    "fluid.model",
-                    format!("\"{m}\""),
-                    format!("either fluid.preset (here \"{p}\") or fluid.model, not both"),
-                ))
-            }
-            (_, None) => {
-                Fluid::preset(c.choice(&fl.preset, "saline", "fluid.preset", &model::fluid::PRESETS)?).expect("checked")
-            }
-            (None, Some(_)) => {
-                let kind = c.choice(&fl.model, "newtonian", "fluid.model", &["newtonian", "power_law", "carreau"])?;
-                let rheology = match kind {
-                    "newtonian" => Rheology::Newtonian { mu: 1.0e-3 },
-                    "power_law" => Rheology::PowerLaw { k: 5.0, n: 0.4, eta0: 10.0 },
-                    _ => Rheology::Carreau { eta0: 3.9, eta_inf: 1.0e-3, lambda: 0.66, n: 0.4 },
-                };
-                Fluid { name: format!("custom_{kind}"), density: 1000.0, compressibility: 4.6e-10, rheology }
-            }
-        };
-        let not_for = |key: &str, v: &Option<f64>, law: &str| -> Result<(), ScenarioError> {
-            match v {
-                Some(x) => Err(c.invalid(key, fmt_num(*x), format!("no value: it does not apply to a {law} fluid"))),
-                None => Ok(()),
-            }
-        };
-        fluid.rheology = match fluid.rheology {
-            Rheology::Newtonian { mu } => {
-                for (k, v) in [
-                    ("fluid.consistency_pa_sn", &fl.consistency_pa_sn),
-                    ("fluid.flow_index", &fl.flow_index),
-                    ("fluid.eta0_pa_s", &fl.eta0_pa_s),
-                    ("fluid.eta_inf_mpa_s", &fl.eta_inf_mpa_s),
-                    ("fluid.lambda_s", &fl.lambda_s),
-                ] {
-                    not_for(k, v, "newtonian")?;
-                }
-                Rheology::Newtonian {
-                    mu: c.num(fl.viscosity_mpa_s, mu * 1e3, "fluid.viscosity_mpa_s", 0.1, 1e6, "mPa·s")? * 1e-3,
-                }
-            }
-            Rheology::PowerLaw { k, n, eta0 } => {
-                for (key, v) in [
-                    ("fluid.viscosity_mpa_s", &fl.viscosity_mpa_s),
-                    ("fluid.eta_inf_mpa_s", &fl.eta_inf_mpa_s),
-                    ("fluid.lambda_s", &fl.lambda_s),
-                ] {
-                    not_for(key, v, "power-law")?;
-                }
-                Rheology::PowerLaw {
-                    k: c.num(fl.consistency_pa_sn, k, "fluid.consistency_pa_sn", 1e-4, 1000.0, "Pa·sⁿ")?,
-                    n: c.num(fl.flow_index, n, "fluid.flow_index", 0.1, 1.0, "")?,
-                    eta0: c.num(fl.eta0_pa_s, eta0, "fluid.eta0_pa_s", 1e-3, 1e4, "Pa·s")?,
-                }
-            }
-            Rheology::Carreau { eta0, eta_inf, lambda, n } => {
-                for (key, v) in
-                    [("fluid.viscosity_mpa_s", &fl.viscosity_mpa_s), ("fluid.consistency_pa_sn", &fl.consistency_pa_sn)]
-                {
-                    not_for(key, v, "Carreau")?;
-                }
-                Rheology::Carreau {
-                    eta0: c.num(fl.eta0_pa_s, eta0, "fluid.eta0_pa_s", 1e-3, 1e4, "Pa·s")?,
-                    eta_inf: c.num(fl.eta_inf_mpa_s, eta_inf * 1e3, "fluid.eta_inf_mpa_s", 0.1, 1000.0, "mPa·s")?
-                        * 1e-3,
-                    lambda: c.num(fl.lambda_s, lambda, "fluid.lambda_s", 1e-6, 1e3, "s")?,
-                    n: c.num(fl.flow_index, n, "fluid.flow_index", 0.1, 1.0, "")?,
-                }
-            }
-        };
-        fluid.density = c.num(fl.density_kg_m3, fluid.density, "fluid.density_kg_m3", 500.0, 2000.0, "kg/m³")?;
-        let fluid = fluid.at_temperature(temp);
-
-        // Tubing.
+        // The plant, component by component.
+        let supply = SupplyParams::from_raw(&raw.supply, &r, t_amb).map_err(loc)?;
+        let valve = ValveParams::from_raw(&raw.valve, &r).map_err(loc)?;
+        checks::valve_pulls_in(&valve, &supply, p_atm).map_err(loc)?;
+        let line = LineParams::from_raw(&raw.line, &r, t_amb).map_err(loc)?;
+        let chamber = ChamberParams::from_raw(&raw.chamber, &r, t_amb).map_err(loc)?;
+        let piston = PistonParams::from_raw(&raw.piston, &r).map_err(loc)?;
+        let syringe = SyringeParams::from_raw(&raw.syringe, &r).map_err(loc)?;
+        let fluid = Fluid::from_raw(&raw.fluid, &r).map_err(loc)?;
         let tubing = match &raw.tubing {
             None => None,
-            Some(t) => {
-                let len = c.num(t.length_mm, 150.0, "tubing.length_mm", 1.0, 3000.0, "mm")? * 1e-3;
-                let id = c.num(t.inner_diameter_mm, 0.5, "tubing.inner_diameter_mm", 0.1, 5.0, "mm")? * 1e-3;
-                let comp =
-                    c.num(t.compliance_ul_per_bar, 0.3, "tubing.compliance_ul_per_bar", 0.001, 100.0, "µL/bar")?
-                        * 1e-14;
-                Some(TubingParams { conduit: Conduit::new(len, id, 0.0, &fluid), compliance: comp })
-            }
+            Some(t) => Some(TubingParams::from_raw(t, &r, &fluid).map_err(loc)?),
         };
-
-        // Needles.
-        let nd = &raw.needle;
-        let count = c.int(nd.count, 1, "needle.count", 1, 9)? as usize;
-        let gauge = c.int(nd.gauge, 30, "needle.gauge", 1, 99)?;
-        let gauges: Vec<String> = model::NEEDLE_GAUGES.iter().map(|g| g.0.to_string()).collect();
-        let id = match model::needle_inner_diameter(gauge as u32) {
-            Some(d) => d,
-            None => {
-                return Err(c.invalid(
-                    "needle.gauge",
-                    gauge,
-                    format!("one of {} (or give needle.inner_diameter_mm)", gauges.join(", ")),
-                ))
-            }
-        };
-        let id = c.num(nd.inner_diameter_mm, id * 1e3, "needle.inner_diameter_mm", 0.05, 1.0, "mm")? * 1e-3;
-        let nlen = c.num(nd.length_mm, 4.0, "needle.length_mm", 0.5, 100.0, "mm")? * 1e-3;
-        let k_minor = c.num(nd.minor_loss_k, 2.5, "needle.minor_loss_k", 0.0, 10.0, "")?;
-        let devs = per_needle(c, &nd.id_deviation_pct, count, "needle.id_deviation_pct", 20.0)?;
-        let needles = devs.iter().map(|dv| Conduit::new(nlen, id * (1.0 + dv / 100.0), k_minor, &fluid)).collect();
-
-        // Tissue.
-        let ti = &raw.tissue;
-        let tp = c.choice(&ti.preset, "intradermal", "tissue.preset", &model::tissue::PRESETS)?;
-        let base = TissueParams::preset(tp).expect("checked");
-        let site = TissueParams {
-            p_open: c.num(
-                ti.opening_pressure_kpa,
-                base.p_open / 1e3,
-                "tissue.opening_pressure_kpa",
-                0.0,
-                500.0,
-                "kPa",
-            )? * 1e3,
-            // µL/kPa → m³/Pa.
-            compliance: c.num(
-                ti.compliance_ul_per_kpa,
-                base.compliance * 1e12,
-                "tissue.compliance_ul_per_kpa",
-                0.01,
-                1e4,
-                "µL/kPa",
-            )? * 1e-12,
-            // kPa·s/mL → Pa·s/m³.
-            resistance: c.num(
-                ti.resistance_kpa_s_per_ml,
-                base.resistance * 1e-9,
-                "tissue.resistance_kpa_s_per_ml",
-                0.0,
-                1e5,
-                "kPa·s/mL",
-            )? * 1e9,
-            leak_pressure: c.num(
-                ti.leak_pressure_kpa,
-                base.leak_pressure / 1e3,
-                "tissue.leak_pressure_kpa",
-                0.0,
-                1000.0,
-                "kPa",
-            )? * 1e3,
-            leak_resistance: c.num(
-                ti.leak_resistance_kpa_s_per_ml,
-                base.leak_resistance * 1e-9,
-                "tissue.leak_resistance_kpa_s_per_ml",
-                1.0,
-                1e7,
-                "kPa·s/mL",
-            )? * 1e9,
-            absorption_time: c.num(
-                ti.absorption_time_s,
-                base.absorption_time,
-                "tissue.absorption_time_s",
-                0.1,
-                1e5,
-                "s",
-            )?,
-        };
-        let pdev =
-            per_needle(c, &ti.opening_pressure_deviation_pct, count, "tissue.opening_pressure_deviation_pct", 50.0)?;
-        let sites =
-            pdev.iter().map(|dv| TissueParams { p_open: site.p_open * (1.0 + dv / 100.0), ..site.clone() }).collect();
+        let needles = model::needle::from_raw(&raw.needle, &r, &fluid).map_err(loc)?;
+        let sites = TissueParams::from_raw(&raw.tissue, &r, needles.len()).map_err(loc)?;
+        let proportional = supply.proportional;
 
         let params = Params {
             p_atm,
@@ -1465,7 +1027,7 @@ impl Scenario {
             tubing,
             needles,
             sites,
-            new_site_each_shot: ti.new_site_each_shot.unwrap_or(true),
+            new_site_each_shot: raw.tissue.new_site_each_shot.unwrap_or(true),
         };
         let sweep = match &raw.sweep {
             None => None,
@@ -1494,7 +1056,14 @@ impl Scenario {
             seed,
             params,
             solver: SolverSettings { step, tick, trace_interval, max_tail },
-            firmware: firmware_spec(&raw.firmware, &raw.sensors, c, &kind, open_time, period, proportional)?,
+            firmware: FirmwareSpec::from_raw(
+                &raw.firmware,
+                &raw.sensors,
+                &r,
+                Timing { kind: &kind, open_time, period, proportional },
+                &c.source.dir,
+            )
+            .map_err(loc)?,
             session: SessionSettings { shots, period },
         })
     }
@@ -1810,229 +1379,91 @@ pub fn parse_uncertain(
     Ok(out)
 }
 
-fn drive_spec(f: &RawFirmware, c: &Ctx) -> Result<DriveSpec, ScenarioError> {
-    Ok(match c.choice(&f.drive, "on", "firmware.drive", &["on", "pwm", "peak_and_hold"])? {
-        "on" => DriveSpec::On,
-        "pwm" => DriveSpec::Pwm {
-            duty: c.num(f.pwm_duty, 0.5, "firmware.pwm_duty", 0.0, 1.0, "")?,
-            period: c.num(f.pwm_period_ms, 0.05, "firmware.pwm_period_ms", 0.001, 1000.0, "ms")? * 1e-3,
-        },
-        _ => DriveSpec::PeakAndHold {
-            peak: c.num(f.peak_ms, 3.0, "firmware.peak_ms", 0.0, 100.0, "ms")? * 1e-3,
-            hold_duty: c.num(f.hold_duty, 0.4, "firmware.hold_duty", 0.0, 1.0, "")?,
-            period: c.num(f.pwm_period_ms, 0.05, "firmware.pwm_period_ms", 0.001, 1000.0, "ms")? * 1e-3,
-        },
-    })
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-fn pressure_sensor(
-    r: &Option<RawPressureSensor>,
-    c: &Ctx,
-    name: &str,
-    tick: f64,
-) -> Result<PressureSensorSpec, ScenarioError> {
-    let r = r.clone().unwrap_or_default();
-    let key = |k: &str| format!("sensors.{name}.{k}");
-    let sample_hz =
-        c.num(r.sample_hz, (1.0 / tick).min(1000.0), &key("sample_hz"), 1.0, 1.0 / tick, "Hz (at most the tick rate)")?;
-    Ok(PressureSensorSpec {
-        tau: c.num(r.tau_ms, 0.5, &key("tau_ms"), 0.0, 1000.0, "ms")? * 1e-3,
-        noise_sd: c.num(r.noise_kpa, 0.2, &key("noise_kpa"), 0.0, 100.0, "kPa")? * 1e3,
-        offset: c.num(r.offset_kpa, 0.0, &key("offset_kpa"), -100.0, 100.0, "kPa")? * 1e3,
-        gain_error: c.num(r.gain_error_pct, 0.0, &key("gain_error_pct"), -20.0, 20.0, "%")? / 100.0,
-        bits: c.int(r.bits, 12, &key("bits"), 6, 24)? as u32,
-        full_scale: c.num(r.full_scale_bar, 10.0, &key("full_scale_bar"), 0.1, 100.0, "bar")? * 1e5,
-        sample_ticks: ((1.0 / sample_hz) / tick).round().max(1.0) as u64,
-    })
-}
-
-/// Build the firmware, its sensors and its hardware from `[firmware]` and `[sensors]`.
-#[allow(clippy::too_many_arguments)]
-fn firmware_spec(
-    f: &RawFirmware,
-    sn: &RawSensors,
-    c: &Ctx,
-    kind: &str,
-    open_time: f64,
-    period: f64,
-    proportional: bool,
-) -> Result<FirmwareSpec, ScenarioError> {
-    let tick = 1.0 / f.tick_hz.unwrap_or(10_000.0);
-    let pre = c.num(f.pre_pressurise_ms, 0.0, "firmware.pre_pressurise_ms", 0.0, 1000.0, "ms")? * 1e-3;
-    let press = c.num(sn.trigger_press_ms, 30.0, "sensors.trigger_press_ms", 0.1, 10_000.0, "ms")? * 1e-3;
-    let debounce = c.num(sn.trigger_debounce_ms, 5.0, "sensors.trigger_debounce_ms", 0.0, 100.0, "ms")? * 1e-3;
-    if press >= period {
-        return Err(c.invalid(
-            "sensors.trigger_press_ms",
-            fmt_num(press * 1e3),
-            format!("less than the shot period {} ms", fmt_num(period * 1e3)),
-        ));
-    }
-    if debounce >= press {
-        return Err(c.invalid(
-            "sensors.trigger_debounce_ms",
-            fmt_num(debounce * 1e3),
-            format!("less than sensors.trigger_press_ms = {}", fmt_num(press * 1e3)),
-        ));
-    }
-    if pre + open_time >= period && kind != "volume_target" && kind != "plugin" {
-        return Err(c.invalid(
-            "firmware.pre_pressurise_ms",
-            fmt_num(pre * 1e3),
-            format!("pre-pressurise plus open time below the shot period {} ms", fmt_num(period * 1e3)),
-        ));
-    }
-    let sensors = SensorSpec {
-        supply: pressure_sensor(&sn.supply, c, "supply", tick)?,
-        chamber: pressure_sensor(&sn.chamber, c, "chamber", tick)?,
-        syringe: pressure_sensor(&sn.syringe, c, "syringe", tick)?,
-        encoder_resolution: c.num(sn.encoder_resolution_um, 1.0, "sensors.encoder_resolution_um", 0.0, 1000.0, "µm")?
-            * 1e-6,
-        debounce,
-        trigger_press: press,
-    };
-    let kind = match kind {
-        "open_loop" => FirmwareKind::OpenLoop { open_time, pre, drive: drive_spec(f, c)? },
-        "pressure_pid" => {
-            if !proportional {
-                return Err(c.invalid(
-                    "firmware.kind",
-                    "\"pressure_pid\"",
-                    "a proportional regulator to drive: set supply.regulator = \"proportional\"",
-                ));
-            }
-            let setpoint = c.num(f.setpoint_bar, 3.0, "firmware.setpoint_bar", 0.0, 10.0, "bar (gauge)")? * 1e5;
-            let step = match (f.setpoint_step_ms, f.setpoint_step_bar) {
-                (None, None) => None,
-                (t, v) => Some((
-                    c.num(t, 0.0, "firmware.setpoint_step_ms", 0.0, 1e7, "ms")? * 1e-3,
-                    c.num(v, setpoint / 1e5, "firmware.setpoint_step_bar", 0.0, 10.0, "bar (gauge)")? * 1e5,
-                )),
-            };
-            let u_min = c.num(f.u_min_bar, 0.0, "firmware.u_min_bar", 0.0, 10.0, "bar (gauge)")? * 1e5;
-            let u_max = c.num(f.u_max_bar, 8.0, "firmware.u_max_bar", 0.0, 10.0, "bar (gauge)")? * 1e5;
-            if u_max <= u_min {
-                return Err(c.invalid(
-                    "firmware.u_max_bar",
-                    fmt_num(u_max / 1e5),
-                    format!("above firmware.u_min_bar = {}", fmt_num(u_min / 1e5)),
-                ));
-            }
-            let kp = c.num(f.kp, 0.5, "firmware.kp", 0.0, 1000.0, "")?;
-            let ki = c.num(f.ki_per_s, 20.0, "firmware.ki_per_s", 0.0, 1e5, "1/s")?;
-            let anti_windup = match c.choice(
-                &f.anti_windup,
-                "back_calculation",
-                "firmware.anti_windup",
-                &["none", "back_calculation", "conditional"],
-            )? {
-                "none" => AntiWindup::None,
-                "conditional" => AntiWindup::Conditional,
-                _ => AntiWindup::BackCalculation {
-                    tt: c.num(f.tracking_time_ms, 20.0, "firmware.tracking_time_ms", 0.01, 1e5, "ms")? * 1e-3,
-                },
-            };
-            let measured = match c.choice(&f.measured, "supply", "firmware.measured", &["supply", "chamber"])? {
-                "chamber" => Measured::Chamber,
-                _ => Measured::Supply,
-            };
-            let pid = Pid::new(
-                kp,
-                ki,
-                c.num(f.kd_s, 0.0, "firmware.kd_s", 0.0, 10.0, "s")?,
-                c.num(f.derivative_filter_ms, 1.0, "firmware.derivative_filter_ms", 0.0, 1000.0, "ms")? * 1e-3,
-                u_min,
-                u_max,
-                anti_windup,
-            );
-            FirmwareKind::PressurePid { open_time, pre, drive: drive_spec(f, c)?, measured, setpoint, step, pid }
+    /// The scenario a set of overrides gives, as JSON, or its error text.
+    fn outcome(r: Result<Scenario, ScenarioError>) -> String {
+        match r {
+            Ok(sc) => serde_json::to_string(&sc).expect("serialisable"),
+            Err(e) => format!("error: {e}"),
         }
-        "volume_target" => FirmwareKind::VolumeTarget {
-            target: c.num(f.target_ul, 20.0, "firmware.target_ul", 0.1, 10_000.0, "µL")? * 1e-9,
-            lead: c.num(f.lead_ms, 0.0, "firmware.lead_ms", 0.0, 1000.0, "ms")? * 1e-3,
-            gain: c.num(f.learn_gain, 0.0, "firmware.learn_gain", 0.0, 1.0, "")?,
-            max_open: c.num(
-                f.max_open_ms,
-                (period * 1e3 * 0.8).min(2000.0),
-                "firmware.max_open_ms",
-                0.1,
-                period * 1e3,
-                "ms (at most the shot period)",
-            )? * 1e-3,
-            drive: drive_spec(f, c)?,
-        },
-        _ => {
-            let path = match &f.plugin {
-                Some(p) => p,
-                None => {
-                    return Err(c.invalid(
-                        "firmware.plugin",
-                        "(missing)",
-                        "the path of a shared library, relative to the scenario file",
-                    ))
+    }
+
+    /// Values worth trying for a key: its bounds, its middle, a whole
+    /// number, a negative zero and values just outside.
+    fn probes(p: &param::Param) -> Vec<String> {
+        match p.kind {
+            param::Kind::Real { min, max } => {
+                let mid = if max.is_finite() { (min + max) / 2.0 } else { min + 1.0 };
+                vec![
+                    format!("{min:?}"),
+                    format!("{max:?}"),
+                    format!("{mid:?}"),
+                    format!("{}", mid.round() as i64),
+                    "-0".into(),
+                    format!("{:?}", min - 1.0),
+                    format!("{:e}", max * 2.0),
+                ]
+            }
+            param::Kind::Integer { min, max } => {
+                let hi = max.min(1_000_000);
+                vec![min.to_string(), hi.to_string(), ((min + hi) / 2).to_string(), (min - 1).to_string(), "2.0".into()]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    #[test]
+    fn every_numeric_key_reads_the_same_through_the_registry_as_through_toml() {
+        let prep = Prepared::new(&Source::default_scenario(), DEFAULT_NAME).expect("the default scenario");
+        let mut checked = 0;
+        for key in registry::numeric_keys() {
+            let p = registry::find(&key).expect("a declared key");
+            for v in probes(p) {
+                let arg = vec![format!("{key}={v}")];
+                let fast = prep.with_numbers(&arg);
+                let direct = prep.with_document(&arg).map(|(raw, keys)| {
+                    let ctx = Ctx { source: &prep.source, set_keys: &keys };
+                    Scenario::from_raw(raw, &ctx, &prep.fallback)
+                });
+                let via_toml = match direct {
+                    Ok(r) => outcome(r),
+                    Err(e) => outcome(Err(e)),
+                };
+                if let Some((raw, keys)) = fast {
+                    let ctx = Ctx { source: &prep.source, set_keys: &keys };
+                    assert_eq!(outcome(Scenario::from_raw(raw, &ctx, &prep.fallback)), via_toml, "{key}={v}");
+                    checked += 1;
                 }
-            };
-            let path = resolve_plugin(path, &c.source.dir);
-            if !path.is_file() {
-                return Err(c.invalid(
-                    "firmware.plugin",
-                    format!("{:?}", f.plugin.as_deref().unwrap_or_default()),
-                    format!(
-                        "an existing shared library: no such file: {} (a relative path is relative to the scenario's folder; build the examples with `make -C examples/firmware`)",
-                        path.display()
-                    ),
-                ));
+                assert_eq!(outcome(prep.with(&arg)), via_toml, "{key}={v}");
             }
-            let isolation = match c.choice(
-                &f.plugin_isolation,
-                "process",
-                "firmware.plugin_isolation",
-                &["process", "in_process"],
-            )? {
-                "in_process" => PluginIsolation::InProcess,
-                _ => PluginIsolation::Process,
-            };
-            let timeout =
-                c.num(f.plugin_timeout_ms, 1000.0, "firmware.plugin_timeout_ms", 1.0, 3_600_000.0, "ms")? * 1e-3;
-            FirmwareKind::Plugin { path, params: f.plugin_params.clone().unwrap_or_default(), isolation, timeout }
         }
-    };
-    Ok(FirmwareSpec {
-        kind,
-        compute_delay_ticks: c.int(f.compute_delay_ticks, 0, "firmware.compute_delay_ticks", 0, 1000)? as usize,
-        timer_tick: 1.0 / c.num(f.timer_hz, 1e6, "firmware.timer_hz", 1e3, 1e9, "Hz")?,
-        sensors,
-    })
-}
-
-/// The plugin path written in a scenario, resolved against the scenario's
-/// folder `dir`: an absolute path stays; a relative one, a bare file name
-/// included, is relative to `dir` (`./name` when `dir` is the working
-/// directory, so that the dynamic loader never searches the system paths).
-fn resolve_plugin(written: &str, dir: &Path) -> PathBuf {
-    let path = Path::new(written);
-    if path.is_absolute() {
-        return path.to_path_buf();
+        assert!(checked > 400, "only {checked} overrides took the registry route");
     }
-    let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
-    dir.join(path)
-}
 
-fn per_needle(c: &Ctx, v: &Option<Vec<f64>>, count: usize, key: &str, limit: f64) -> Result<Vec<f64>, ScenarioError> {
-    match v {
-        None => Ok(vec![0.0; count]),
-        Some(list) => {
-            if list.len() != count {
-                return Err(c.invalid(
-                    key,
-                    format!("{list:?}"),
-                    format!("a list of {count} numbers, one per needle (needle.count = {count})"),
-                ));
-            }
-            if let Some(x) = list.iter().find(|x| !x.is_finite() || x.abs() > limit) {
-                return Err(c.invalid(key, fmt_num(*x), format!("percentages from -{limit} to {limit}")));
-            }
-            Ok(list.clone())
+    #[test]
+    fn plain_numbers_take_the_registry_route_and_other_values_the_document() {
+        let prep = Prepared::new(&Source::default_scenario(), DEFAULT_NAME).expect("the default scenario");
+        let fast = |a: &str| prep.with_numbers(&[a.to_string()]).is_some();
+        assert!(fast("supply.pressure_bar=3.5"));
+        assert!(fast("supply.pressure_bar=4"));
+        assert!(fast("sensors.chamber.bits=10"));
+        assert!(fast("tubing.length_mm=120"));
+        assert!(fast("seed=7"));
+        for other in [
+            "supply.pressure_bar=1_000",
+            "supply.pressure_bar=inf",
+            "supply.pressure_bar=.5",
+            "supply.pressure_bar=05",
+            "session.shots=2.0",
+            "seed=-1",
+            "firmware.kind=\"pressure_pid\"",
+            "supply.presure_bar=3",
+            "\"supply\".pressure_bar=3",
+        ] {
+            assert!(!fast(other), "{other}");
         }
     }
 }

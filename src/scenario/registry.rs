@@ -1,0 +1,224 @@
+//! Every scenario key, gathered from the components that declare them, and
+//! the reference documentation generated from them (`mesobench docs`).
+
+use crate::control::spec::{RawFirmware, RawPressureSensor, RawSensors};
+use crate::model::chamber::RawChamber;
+use crate::model::fluid::RawFluid;
+use crate::model::line::RawLine;
+use crate::model::needle::RawNeedle;
+use crate::model::param::{self, int, text, Def, Kind, Param, Slot};
+use crate::model::piston::RawPiston;
+use crate::model::supply::RawSupply;
+use crate::model::syringe::RawSyringe;
+use crate::model::tissue::RawTissue;
+use crate::model::tubing::RawTubing;
+use crate::model::valve::RawValve;
+use crate::model::RawAmbient;
+use crate::sim::input::{RawSession, RawSolver};
+
+use super::Raw;
+
+/// `name`.
+pub const NAME: Param = text("the file stem (characters other than letters, digits, '-' become '_')")
+    .note("letters, digits, '_' and '-'; it names the output folder")
+    .named("name", "Scenario name.");
+/// `description`.
+pub const DESCRIPTION: Param = text("empty").named("description", "One line on what the scenario is.");
+/// `seed`.
+pub const SEED: Param = int(1, 0, i64::MAX).src("a setting").named("seed", "Master seed of every random stream.");
+
+/// The top-level keys.
+pub const TOP: &[&Param] = &[&NAME, &DESCRIPTION, &SEED];
+
+/// Every table with its keys, in the order of the documentation.
+pub const TABLES: &[(&str, &str, &[&Param])] = &[
+    ("", "Top-level keys", TOP),
+    ("solver", "Time stepping", RawSolver::PARAMS),
+    ("session", "Session", RawSession::PARAMS),
+    ("firmware", "Firmware", RawFirmware::PARAMS),
+    ("sensors", "Sensors", RawSensors::PARAMS),
+    (
+        "sensors.*",
+        "Each pressure sensor: `[sensors.supply]`, `[sensors.chamber]`, `[sensors.syringe]`",
+        RawPressureSensor::PARAMS,
+    ),
+    ("ambient", "Ambient air", RawAmbient::PARAMS),
+    ("supply", "Supply and regulator", RawSupply::PARAMS),
+    ("valve", "Solenoid valve", RawValve::PARAMS),
+    ("line", "Pneumatic line", RawLine::PARAMS),
+    ("chamber", "Piston chamber", RawChamber::PARAMS),
+    ("piston", "Piston", RawPiston::PARAMS),
+    ("syringe", "Syringe", RawSyringe::PARAMS),
+    ("tubing", "Extension tubing (the table is optional)", RawTubing::PARAMS),
+    ("needle", "Needles", RawNeedle::PARAMS),
+    ("fluid", "Fluid", RawFluid::PARAMS),
+    ("tissue", "Tissue", RawTissue::PARAMS),
+];
+
+/// The pressure sensors a `sensors.*` key applies to.
+pub const SENSORS: [&str; 3] = ["supply", "chamber", "syringe"];
+
+/// Every declaration, in documentation order.
+pub fn params() -> impl Iterator<Item = &'static Param> {
+    TABLES.iter().flat_map(|(_, _, ps)| ps.iter().copied())
+}
+
+/// The declaration of a dotted key (`sensors.chamber.bits` finds `sensors.*.bits`).
+pub fn find(key: &str) -> Option<&'static Param> {
+    let generic = match key.strip_prefix("sensors.").and_then(|r| r.split_once('.')) {
+        Some((sensor, field)) if SENSORS.contains(&sensor) => format!("sensors.*.{field}"),
+        _ => key.to_string(),
+    };
+    params().find(|p| p.key == generic)
+}
+
+/// Every key a study can sweep, draw or tune (numbers), sensor keys expanded.
+pub fn numeric_keys() -> Vec<String> {
+    let mut keys = Vec::new();
+    for p in params().filter(|p| p.is_number()) {
+        if p.key.contains('*') {
+            keys.extend(SENSORS.iter().map(|s| p.key.replace('*', s)));
+        } else {
+            keys.push(p.key.to_string());
+        }
+    }
+    keys
+}
+
+/// The keys closest to a mistyped one (for "did you mean").
+pub fn closest(key: &str) -> Vec<String> {
+    let mut scored: Vec<(usize, String)> =
+        numeric_keys().into_iter().map(|k| (strsim_distance(key, &k), k)).filter(|(d, _)| *d <= 3).collect();
+    scored.sort();
+    scored.into_iter().take(3).map(|(_, k)| k).collect()
+}
+
+/// Levenshtein distance (small strings).
+fn strsim_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+impl Raw {
+    /// The numeric field of a declared numeric key, creating an optional
+    /// table (`[tubing]`, `[sensors.chamber]`) as writing the key in the file would.
+    pub fn slot(&mut self, key: &str) -> Option<Slot<'_>> {
+        if !find(key).is_some_and(Param::is_number) {
+            return None;
+        }
+        let (table, field) = key.rsplit_once('.').unwrap_or(("", key));
+        match table {
+            "" if field == "seed" => Some(Slot::Seed(&mut self.seed)),
+            "solver" => self.solver.slot(field),
+            "session" => self.session.slot(field),
+            "firmware" => self.firmware.slot(field),
+            "sensors" => self.sensors.slot(field),
+            "sensors.supply" => self.sensors.supply.get_or_insert_with(Default::default).slot(field),
+            "sensors.chamber" => self.sensors.chamber.get_or_insert_with(Default::default).slot(field),
+            "sensors.syringe" => self.sensors.syringe.get_or_insert_with(Default::default).slot(field),
+            "ambient" => self.ambient.slot(field),
+            "supply" => self.supply.slot(field),
+            "valve" => self.valve.slot(field),
+            "line" => self.line.slot(field),
+            "chamber" => self.chamber.slot(field),
+            "piston" => self.piston.slot(field),
+            "syringe" => self.syringe.slot(field),
+            "tubing" => self.tubing.get_or_insert_with(Default::default).slot(field),
+            "needle" => self.needle.slot(field),
+            "fluid" => self.fluid.slot(field),
+            "tissue" => self.tissue.slot(field),
+            _ => None,
+        }
+    }
+}
+
+/// A number as the docs show it.
+fn shown(x: f64) -> String {
+    if x == f64::INFINITY {
+        "∞".into()
+    } else if x == f64::NEG_INFINITY {
+        "−∞".into()
+    } else {
+        param::fmt_num(x)
+    }
+}
+
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|")
+}
+
+/// `docs/parameters.md`, generated from the declarations.
+pub fn markdown() -> String {
+    let mut out = String::from(
+        "# Scenario parameters\n\n\
+         Generated by `mesobench docs` from the parameter declarations in the source \
+         (one per key, in the module of its component); do not edit by hand — a test \
+         fails when this file is stale.\n\n\
+         Every key is optional. Values are written in the unit their name carries, \
+         checked against the range below (inclusive) and converted once to SI. \
+         Pressures named `_bar` are gauge. Any key whose values are numbers can be swept, \
+         drawn (`[uncertain]`) or tuned; whole numbers can only be swept on a grid. \
+         The physics behind each key is in [physics.md](physics.md); the study \
+         tables (`[sweep]`, `[uncertain]`, `[sensitivity]`, `[tune]`) are in \
+         [studies.md](studies.md).\n",
+    );
+    for (table, title, ps) in TABLES {
+        out.push_str(&format!("\n## {title}\n\n"));
+        if !table.is_empty() {
+            out.push_str(&format!("Table `[{table}]`.\n\n"));
+        }
+        out.push_str("| key | meaning | unit | default | allowed | SI | source of the default |\n");
+        out.push_str("|---|---|---|---|---|---|---|\n");
+        for p in ps.iter() {
+            let field = p.key.rsplit('.').next().unwrap_or(p.key);
+            let (allowed, unit, si) = match p.kind {
+                Kind::Real { min, max } => {
+                    (format!("number, {} to {}", shown(min), shown(max)), p.unit.symbol, p.unit.si)
+                }
+                Kind::Integer { min, max } => {
+                    let max = if max == i64::MAX { "2⁶³ − 1".to_string() } else { max.to_string() };
+                    (format!("whole number, {min} to {max}"), "—", "—")
+                }
+                Kind::Choice(names) => {
+                    (names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "), "—", "—")
+                }
+                Kind::Text => ("text".to_string(), "—", "—"),
+                Kind::Flag => ("`true`, `false`".to_string(), "—", "—"),
+                Kind::List { limit } if limit.is_finite() => {
+                    (format!("list, each −{} to {}", shown(limit), shown(limit)), p.unit.symbol, "—")
+                }
+                Kind::List { .. } => ("list of numbers".to_string(), p.unit.symbol, "—"),
+                Kind::Table => ("table".to_string(), "—", "—"),
+            };
+            let allowed = if p.note.is_empty() { allowed } else { format!("{allowed}; {}", p.note) };
+            let default = match p.default {
+                Def::Value(v) => shown(v),
+                Def::Int(i) => i.to_string(),
+                Def::Text(t) => format!("`\"{t}\"`"),
+                Def::Flag(b) => format!("`{b}`"),
+                Def::Derived(from) => format!("from {from}"),
+                Def::None(what) => what.to_string(),
+            };
+            out.push_str(&format!(
+                "| `{field}` | {} | {} | {} | {} | {} | {} |\n",
+                cell(p.doc()),
+                cell(unit),
+                cell(&default),
+                cell(&allowed),
+                cell(si),
+                cell(p.source)
+            ));
+        }
+    }
+    out
+}

@@ -1,0 +1,77 @@
+//! The parameter registry: one declaration per key drives validation, the
+//! defaults and the generated reference.
+
+use mesobench::model::param::{Def, Kind};
+use mesobench::scenario::{registry, Prepared, Source};
+
+#[test]
+fn docs_parameters_md_is_what_mesobench_docs_writes() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/parameters.md");
+    let on_disk = std::fs::read_to_string(path).unwrap_or_default();
+    assert!(on_disk == registry::markdown(), "docs/parameters.md is stale: run `cargo run -- docs` and commit it");
+}
+
+#[test]
+fn every_declared_default_lies_in_its_own_range() {
+    for p in registry::params() {
+        match (p.kind, p.default) {
+            (Kind::Real { min, max }, Def::Value(v)) => assert!((min..=max).contains(&v), "{}: {v}", p.key),
+            (Kind::Integer { min, max }, Def::Int(v)) => assert!((min..=max).contains(&v), "{}: {v}", p.key),
+            (Kind::Choice(names), Def::Text(t)) => assert!(names.contains(&t), "{}: {t}", p.key),
+            (Kind::Real { .. }, Def::Derived(_) | Def::None(_)) => {}
+            (Kind::Integer { .. } | Kind::Choice(_), d) => panic!("{}: default {d:?}", p.key),
+            _ => {}
+        }
+    }
+}
+
+#[test]
+fn every_numeric_default_names_its_source() {
+    let missing: Vec<&str> = registry::params()
+        .filter(|p| matches!(p.default, Def::Value(_) | Def::Int(_)))
+        .filter(|p| p.source.trim().is_empty() || p.source == "—")
+        .map(|p| p.key)
+        .collect();
+    assert!(missing.is_empty(), "defaults without a source: {missing:?}");
+}
+
+#[test]
+fn writing_a_declared_default_changes_nothing() {
+    // The declaration is the default the model uses: the same scenario
+    // whether the key is absent or written with its declared default.
+    let empty = Source { name: "<empty>".into(), text: String::new(), dir: ".".into() };
+    let prep = Prepared::new(&empty, "empty").expect("an empty scenario is the defaults");
+    let mut checked = 0;
+    for key in registry::numeric_keys() {
+        let p = registry::find(&key).expect("declared");
+        let arg = match p.default {
+            Def::Value(v) => format!("{key}={v:?}"),
+            Def::Int(v) => format!("{key}={v}"),
+            _ => continue,
+        };
+        // Keys of optional tables create the table; keys of another firmware
+        // or valve model are read only with that model: compare on it.
+        let mut sets = match key.split('.').next() {
+            Some("tubing") => vec!["tubing.length_mm=150".to_string()],
+            Some("supply") if key.contains("reservoir") => vec!["supply.reservoir_volume_ml=50".to_string()],
+            _ => vec![],
+        };
+        let reference = serde_json::to_string(&prep.with(&sets).expect("valid")).expect("json");
+        sets.push(arg.clone());
+        let with = serde_json::to_string(&prep.with(&sets).expect(&arg)).expect("json");
+        assert_eq!(with, reference, "{arg}");
+        checked += 1;
+    }
+    assert!(checked > 60, "{checked}");
+}
+
+#[test]
+fn a_key_of_every_pressure_sensor_is_found_by_its_generic_declaration() {
+    for s in ["supply", "chamber", "syringe"] {
+        let p = registry::find(&format!("sensors.{s}.bits")).expect("declared");
+        assert_eq!(p.key, "sensors.*.bits");
+    }
+    assert!(registry::find("sensors.piston.bits").is_none());
+    assert!(registry::find("supply.presure_bar").is_none());
+    assert_eq!(registry::closest("supply.presure_bar").first().map(String::as_str), Some("supply.pressure_bar"));
+}
