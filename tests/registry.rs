@@ -75,3 +75,28 @@ fn a_key_of_every_pressure_sensor_is_found_by_its_generic_declaration() {
     assert!(registry::find("supply.presure_bar").is_none());
     assert_eq!(registry::closest("supply.presure_bar").first().map(String::as_str), Some("supply.pressure_bar"));
 }
+
+#[test]
+fn a_mistyped_study_key_names_the_declared_key_it_resembles() {
+    let src = Source {
+        name: "typo.toml".into(),
+        text: "[sweep]\n[sweep.parameters]\n\"supply.presure_bar\" = [2.0, 3.0]\n".into(),
+        dir: ".".into(),
+    };
+    let e = mesobench::scenario::load(&src, &[], "typo").expect_err("a key that does not exist").to_string();
+    assert!(e.contains("typo.toml:3:"), "{e}");
+    assert!(e.contains("did you mean supply.pressure_bar?"), "{e}");
+    let src = Source { text: "[sweep]\n[sweep.parameters]\n\"fluid.preset\" = [1.0, 2.0]\n".into(), ..src };
+    let e = mesobench::scenario::load(&src, &[], "typo").expect_err("a key that is not a number").to_string();
+    assert!(e.contains("fluid.preset is not a number"), "{e}");
+}
+
+#[test]
+fn an_integer_key_is_known_from_its_declaration() {
+    use mesobench::scenario::is_integer_key;
+    for key in ["session.shots", "line.segments", "needle.gauge", "needle.count", "sensors.chamber.bits", "seed"] {
+        assert!(is_integer_key(key), "{key}");
+    }
+    assert!(!is_integer_key("supply.pressure_bar"));
+    assert!(!is_integer_key("fluid.preset"));
+}

@@ -518,19 +518,12 @@ pub fn load(source: &Source, overrides: &[String], fallback_name: &str) -> Resul
     Ok(sc)
 }
 
-/// Scenario keys that hold whole numbers. They can be swept on a grid of
-/// whole values, but not drawn from a distribution nor tuned.
-pub const INTEGER_KEYS: [&str; 9] = [
-    "session.shots",
-    "firmware.compute_delay_ticks",
-    "line.segments",
-    "needle.gauge",
-    "needle.count",
-    "sensors.supply.bits",
-    "sensors.chamber.bits",
-    "sensors.syringe.bits",
-    "seed",
-];
+/// Whether a scenario key holds a whole number (declared as one in the
+/// registry). Such keys can be swept on a grid of whole values, but not
+/// drawn from a distribution nor tuned.
+pub fn is_integer_key(key: &str) -> bool {
+    registry::find(key).is_some_and(|p| matches!(p.kind, param::Kind::Integer { .. }))
+}
 
 /// A `key=value` override for a number: whole numbers are written without
 /// a fraction, so that integer keys accept them.
@@ -632,7 +625,7 @@ impl Prepared {
             .filter_map(|arg| arg.split_once('=').map(|(k, _)| (k.trim().to_string(), arg.clone())))
             .collect();
         let ctx = Ctx { source: &self.source, set_keys: &set_keys };
-        let is_int = |key: &str| INTEGER_KEYS.contains(&key);
+        let is_int = is_integer_key;
         if let Some(sw) = &sc.sweep {
             for (key, values) in &sw.axes {
                 let where_ = format!("sweep.parameters.\"{key}\"");
@@ -710,6 +703,22 @@ impl Prepared {
                 where_,
                 format!("{key:?}"),
                 "a dotted scenario key without leading or trailing spaces",
+            ));
+        }
+        if !registry::find(key).is_some_and(param::Param::is_number) {
+            let near = registry::closest(key);
+            let hint = match near.as_slice() {
+                [] => String::new(),
+                keys => format!(" (did you mean {}?)", keys.join(" or ")),
+            };
+            let what = match registry::find(key) {
+                Some(p) => format!("{} is not a number", p.key),
+                None => "no such key".to_string(),
+            };
+            return Err(ctx.invalid(
+                where_,
+                format!("{key:?}"),
+                format!("a numeric scenario key: {what}{hint}; docs/parameters.md lists the keys"),
             ));
         }
         let mut sets = base.to_vec();
