@@ -209,6 +209,9 @@ enum Command {
         /// Override any scenario key by its dotted path (repeatable).
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
+        /// Print every scenario key in its human unit, with where its value comes from (the file's line, --set, or the default), instead of the SI JSON.
+        #[arg(long)]
+        params: bool,
     },
 }
 
@@ -260,7 +263,7 @@ fn load(path: Option<&Path>, set: &[String]) -> anyhow::Result<(Scenario, String
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Check { scenario, set } => {
+        Command::Check { scenario, set, params } => {
             let text = mesobench::scenario::read_capped(&scenario, "scenario").unwrap_or_default();
             if mesobench::scenario::is_study_text(&text) {
                 // A comparison study: validate it as `compare` would.
@@ -279,6 +282,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let (sc, _) = load(Some(&scenario), &set)?;
             // The JSON alone on stdout, so that it can be piped; the verdict on stderr.
             eprintln!("{}: valid", scenario.display());
+            if params {
+                let source = Source::from_path(&scenario)?;
+                let prep = scenario::Prepared::new(&source, "scenario")?;
+                print!("{}", params_table(&prep.entries(&set)?));
+                return Ok(());
+            }
             println!("{}", serde_json::to_string_pretty(&sc)?);
             Ok(())
         }
@@ -898,4 +907,21 @@ fn docs(out: &Path, check: bool) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", out.display()))?;
     eprintln!("wrote {}", out.display());
     Ok(())
+}
+
+/// `check --params`: one aligned line per key: key, value with its unit, origin.
+fn params_table(entries: &[mesobench::scenario::registry::Entry]) -> String {
+    let shown: Vec<String> = entries
+        .iter()
+        .map(|e| if e.unit.is_empty() { e.value.clone() } else { format!("{} {}", e.value, e.unit) })
+        .collect();
+    let wk = entries.iter().map(|e| e.key.chars().count()).max().unwrap_or(0);
+    // Long texts (a description) run past the column instead of widening it.
+    let wv = shown.iter().map(|v| v.chars().count()).filter(|n| *n <= 32).max().unwrap_or(0);
+    let pad = |s: &str, w: usize| format!("{s}{}", " ".repeat(w.saturating_sub(s.chars().count())));
+    let mut out = String::new();
+    for (e, v) in entries.iter().zip(&shown) {
+        out.push_str(&format!("{}  {}  {}\n", pad(&e.key, wk), pad(v, wv), e.origin));
+    }
+    out
 }

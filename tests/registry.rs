@@ -100,3 +100,19 @@ fn an_integer_key_is_known_from_its_declaration() {
     assert!(!is_integer_key("supply.pressure_bar"));
     assert!(!is_integer_key("fluid.preset"));
 }
+
+#[test]
+fn check_params_lists_each_key_in_its_unit_with_where_it_was_set() {
+    let src = Source { name: "gun.toml".into(), text: "[supply]\npressure_bar = 2.5\n".into(), dir: ".".into() };
+    let prep = Prepared::new(&src, "gun").expect("valid");
+    let entries = prep.entries(&["valve.b=0.4".to_string()]).expect("valid");
+    let find = |k: &str| entries.iter().find(|e| e.key == k).unwrap_or_else(|| panic!("{k} listed"));
+    let p = find("supply.pressure_bar");
+    assert_eq!((p.value.as_str(), p.unit, p.origin.as_str()), ("2.5", "bar(g)", "gun.toml:2:16"));
+    let b = find("valve.b");
+    assert_eq!((b.value.as_str(), b.origin.as_str()), ("0.4", "--set valve.b=0.4"));
+    let tau = find("supply.regulator_tau_ms");
+    assert_eq!((tau.value.as_str(), tau.unit, tau.origin.as_str()), ("20", "ms", "default"));
+    assert!(entries.iter().any(|e| e.key == "sensors.chamber.bits"));
+    assert!(!entries.iter().any(|e| e.key == "sensors.chamber"), "sub-tables are not keys");
+}

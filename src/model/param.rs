@@ -330,6 +330,47 @@ impl AsSlot for Option<bool> {}
 impl AsSlot for Option<Vec<f64>> {}
 impl<T: RawTable> AsSlot for Option<T> {}
 
+/// Raw field types that can show the value written.
+pub trait Written {
+    /// The value as written, None when absent (or a sub-table).
+    fn written(&self) -> Option<String>;
+}
+impl Written for Option<f64> {
+    fn written(&self) -> Option<String> {
+        self.map(crate::text::g6)
+    }
+}
+impl Written for Option<i64> {
+    fn written(&self) -> Option<String> {
+        self.map(|v| v.to_string())
+    }
+}
+impl Written for Option<u64> {
+    fn written(&self) -> Option<String> {
+        self.map(|v| v.to_string())
+    }
+}
+impl Written for Option<String> {
+    fn written(&self) -> Option<String> {
+        self.as_ref().map(|v| format!("{v:?}"))
+    }
+}
+impl Written for Option<bool> {
+    fn written(&self) -> Option<String> {
+        self.map(|v| v.to_string())
+    }
+}
+impl Written for Option<Vec<f64>> {
+    fn written(&self) -> Option<String> {
+        self.as_deref().map(crate::text::g6_list)
+    }
+}
+impl<T: RawTable> Written for Option<T> {
+    fn written(&self) -> Option<String> {
+        None
+    }
+}
+
 /// Marker for raw structs (sub-tables are not numeric slots).
 pub trait RawTable {}
 
@@ -371,6 +412,15 @@ macro_rules! section {
                 use $crate::model::param::AsSlot;
                 match field {
                     $(stringify!($field) => self.$field.as_slot(),)*
+                    _ => None,
+                }
+            }
+
+            /// The value written at `field`, as TOML would show it (None when absent).
+            pub fn written(&self, field: &str) -> Option<String> {
+                use $crate::model::param::Written;
+                match field {
+                    $(stringify!($field) => self.$field.written(),)*
                     _ => None,
                 }
             }
@@ -568,6 +618,8 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(d.pressure_bar, Some(4.0));
+        assert_eq!(d.written("pressure_bar").as_deref(), Some("4"));
+        assert_eq!(d.written("kind"), None);
         assert!(matches!(d.slot("count"), Some(Slot::Int(_))));
         assert!(d.slot("kind").is_none());
         assert!(d.slot("nothing").is_none());

@@ -609,6 +609,17 @@ impl Prepared {
         Ok((raw, set_keys))
     }
 
+    /// Every declared key with the value these overrides give it, and where
+    /// that value was written (for `check --params`).
+    pub fn entries(&self, overrides: &[String]) -> Result<Vec<registry::Entry>, ScenarioError> {
+        let (raw, set_keys) = match self.with_numbers(overrides) {
+            Some(done) => done,
+            None => self.with_document(overrides)?,
+        };
+        let ctx = Ctx { source: &self.source, set_keys: &set_keys };
+        Ok(registry::entries(&raw, |key| ctx.location(key)))
+    }
+
     /// Check up front every value a study can apply, so that `check`
     /// reports what would otherwise fail at some later point or draw: each
     /// key of `[sweep.parameters]`, `[uncertain]` and `[tune.parameters]`

@@ -142,6 +142,99 @@ impl Raw {
     }
 }
 
+impl Raw {
+    /// The value written at a declared key (file or `--set`), None when absent.
+    pub fn written(&self, key: &str) -> Option<String> {
+        let (table, field) = key.rsplit_once('.').unwrap_or(("", key));
+        match table {
+            "" => match field {
+                "name" => self.name.as_ref().map(|v| format!("{v:?}")),
+                "description" => self.description.as_ref().map(|v| format!("{v:?}")),
+                "seed" => self.seed.map(|v| v.to_string()),
+                _ => None,
+            },
+            "solver" => self.solver.written(field),
+            "session" => self.session.written(field),
+            "firmware" => self.firmware.written(field),
+            "sensors" => self.sensors.written(field),
+            "sensors.supply" => self.sensors.supply.as_ref()?.written(field),
+            "sensors.chamber" => self.sensors.chamber.as_ref()?.written(field),
+            "sensors.syringe" => self.sensors.syringe.as_ref()?.written(field),
+            "ambient" => self.ambient.written(field),
+            "supply" => self.supply.written(field),
+            "valve" => self.valve.written(field),
+            "line" => self.line.written(field),
+            "chamber" => self.chamber.written(field),
+            "piston" => self.piston.written(field),
+            "syringe" => self.syringe.written(field),
+            "tubing" => self.tubing.as_ref()?.written(field),
+            "needle" => self.needle.written(field),
+            "fluid" => self.fluid.written(field),
+            "tissue" => self.tissue.written(field),
+            _ => None,
+        }
+    }
+}
+
+/// One key as a scenario sets it: for `check --params`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Entry {
+    /// Dotted key.
+    pub key: String,
+    /// The value written, or the default.
+    pub value: String,
+    /// Human unit ("" for none).
+    pub unit: &'static str,
+    /// Where the value comes from: `file:line:column`, `--set …`, or `default`.
+    pub origin: String,
+}
+
+/// Every declared key (sensor keys expanded, sub-tables left out) with the
+/// value `raw` gives it; `locate` says where a written key was written.
+pub fn entries(raw: &Raw, locate: impl Fn(&str) -> String) -> Vec<Entry> {
+    let mut out = Vec::new();
+    for p in params().filter(|p| !matches!(p.kind, Kind::Table)) {
+        let keys: Vec<String> = if p.key.contains('*') {
+            SENSORS.iter().map(|s| p.key.replace('*', s)).collect()
+        } else {
+            vec![p.key.to_string()]
+        };
+        for key in keys {
+            let mut unit = if p.unit.symbol == "—" { "" } else { p.unit.symbol };
+            let absent_table = (key.starts_with("tubing.") && raw.tubing.is_none())
+                || (key.starts_with("supply.reservoir_")
+                    && raw.supply.reservoir_volume_ml.is_none()
+                    && raw.supply.reservoir_pressure_bar.is_none());
+            let (value, origin) = match raw.written(&key) {
+                Some(v) => (v, locate(&key)),
+                None if absent_table => {
+                    unit = "";
+                    ("(not used: its table or feature is absent)".to_string(), "default".to_string())
+                }
+                None => {
+                    if matches!(p.default, Def::Derived(_) | Def::None(_)) {
+                        unit = "";
+                    }
+                    (default_text(p), "default".to_string())
+                }
+            };
+            out.push(Entry { key, value, unit, origin });
+        }
+    }
+    out
+}
+
+fn default_text(p: &Param) -> String {
+    match p.default {
+        Def::Value(v) => crate::text::g6(v),
+        Def::Int(i) => i.to_string(),
+        Def::Text(t) => format!("{t:?}"),
+        Def::Flag(b) => b.to_string(),
+        Def::Derived(from) => format!("(from {from})"),
+        Def::None(what) => format!("({what})"),
+    }
+}
+
 /// A number as the docs show it.
 fn shown(x: f64) -> String {
     if x == f64::INFINITY {
