@@ -6,6 +6,7 @@
 
 pub mod compare;
 pub mod plot;
+mod raster;
 pub mod tune;
 
 use std::io::Write;

@@ -1,6 +1,7 @@
 //! Plots with plotters, PNG and SVG, using an embedded DejaVu Sans font so
 //! they render on a machine with no system fonts (plotters' `ab_glyph`
-//! backend; its `ttf` feature must stay off).
+//! backend; its `ttf` feature must stay off). PNGs are drawn through
+//! `raster::Raster`, which places glyphs and wide lines correctly.
 
 use std::path::Path;
 use std::sync::Once;
@@ -8,6 +9,7 @@ use std::sync::Once;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
+use super::raster::Raster;
 use super::{tmp_path, write_atomic, ReportError};
 use crate::sim::{ShotRecord, TraceSample};
 
@@ -77,7 +79,7 @@ pub fn render(path: &Path, chart: &impl Chart) -> Result<(), ReportError> {
         _ => {
             let tmp = tmp_path(path);
             {
-                let root = BitMapBackend::new(&tmp, SIZE).into_drawing_area();
+                let root = Raster(BitMapBackend::new(&tmp, SIZE)).into_drawing_area();
                 chart.draw(root.clone()).map_err(fail)?;
                 root.present().map_err(|e| fail(e.to_string()))?;
             }
