@@ -9,7 +9,10 @@ use std::path::{Path, PathBuf};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::plot::{dose_histogram_axes, err, histogram, legend, range, render, Chart, DrawResult, FONT};
+use super::plot::{
+    dose_histogram_axes, err, histogram, item, item_axis, item_label, range, render, Chart, DrawResult, Legend, Mark,
+    Side, FONT,
+};
 use super::{json_bytes, write_atomic, ReportError};
 use crate::scenario::{Scenario, TuneSpec};
 use crate::study::tune::{Evaluation, Metrics, Outcome};
@@ -129,8 +132,8 @@ impl Chart for ConvergenceChart<'_> {
     {
         root.fill(&WHITE).map_err(err)?;
         let h = &self.history[..self.search];
-        let feasible: Vec<(f64, f64)> =
-            h.iter().filter(|e| e.feasible).map(|e| (e.index as f64, e.objective)).collect();
+        let n = h.iter().map(|e| e.index + 1).max().unwrap_or(1);
+        let feasible: Vec<(usize, f64)> = h.iter().filter(|e| e.feasible).map(|e| (e.index, e.objective)).collect();
         let mut best = f64::INFINITY;
         let mut best_cost = f64::INFINITY;
         let mut line = Vec::new();
@@ -140,34 +143,43 @@ impl Chart for ConvergenceChart<'_> {
                 best = e.objective;
             }
             if best_cost < 100.0 {
-                line.push((e.index as f64, best));
+                line.push((e.index, best));
             }
         }
+        let (blue, red) = (RGBColor(31, 119, 180), RGBColor(214, 39, 40));
+        let lg = Legend::new(vec![
+            ("candidate".into(), Mark::Dot(blue.to_rgba(), 3)),
+            ("best so far".into(), Mark::Line(red.to_rgba(), 2)),
+        ]);
         let (lo, hi) = range(feasible.iter().map(|p| p.1).chain(line.iter().map(|p| p.1)), false);
-        let mut c = ChartBuilder::on(&root)
-            .caption(format!("{}: tuning convergence", self.name), (FONT, 22))
-            .margin(15)
+        let mut b = ChartBuilder::on(&root);
+        b.caption(format!("{}: tuning convergence", self.name), (FONT, 22));
+        let mut c = lg
+            .reserve(&mut b, 15)
             .x_label_area_size(45)
-            .y_label_area_size(70)
-            .build_cartesian_2d(0.0..(h.len().max(2) - 1) as f64, lo..hi)
+            .y_label_area_size(80)
+            .build_cartesian_2d(item_axis(n), lo..hi)
             .map_err(err)?;
         c.configure_mesh()
+            .x_label_formatter(&|v| item_label(v, n, |k| k.to_string()))
             .x_desc("evaluation")
             .y_desc("objective (feasible candidates)")
             .label_style((FONT, 14))
             .draw()
             .map_err(err)?;
-        let blue = RGBColor(31, 119, 180);
-        c.draw_series(feasible.iter().map(|p| Circle::new(*p, 3, blue.mix(0.4).filled())))
-            .map_err(err)?
-            .label("candidate")
-            .legend(move |(x, y)| Circle::new((x + 7, y), 3, blue.filled()));
-        let red = RGBColor(214, 39, 40);
-        c.draw_series(LineSeries::new(line, red.stroke_width(2)))
-            .map_err(err)?
-            .label("best so far")
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], red.stroke_width(2)));
-        legend(&mut c)?;
+        c.draw_series(feasible.iter().map(|p| Circle::new((item(p.0), p.1), 3, blue.mix(0.4).filled())))
+            .map_err(err)?;
+        // The best so far holds until the next improvement: a step line.
+        let steps: Vec<(SegmentValue<i32>, f64)> = line
+            .iter()
+            .enumerate()
+            .flat_map(|(k, p)| {
+                let prev = if k > 0 { line[k - 1].1 } else { p.1 };
+                [(item(p.0), prev), (item(p.0), p.1)]
+            })
+            .collect();
+        c.draw_series(LineSeries::new(steps, red.stroke_width(2))).map_err(err)?;
+        lg.draw(&root, &c, 45)?;
         Ok(())
     }
 }
@@ -193,31 +205,41 @@ impl Chart for DosesChart<'_> {
         let hist = |x: &[f64]| histogram(x.iter().map(|d| d * 1e9), lo, w, bins);
         let (hs, hb) = (hist(self.start), hist(self.best));
         let top = hs.iter().chain(&hb).copied().fold(0.0, f64::max).max(1e-9);
-        let mut c =
-            dose_histogram_axes(&root, format!("{}: dose distribution, start against tuned", self.name), lo..hi, top)?;
-        let describe = |x: &[f64]| crate::stats::describe(x);
-        for (h, col, label, x) in
-            [(&hs, RGBColor(127, 127, 127), "start", self.start), (&hb, RGBColor(44, 160, 44), "tuned", self.best)]
-        {
-            let d = describe(x);
+        let arms =
+            [(&hs, RGBColor(127, 127, 127), "start", self.start), (&hb, RGBColor(44, 160, 44), "tuned", self.best)];
+        let mut entries: Vec<(String, Mark)> = arms
+            .iter()
+            .map(|(_, col, label, x)| {
+                let d = crate::stats::describe(x);
+                (format!("{label}: {:.3} µL, CV {:.2} %", d.mean * 1e9, 100.0 * d.cv), Mark::Swatch(col.to_rgba()))
+            })
+            .collect();
+        if self.target.is_some() {
+            entries.push(("target".into(), Mark::Line(RED.to_rgba(), 2)));
+        }
+        let lg = Legend::new(entries);
+        let mut c = dose_histogram_axes(
+            &root,
+            format!("{}: dose distribution, start against tuned", self.name),
+            lo..hi,
+            top,
+            &lg,
+        )?;
+        for (h, col, _, _) in arms {
             c.draw_series(h.iter().enumerate().map(|(i, v)| {
                 let x0 = lo + i as f64 * w;
                 Rectangle::new([(x0, 0.0), (x0 + w, *v)], col.mix(0.45).filled())
             }))
-            .map_err(err)?
-            .label(format!("{label}: {:.3} µL, CV {:.2} %", d.mean * 1e9, 100.0 * d.cv))
-            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 15, y + 5)], col.filled()));
+            .map_err(err)?;
         }
         if let Some(t) = self.target {
             c.draw_series(std::iter::once(PathElement::new(
                 vec![(t * 1e9, 0.0), (t * 1e9, top * 1.1)],
                 RED.stroke_width(2),
             )))
-            .map_err(err)?
-            .label("target")
-            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED.stroke_width(2)));
+            .map_err(err)?;
         }
-        legend(&mut c)?;
+        lg.draw(&root, &c, 45)?;
         Ok(())
     }
 }
@@ -277,9 +299,15 @@ impl Chart for LandscapeChart<'_> {
             cmax = cmin * 1.01 + 1e-12;
         }
         let (root, bar) = root.split_horizontally(SIZE_W - 190);
-        let mut c = ChartBuilder::on(&root)
-            .caption(format!("{}: objective over {} × {}", self.name, short(&keys[i].0), short(&keys[j].0)), (FONT, 22))
-            .margin(15)
+        let lg = Legend::new(vec![
+            ("start".into(), Mark::Ring(BLACK.to_rgba(), 5)),
+            ("tuned".into(), Mark::Cross(RED.to_rgba(), 5)),
+        ])
+        .on(Side::Below);
+        let mut b = ChartBuilder::on(&root);
+        b.caption(format!("{}: objective over {} × {}", self.name, short(&keys[i].0), short(&keys[j].0)), (FONT, 22));
+        let mut c = lg
+            .reserve(&mut b, 15)
             .x_label_area_size(45)
             .y_label_area_size(80)
             .build_cartesian_2d(keys[i].1..keys[i].2, keys[j].1..keys[j].2)
@@ -308,15 +336,9 @@ impl Chart for LandscapeChart<'_> {
             )
         }))
         .map_err(err)?;
-        c.draw_series([Circle::new((start[i], start[j]), 7, WHITE.stroke_width(3))])
-            .map_err(err)?
-            .label("start")
-            .legend(|(x, y)| Circle::new((x + 7, y), 5, BLACK.stroke_width(2)));
-        c.draw_series([Cross::new((best[i], best[j]), 9, RED.stroke_width(3))])
-            .map_err(err)?
-            .label("tuned")
-            .legend(|(x, y)| Cross::new((x + 7, y), 5, RED.stroke_width(2)));
-        legend(&mut c)?;
+        c.draw_series([Circle::new((start[i], start[j]), 7, WHITE.stroke_width(3))]).map_err(err)?;
+        c.draw_series([Cross::new((best[i], best[j]), 9, RED.stroke_width(3))]).map_err(err)?;
+        lg.draw(&root, &c, 45)?;
         // Colour bar.
         let mut cb = ChartBuilder::on(&bar)
             .margin_top(60)
