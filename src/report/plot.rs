@@ -193,6 +193,12 @@ pub(crate) fn item(k: usize) -> SegmentValue<i32> {
     SegmentValue::CenterOf(k as i32)
 }
 
+/// The two edges of item `k` of `n` (a heatmap cell spans them).
+pub(crate) fn item_edges(k: usize, n: usize) -> (SegmentValue<i32>, SegmentValue<i32>) {
+    let end = if k + 1 < n { SegmentValue::Exact(k as i32 + 1) } else { SegmentValue::Last };
+    (SegmentValue::Exact(k as i32), end)
+}
+
 /// The tick label at `v` of an item axis: `name(k)` at the centre of item k,
 /// nothing anywhere else.
 pub(crate) fn item_label(v: &SegmentValue<i32>, n: usize, name: impl Fn(usize) -> String) -> String {
@@ -200,6 +206,32 @@ pub(crate) fn item_label(v: &SegmentValue<i32>, n: usize, name: impl Fn(usize) -
         SegmentValue::CenterOf(k) if *k >= 0 && (*k as usize) < n => name(*k as usize),
         _ => String::new(),
     }
+}
+
+/// Viridis, matplotlib's perceptually uniform colour map (van der Walt and
+/// Smith), at nine evenly spaced stops, from dark purple to yellow.
+const VIRIDIS: [(u8, u8, u8); 9] = [
+    (0x44, 0x01, 0x54),
+    (0x47, 0x2d, 0x7b),
+    (0x3b, 0x52, 0x8b),
+    (0x2c, 0x72, 0x8e),
+    (0x21, 0x91, 0x8c),
+    (0x28, 0xae, 0x80),
+    (0x5e, 0xc9, 0x62),
+    (0xad, 0xdc, 0x30),
+    (0xfd, 0xe7, 0x25),
+];
+
+/// The viridis colour of `f` in [0, 1] (clamped; NaN is the low end),
+/// interpolated between the stops.
+pub(crate) fn viridis(f: f64) -> RGBColor {
+    let f = if f.is_nan() { 0.0 } else { f.clamp(0.0, 1.0) };
+    let x = f * (VIRIDIS.len() - 1) as f64;
+    let k = (x.floor() as usize).min(VIRIDIS.len() - 2);
+    let t = x - k as f64;
+    let (a, b) = (VIRIDIS[k], VIRIDIS[k + 1]);
+    let mix = |p: u8, q: u8| (f64::from(p) + t * (f64::from(q) - f64::from(p))).round() as u8;
+    RGBColor(mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
 }
 
 /// A chart that can draw itself on any plotters backend.
@@ -591,7 +623,8 @@ impl Chart for SweepMeanChart<'_> {
     }
 }
 
-/// Dose CV over two swept keys, as a heatmap.
+/// Dose CV over two swept keys, as a heatmap: one cell per grid point,
+/// labelled at its centre with the swept value, coloured with viridis.
 pub struct SweepCvChart<'a> {
     /// Scenario name.
     pub name: &'a str,
@@ -601,6 +634,19 @@ pub struct SweepCvChart<'a> {
     pub axes: [Vec<f64>; 2],
     /// Point statistics (point order: second key fastest).
     pub points: &'a [crate::study::sweep::PointStats],
+}
+
+/// Grids up to this many cells print each cell's value in it.
+const CELL_TEXT_MAX: usize = 144;
+
+/// Black or white, whichever reads better on `c`.
+fn ink_on(c: RGBColor) -> &'static RGBColor {
+    let y = 0.2126 * f64::from(c.0) + 0.7152 * f64::from(c.1) + 0.0722 * f64::from(c.2);
+    if y > 140.0 {
+        &BLACK
+    } else {
+        &WHITE
+    }
 }
 
 impl Chart for SweepCvChart<'_> {
@@ -613,46 +659,61 @@ impl Chart for SweepCvChart<'_> {
         let cv_max = self.points.iter().map(|q| q.cv).filter(|v| v.is_finite()).fold(0.0, f64::max).max(1e-12);
         let (main, bar) = root.split_horizontally(SIZE.0 as i32 - 140);
         let mut c = ChartBuilder::on(&main)
-            .caption(format!("{}: dose CV (max {:.2} %)", self.name, 100.0 * cv_max), (FONT, 22))
+            .caption(format!("{}: dose CV, % (max {:.2} %)", self.name, 100.0 * cv_max), (FONT, 22))
             .margin(15)
             .x_label_area_size(45)
             .y_label_area_size(70)
-            .build_cartesian_2d(0.0..nx as f64, 0.0..ny as f64)
+            .build_cartesian_2d(item_axis(nx), item_axis(ny))
             .map_err(err)?;
-        let (ax, ay) = (self.axes[0].clone(), self.axes[1].clone());
+        let (ax, ay) = (&self.axes[0], &self.axes[1]);
         c.configure_mesh()
             .disable_mesh()
             .x_desc(self.keys[0].as_str())
             .y_desc(self.keys[1].as_str())
             .x_labels(nx.min(12))
             .y_labels(ny.min(12))
-            .x_label_formatter(&|v| ax.get(*v as usize).map(|x| format!("{x:.3}")).unwrap_or_default())
-            .y_label_formatter(&|v| ay.get(*v as usize).map(|x| format!("{x:.3}")).unwrap_or_default())
-            .label_style((FONT, 13))
+            .x_label_formatter(&|v| item_label(v, nx, |k| g6(ax[k])))
+            .y_label_formatter(&|v| item_label(v, ny, |k| g6(ay[k])))
+            .label_style((FONT, 14))
             .draw()
             .map_err(err)?;
-        let color = |f: f64| HSLColor(0.66 * (1.0 - f.clamp(0.0, 1.0)), 0.8, 0.5);
+        let cell =
+            |q: &crate::study::sweep::PointStats| ((q.point / ny as u64) as usize, (q.point % ny as u64) as usize);
         c.draw_series(self.points.iter().map(|q| {
-            let (i, j) = ((q.point / ny as u64) as f64, (q.point % ny as u64) as f64);
-            Rectangle::new([(i, j), (i + 1.0, j + 1.0)], color(q.cv / cv_max).filled())
+            let (i, j) = cell(q);
+            let ((x0, x1), (y0, y1)) = (item_edges(i, nx), item_edges(j, ny));
+            let fill = if q.cv.is_finite() { viridis(q.cv / cv_max) } else { RGBColor(200, 200, 200) };
+            Rectangle::new([(x0, y0), (x1, y1)], fill.filled())
         }))
         .map_err(err)?;
+        if nx * ny <= CELL_TEXT_MAX {
+            c.draw_series(self.points.iter().filter(|q| q.cv.is_finite()).map(|q| {
+                let (i, j) = cell(q);
+                let style = TextStyle::from((FONT, 14).into_font())
+                    .color(ink_on(viridis(q.cv / cv_max)))
+                    .pos(Pos::new(HPos::Center, VPos::Center));
+                Text::new(format!("{:.1}", 100.0 * q.cv), (item(i), item(j)), style)
+            }))
+            .map_err(err)?;
+        }
         // Colour bar.
         let mut b = ChartBuilder::on(&bar)
             .margin(15)
+            .margin_top(45)
+            .margin_bottom(60)
             .y_label_area_size(60)
             .build_cartesian_2d(0.0..1.0, 0.0..100.0 * cv_max)
             .map_err(err)?;
         b.configure_mesh()
             .disable_mesh()
             .disable_x_axis()
-            .y_desc("CV, %")
-            .label_style((FONT, 13))
+            .y_desc("dose CV, %")
+            .label_style((FONT, 14))
             .draw()
             .map_err(err)?;
         b.draw_series((0..100).map(|k| {
             let f = k as f64 / 100.0;
-            Rectangle::new([(0.0, f * 100.0 * cv_max), (1.0, (f + 0.01) * 100.0 * cv_max)], color(f).filled())
+            Rectangle::new([(0.0, f * 100.0 * cv_max), (1.0, (f + 0.01) * 100.0 * cv_max)], viridis(f + 0.005).filled())
         }))
         .map_err(err)?;
         Ok(())
@@ -857,6 +918,40 @@ mod tests {
     use super::*;
     use plotters::coord::ranged1d::{BoldPoints, Ranged};
 
+    /// CIE L* of an sRGB colour.
+    fn lightness(c: RGBColor) -> f64 {
+        let lin = |v: u8| {
+            let v = f64::from(v) / 255.0;
+            if v <= 0.04045 {
+                v / 12.92
+            } else {
+                ((v + 0.055) / 1.055).powf(2.4)
+            }
+        };
+        let y = 0.2126 * lin(c.0) + 0.7152 * lin(c.1) + 0.0722 * lin(c.2);
+        if y > 216.0 / 24389.0 {
+            116.0 * y.cbrt() - 16.0
+        } else {
+            y * 24389.0 / 27.0
+        }
+    }
+
+    #[test]
+    fn viridis_runs_from_dark_to_light_evenly() {
+        assert_eq!(viridis(0.0), RGBColor(0x44, 0x01, 0x54));
+        assert_eq!(viridis(1.0), RGBColor(0xfd, 0xe7, 0x25));
+        assert_eq!(viridis(f64::NAN), viridis(0.0));
+        assert_eq!(viridis(2.0), viridis(1.0));
+        // Perceptual: lightness rises with the value, in steps of similar size
+        // (the rainbow it replaced went light–dark–light–dark).
+        let l: Vec<f64> = (0..=100).map(|k| lightness(viridis(k as f64 / 100.0))).collect();
+        let steps: Vec<f64> = l.windows(2).map(|w| w[1] - w[0]).collect();
+        assert!(steps.iter().all(|d| *d > 0.0), "{l:?}");
+        let mean = (l[100] - l[0]) / 100.0;
+        assert!(steps.iter().all(|d| *d < 2.5 * mean), "{steps:?}");
+        assert!(l[100] - l[0] > 70.0, "{l:?}");
+    }
+
     #[test]
     fn item_axes_tick_whole_items_at_their_centres() {
         for n in [1usize, 2, 3, 5, 7, 12, 27, 253] {
@@ -869,21 +964,17 @@ mod tests {
                 assert!((0..n as i32).contains(k), "{n} items: tick {k}");
                 assert_eq!(item_label(t, n, |k| format!("#{k}")), format!("#{k}"));
                 // The centre lies midway between the item's edges.
+                let (a, b) = item_edges(*k as usize, n);
                 let px = |v: &SegmentValue<i32>| axis.map(v, (0, 1000));
-                let end = if (*k as usize) + 1 < n { SegmentValue::Exact(k + 1) } else { SegmentValue::Last };
-                assert!(
-                    (2 * px(t) - px(&SegmentValue::Exact(*k)) - px(&end)).abs() <= 2,
-                    "{n} items: item {k} at {}",
-                    px(t)
-                );
+                assert!((2 * px(t) - px(&a) - px(&b)).abs() <= 2, "{n} items: item {k} at {}", px(t));
             }
             // Nothing but a centre gets a label.
             assert_eq!(item_label(&SegmentValue::Exact(0), n, |k| k.to_string()), "");
             assert_eq!(item_label(&SegmentValue::Last, n, |k| k.to_string()), "");
             // The items tile the axis.
             let px = |v: &SegmentValue<i32>| axis.map(v, (0, 1000));
-            assert_eq!(px(&SegmentValue::Exact(0)), 0);
-            assert_eq!(px(&SegmentValue::Last), 1000);
+            assert_eq!(px(&item_edges(0, n).0), 0);
+            assert_eq!(px(&item_edges(n - 1, n).1), 1000);
         }
     }
 
