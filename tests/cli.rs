@@ -80,6 +80,11 @@ fn every_shipped_scenario_runs() {
             assert!(s.get(key).is_some(), "{}: summary lacks {key}", f.display());
         }
         assert!(s["dose_mean_ul"].as_f64().unwrap() > 0.0);
+        // A long session's trace plot shows its first shots, and says so.
+        let shots = s["shots"].as_u64().unwrap();
+        let trace = std::fs::read_to_string(out.join("trace.svg")).unwrap();
+        let window = format!("first 3 of {shots} shots");
+        assert_eq!(trace.contains(&window), shots > 4, "{}: {shots} shots, title {window:?}", f.display());
         let m: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("manifest.json")).unwrap()).unwrap();
         assert!(m["solver_stats"]["steps_total"].as_u64().unwrap() > 0);
         assert!(m["resolved"]["params"]["supply"]["p_set"].as_f64().unwrap() > 1e5, "manifest holds SI values");

@@ -9,7 +9,7 @@ use base64::Engine as _;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::plot::{err, histogram, legend, range, render, Chart, DrawResult, FONT, SIZE};
+use super::plot::{err, histogram, range, render, Chart, DrawResult, Legend, Mark, Side, FONT, SIZE};
 use super::{csv_bytes, json_bytes, write_atomic, ReportError};
 use crate::study::compare::{ArmSummary, Outcome, Study};
 
@@ -114,9 +114,18 @@ impl Chart for StripChart<'_> {
             .collect();
         let (lo, hi) = range(e.iter().flatten().flatten().copied().chain(limits.iter().flat_map(|l| [*l, -*l])), false);
         let width = (nt * (na + 1)) as f64 - 1.0;
-        let mut c = ChartBuilder::on(&root)
-            .caption(format!("{}: dose error by arm and target", self.study.name), (FONT, 22))
-            .margin(15)
+        let lg = Legend::new(
+            self.study
+                .arms
+                .iter()
+                .enumerate()
+                .map(|(a, arm)| (arm.name.clone(), Mark::Swatch(color(a).to_rgba())))
+                .collect(),
+        );
+        let mut b = ChartBuilder::on(&root);
+        b.caption(format!("{}: dose error by arm and target", self.study.name), (FONT, 22));
+        let mut c = lg
+            .reserve(&mut b, 15)
             .x_label_area_size(20)
             .y_label_area_size(70)
             .build_cartesian_2d(-0.5..width + 0.5, lo..hi + 0.08 * (hi - lo))
@@ -162,16 +171,11 @@ impl Chart for StripChart<'_> {
                     PathElement::new(vec![(x - 0.3, med), (x + 0.3, med)], BLACK.stroke_width(3)),
                 ])
                 .map_err(err)?;
-                let s = c
-                    .draw_series(std::iter::once(Rectangle::new([(x - 0.3, q1), (x + 0.3, q3)], col.stroke_width(2))))
+                c.draw_series(std::iter::once(Rectangle::new([(x - 0.3, q1), (x + 0.3, q3)], col.stroke_width(2))))
                     .map_err(err)?;
-                if t == 0 {
-                    s.label(self.study.arms[a].name.clone())
-                        .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 15, y + 5)], col.filled()));
-                }
             }
         }
-        legend(&mut c)?;
+        lg.draw(&root, &c, 20)?;
         Ok(())
     }
 }
@@ -198,14 +202,24 @@ impl Chart for HistogramsChart<'_> {
         let e = errors(self.study, self.out);
         let (na, nt) = (self.study.arms.len(), self.study.targets.len());
         let panels = root.split_evenly((nt, 1));
+        // The legend goes beside the first panel; every panel keeps its room.
+        let lg = Legend::new(
+            self.study
+                .arms
+                .iter()
+                .enumerate()
+                .map(|(a, arm)| (arm.name.clone(), Mark::Swatch(color(a).mix(0.6))))
+                .collect(),
+        )
+        .on(Side::Right);
         for (t, panel) in panels.iter().enumerate() {
             let (lo, hi) = range((0..na).flat_map(|a| e[a][t].iter().copied()), false);
             let bins = 40usize;
             let w = (hi - lo) / bins as f64;
             let counts: Vec<Vec<f64>> = (0..na).map(|a| histogram(e[a][t].iter().copied(), lo, w, bins)).collect();
             let top = counts.iter().flatten().copied().fold(0.0, f64::max).max(1e-9);
-            let mut c = ChartBuilder::on(panel)
-                .margin(8)
+            let mut c = lg
+                .reserve(&mut ChartBuilder::on(panel), 8)
                 .x_label_area_size(35)
                 .y_label_area_size(60)
                 .caption(format!("target {} µL", fmt(self.study.targets_ul[t])), (FONT, 16))
@@ -219,19 +233,14 @@ impl Chart for HistogramsChart<'_> {
                 .map_err(err)?;
             for (a, cs) in counts.iter().enumerate() {
                 let col = color(a);
-                let s = c
-                    .draw_series(cs.iter().enumerate().map(|(i, h)| {
-                        let x0 = lo + i as f64 * w;
-                        Rectangle::new([(x0, 0.0), (x0 + w, *h)], col.mix(0.35).filled())
-                    }))
-                    .map_err(err)?;
-                if t == 0 {
-                    s.label(self.study.arms[a].name.clone())
-                        .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 15, y + 5)], col.mix(0.6).filled()));
-                }
+                c.draw_series(cs.iter().enumerate().map(|(i, h)| {
+                    let x0 = lo + i as f64 * w;
+                    Rectangle::new([(x0, 0.0), (x0 + w, *h)], col.mix(0.35).filled())
+                }))
+                .map_err(err)?;
             }
             if t == 0 {
-                legend(&mut c)?;
+                lg.draw(panel, &c, 35)?;
             }
         }
         Ok(())
@@ -255,6 +264,15 @@ impl Chart for UnitsChart<'_> {
             .map_err(err)?;
         let (na, nt, nu) = (self.study.arms.len(), self.study.targets.len(), self.study.units);
         let panels = root.split_evenly((nt, 1));
+        let lg = Legend::new(
+            self.study
+                .arms
+                .iter()
+                .enumerate()
+                .map(|(a, arm)| (arm.name.clone(), Mark::Dot(color(a).to_rgba(), 4)))
+                .collect(),
+        )
+        .on(Side::Right);
         for (t, panel) in panels.iter().enumerate() {
             let v = self.study.targets[t] * 1e9;
             let rel = |x: f64| 100.0 * (x / v - 1.0);
@@ -266,8 +284,8 @@ impl Chart for UnitsChart<'_> {
                 false,
             );
             let width = (na * (nu + 1)) as f64 - 1.0;
-            let mut c = ChartBuilder::on(panel)
-                .margin(8)
+            let mut c = lg
+                .reserve(&mut ChartBuilder::on(panel), 8)
                 .x_label_area_size(10)
                 .y_label_area_size(60)
                 .caption(format!("target {} µL", fmt(v)), (FONT, 16))
@@ -284,23 +302,17 @@ impl Chart for UnitsChart<'_> {
                 .map_err(err)?;
             for (a, s) in sums.iter().enumerate() {
                 let col = color(a);
-                let series = c
-                    .draw_series(s.unit_mean_ul.iter().zip(&s.unit_sd_ul).enumerate().flat_map(|(u, (m, sd))| {
-                        let x = (a * (nu + 1) + u) as f64;
-                        [
-                            PathElement::new(vec![(x, rel(m - sd)), (x, rel(m + sd))], col.stroke_width(2)).into_dyn(),
-                            Circle::new((x, rel(*m)), 4, col.filled()).into_dyn(),
-                        ]
-                    }))
-                    .map_err(err)?;
-                if t == 0 {
-                    series
-                        .label(self.study.arms[a].name.clone())
-                        .legend(move |(x, y)| Circle::new((x + 7, y), 4, col.filled()));
-                }
+                c.draw_series(s.unit_mean_ul.iter().zip(&s.unit_sd_ul).enumerate().flat_map(|(u, (m, sd))| {
+                    let x = (a * (nu + 1) + u) as f64;
+                    [
+                        PathElement::new(vec![(x, rel(m - sd)), (x, rel(m + sd))], col.stroke_width(2)).into_dyn(),
+                        Circle::new((x, rel(*m)), 4, col.filled()).into_dyn(),
+                    ]
+                }))
+                .map_err(err)?;
             }
             if t == 0 {
-                legend(&mut c)?;
+                lg.draw(panel, &c, 10)?;
             }
         }
         Ok(())

@@ -6,6 +6,7 @@
 
 pub mod compare;
 pub mod plot;
+mod raster;
 pub mod tune;
 
 use std::io::Write;
@@ -499,7 +500,10 @@ pub fn write_run(
             crate::scenario::FirmwareKind::VolumeTarget { .. } => (1e9, "µL"),
             _ => (1.0, "firmware units"),
         };
-        plot::render(&p, &plot::TraceChart { name: &sc.name, samples: &run.trace, fw_scale: scale, fw_unit: unit })?;
+        plot::render(
+            &p,
+            &plot::TraceChart { name: &sc.name, samples: &run.trace, shots, fw_scale: scale, fw_unit: unit },
+        )?;
         written.push(p);
     }
     for name in ["doses.png", "doses.svg"] {
