@@ -40,6 +40,7 @@
 
 pub mod control;
 pub mod model;
+pub mod reference;
 pub mod report;
 pub mod scenario;
 pub mod sim;

@@ -1,15 +1,19 @@
 //! Closed-form validation of the plant elements (`docs/validation.md`:
 //! published cases VC1–VC4, VC13 and internal analytic checks).
 
-use crate::util::{reference, rel};
-use mesobench::model::chamber::Thermal;
+use crate::util::rel;
 use mesobench::model::fluid::{Fluid, Rheology};
-use mesobench::model::gas::{darcy_friction, sanville, Iso6358, DM3_PER_S_BAR, GAMMA, RHO_ANR, R_AIR, T_ANR};
+use mesobench::model::gas::{darcy_friction, sanville, Iso6358, DM3_PER_S_BAR, T_ANR};
 use mesobench::model::hydraulics::Conduit;
 use mesobench::model::syringe::Storage;
 use mesobench::model::tissue::TissueParams;
 use mesobench::model::valve::Actuation;
-use mesobench::sim::Plant;
+use mesobench::reference::{Blowdown, ChokedFill, Poiseuille};
+
+fn blocked_plant(sets: &[&str]) -> mesobench::sim::Plant {
+    crate::util::use_plugin_host();
+    mesobench::reference::blocked_plant(sets).expect("valid scenario")
+}
 use std::f64::consts::PI;
 
 fn water() -> Fluid {
@@ -23,15 +27,15 @@ fn water() -> Fluid {
 
 #[test]
 fn hagen_poiseuille_at_low_reynolds() {
-    let (l, d, mu) = (13e-3, 0.159e-3, 1.0e-3);
-    let c = Conduit::new(l, d, 0.0, &water());
+    let needle = Poiseuille::NEEDLE_30G;
+    let c = needle.conduit();
     for q in [1e-10, 1e-9, 5e-9] {
         let drop = c.drop(q);
         assert!(drop.re < 100.0, "Re {}", drop.re);
-        let hp = 128.0 * mu * l * q / (PI * d.powi(4));
+        let hp = needle.exact_drop(q);
         assert!(rel(drop.dp, hp) < 1e-12, "{} vs {}", drop.dp, hp);
         assert!(rel(drop.slope, hp / q) < 1e-12);
-        assert!(rel(drop.re, 4.0 * 1000.0 * q / (PI * mu * d)) < 1e-12);
+        assert!(rel(drop.re, 4.0 * 1000.0 * q / (PI * 1.0e-3 * needle.diameter)) < 1e-12);
     }
 }
 
@@ -168,66 +172,38 @@ fn conductance_to_effective_area_vc3() {
     assert!(rel(q_iso, q_sv) < 1e-9);
 }
 
-/// A plant whose piston cannot move (the chamber is a fixed volume).
-fn blocked_plant(sets: &[&str]) -> Plant {
-    let mut sc = reference(sets);
-    sc.params.syringe.friction.break_loose = 1e9;
-    sc.params.syringe.friction.glide = 1e9;
-    Plant::new(sc.params)
-}
-
 #[test]
 fn isentropic_tank_blowdown() {
-    // A closed adiabatic chamber vents through the exhaust, choked while
-    // p/p_atm > 1/b: p(t) = p_i·[1 + (γ−1)/2·(A_e·σ·√(R·T_i)/V)·t]^(−2γ/(γ−1))
-    // (closed-form adiabatic tank discharge), with A_e·σ from the ISO 6358 choked flow.
-    let mut plant =
-        blocked_plant(&["chamber.thermal=\"energy\"", "chamber.wall_h_w_per_m2k=0", "valve.exhaust_b=0.5283"]);
-    let (p_i, t_i) = (6e5, 293.15);
-    plant.state.p_c = p_i;
-    plant.state.t_c = t_i;
-    let v = plant.params.chamber.dead_volume;
-    let c = plant.params.valve.exhaust.c;
-    // ṁ = C·ρ0·p·√(T0/T) = A_e·σ·p/√(R·T)  ⇒  A_e·σ = C·ρ0·√(T0·R).
-    let ae_sigma = c * RHO_ANR * (T_ANR * R_AIR).sqrt();
-    let k = (GAMMA - 1.0) / 2.0 * ae_sigma * (R_AIR * t_i).sqrt() / v;
+    // A closed adiabatic chamber vents through a choked exhaust; the exact
+    // pressure and temperature are in mesobench::reference::Blowdown.
+    let mut ref_ = Blowdown::new().expect("valid");
     let dt = 2e-6;
-    let p_atm = plant.params.p_atm;
+    let end = ref_.end_pressure();
     let mut worst: f64 = 0.0;
     let mut n = 0;
-    while plant.state.p_c > p_atm / 0.5283 * 1.05 {
-        plant.step(false, dt).unwrap();
-        let t = plant.state.t;
-        let exact = p_i * (1.0 + k * t).powf(-2.0 * GAMMA / (GAMMA - 1.0));
-        worst = worst.max(rel(plant.state.p_c, exact));
+    while ref_.plant.state.p_c > end {
+        ref_.plant.step(false, dt).unwrap();
+        worst = worst.max(rel(ref_.plant.state.p_c, ref_.exact_pressure(ref_.plant.state.t)));
         n += 1;
     }
     assert!(n > 1000, "blowdown too short to test: {n} steps");
     assert!(worst < 2e-3, "worst relative error {worst}");
     // The gas cooled isentropically: T/T_i = (p/p_i)^((γ−1)/γ).
-    let t_exact = t_i * (plant.state.p_c / p_i).powf((GAMMA - 1.0) / GAMMA);
-    assert!(rel(plant.state.t_c, t_exact) < 2e-3, "{} vs {t_exact}", plant.state.t_c);
+    let t_exact = ref_.exact_temperature(ref_.plant.state.p_c);
+    assert!(rel(ref_.plant.state.t_c, t_exact) < 2e-3, "{} vs {t_exact}", ref_.plant.state.t_c);
 }
 
 #[test]
 fn choked_fill_is_a_linear_ramp() {
-    // Polytropic chamber, constant supply, valve open: while choked,
-    // dp/dt = α_in·R·T_s·C·ρ0·p_s/V [D].
-    let mut plant = blocked_plant(&[
-        "valve.model=\"catalogue\"",
-        "valve.response_on_ms=0.05",
-        "supply.regulator_tau_ms=0",
-        "supply.droop_bar_per_100lpm=0",
-        "valve.b=0.5",
-    ]);
-    let p = &plant.params;
-    let p_s = p.supply.p_set;
-    let Thermal::Polytropic { alpha_in, .. } = p.chamber.thermal else { panic!("polytropic") };
-    let slope = alpha_in * R_AIR * p.supply.temperature * p.valve.inlet.c * RHO_ANR * p_s / p.chamber.dead_volume;
-    let b = p.valve.inlet.b;
+    // Polytropic chamber, constant supply, valve open: a linear ramp while
+    // choked (mesobench::reference::ChokedFill).
+    let mut ref_ = ChokedFill::new().expect("valid");
+    let slope = ref_.exact_slope();
+    let end = ref_.end_pressure();
     let dt = 1e-6;
     let mut samples = Vec::new();
-    while plant.state.p_c < 0.95 * b * p_s {
+    let plant = &mut ref_.plant;
+    while plant.state.p_c < end {
         plant.step(true, dt).unwrap();
         if plant.state.valve.opening >= 1.0 && plant.state.p_c > 1.05 * plant.params.p_atm {
             samples.push((plant.state.t, plant.state.p_c));
