@@ -11,6 +11,7 @@ mod regression;
 mod sensitivity;
 mod snapshots;
 mod statistics;
+mod stepping;
 mod sweep;
 mod trends;
 mod tune;

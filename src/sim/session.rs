@@ -239,6 +239,16 @@ pub fn run_session_with<O: Observer + ?Sized>(
     fw.controller.reset()?;
     let mut queue: std::collections::VecDeque<FwOutput> = std::collections::VecDeque::with_capacity(fw.delay_ticks + 1);
     let mut applied = FwOutput::default();
+    // The firmware's last (validated) output, the ticks it promised to hold
+    // it for, the trigger level it saw, and the ticks skipped since.
+    let mut out = FwOutput::default();
+    let mut steady = 0u64;
+    let mut fw_level = 0u32;
+    let mut skipped = 0u64;
+    let mut last_command = FwOutput::default();
+    let mut commanded = false;
+    let reads = fw.controller.reads();
+    fw.sensors.read_only(reads.pressures);
     // Trigger: raw level, debounced level, ticks the raw level has differed from the debounced one.
     let mut debounced = 0u32;
     let mut pending = 0u64;
@@ -286,30 +296,47 @@ pub fn run_session_with<O: Observer + ?Sized>(
             } else {
                 pending = 0;
             }
-            // Firmware tick: sample, compute, delay, apply.
-            fw.sensors.sample(tick_no);
-            let [p_supply, p_chamber, p_syringe] = fw.sensors.pressures();
-            let input = FwInput {
-                t: t_tick,
-                tick_period: tick,
-                tick: tick_no,
-                shot: edges.saturating_sub(1),
-                trigger: debounced,
-                t_since_trigger: t_tick - t_edge,
-                p_supply,
-                p_chamber,
-                p_syringe,
-                plunger: fw.sensors.encoder(plant.state.z),
-                syringe_area: area,
-            };
-            let mut out = FwOutput::default();
-            fw.controller.step(&input, &mut out)?;
-            out.validate().map_err(|message| FirmwareError::Step {
-                name: fw.controller.name(),
-                t_ms: t_tick * 1e3,
-                tick: tick_no,
-                message,
-            })?;
+            // Firmware tick: sample, compute, delay, apply. Inside a window
+            // where the firmware promised the same output whatever it reads
+            // (and with the trigger level it saw), its last output stands in
+            // for the call: nothing is sampled, built or validated.
+            if steady > 0 && debounced == fw_level {
+                steady -= 1;
+                skipped += 1;
+                if fw.sensors.any_read() {
+                    fw.sensors.sample(tick_no);
+                }
+            } else {
+                if skipped > 0 {
+                    fw.controller.skip(skipped);
+                    skipped = 0;
+                }
+                fw.sensors.sample(tick_no);
+                let [p_supply, p_chamber, p_syringe] = fw.sensors.pressures();
+                let input = FwInput {
+                    t: t_tick,
+                    tick_period: tick,
+                    tick: tick_no,
+                    shot: edges.saturating_sub(1),
+                    trigger: debounced,
+                    t_since_trigger: t_tick - t_edge,
+                    p_supply,
+                    p_chamber,
+                    p_syringe,
+                    plunger: if reads.plunger { fw.sensors.encoder(plant.state.z) } else { f64::NAN },
+                    syringe_area: area,
+                };
+                out = FwOutput::default();
+                fw.controller.step(&input, &mut out)?;
+                out.validate().map_err(|message| FirmwareError::Step {
+                    name: fw.controller.name(),
+                    t_ms: t_tick * 1e3,
+                    tick: tick_no,
+                    message,
+                })?;
+                steady = fw.controller.steady_ticks();
+                fw_level = debounced;
+            }
             if fw.delay_ticks == 0 {
                 applied = out;
             } else {
@@ -318,7 +345,12 @@ pub fn run_session_with<O: Observer + ?Sized>(
                     applied = queue.pop_front().expect("non-empty");
                 }
             }
-            fw.driver.command(&applied, t_tick);
+            // The driver depends on its command and, on a change of mode, the time.
+            if !commanded || !applied.same_drive(&last_command) {
+                fw.driver.command(&applied, t_tick);
+                last_command = applied;
+                commanded = true;
+            }
             let active = fw.driver.active();
             if active && !was_active && t_rise.is_nan() {
                 t_rise = k as f64 * tick;
