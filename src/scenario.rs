@@ -180,7 +180,7 @@ pub struct RawSweep {
     pub parameters: Option<toml::Table>,
 }
 
-raw_section!(/** `[solver]` */ RawSolver { step_us: f64, trace_interval_us: f64, max_tail_ms: f64 });
+raw_section!(/** `[solver]` */ RawSolver { step_us: f64, trace_interval_us: f64, max_tail_ms: f64, mode: String });
 raw_section!(/** `[firmware]` */ RawFirmware {
     kind: String, tick_hz: f64, open_time_ms: f64, compute_delay_ticks: i64, timer_hz: f64, pre_pressurise_ms: f64,
     drive: String, pwm_duty: f64, pwm_period_ms: f64, peak_ms: f64, hold_duty: f64,
@@ -1063,6 +1063,10 @@ impl Scenario {
         let step = c.num(r.step_us, 50.0, "solver.step_us", 0.1, 200.0, "µs")? * 1e-6;
         let trace_interval = c.num(r.trace_interval_us, 50.0, "solver.trace_interval_us", 1.0, 1e6, "µs")? * 1e-6;
         let max_tail = c.num(r.max_tail_ms, 300.0, "solver.max_tail_ms", 1.0, 10_000.0, "ms")? * 1e-3;
+        let mode = match c.choice(&r.mode, "fixed", "solver.mode", &["fixed", "adaptive"])? {
+            "adaptive" => crate::sim::SolverMode::Adaptive,
+            _ => crate::sim::SolverMode::Fixed,
+        };
         let f = &raw.firmware;
         let kind = c
             .choice(&f.kind, "open_loop", "firmware.kind", &["open_loop", "pressure_pid", "volume_target", "plugin"])?
@@ -1493,7 +1497,7 @@ impl Scenario {
             description: raw.description.unwrap_or_default(),
             seed,
             params,
-            solver: SolverSettings { step, tick, trace_interval, max_tail },
+            solver: SolverSettings { step, tick, trace_interval, max_tail, mode },
             firmware: firmware_spec(&raw.firmware, &raw.sensors, c, &kind, open_time, period, proportional)?,
             session: SessionSettings { shots, period },
         })
