@@ -20,7 +20,7 @@
 //! implicit solve, in the plant), and a moving armature limits the step to
 //! its explicit stability limit.
 
-use super::plant::{Plant, PlantState, Snapshot};
+use super::plant::{Plant, PlantState};
 use crate::model::valve::Actuation;
 
 /// Relative tolerance on the local error of a step.
@@ -33,39 +33,94 @@ pub const MAX_LEVEL: u32 = 8;
 /// Scratch space and step-size memory of the adaptive stepper.
 #[derive(Debug)]
 pub struct Adaptive {
-    start: Snapshot,
-    full: Snapshot,
+    start: PlantState,
+    full: Compared,
     /// Level (step h₀·2^level) to try next.
     pub level: u32,
     /// Volume scale of the dose error, m³.
     pub volume_scale: f64,
 }
 
+/// The states the error estimate compares, from the whole step.
+#[derive(Debug, Default)]
+struct Compared {
+    scalars: [f64; 9],
+    line_p: Vec<f64>,
+    delivered: Vec<f64>,
+    leaked: Vec<f64>,
+}
+
+impl Compared {
+    fn set(&mut self, s: &PlantState) {
+        self.scalars = scalars(s);
+        self.line_p.clone_from(&s.line_p);
+        self.delivered.clone_from(&s.delivered);
+        self.leaked.clone_from(&s.leaked);
+    }
+}
+
+/// Pressures (absolute, against their level), then the rest.
+fn scalars(s: &PlantState) -> [f64; 9] {
+    [s.p_c, s.p_reg, s.p_res, s.p_s, s.p_hub, s.t_c, s.expelled, s.valve.opening, s.valve.current]
+}
+
 impl Adaptive {
     /// A stepper for `plant`.
     pub fn new(plant: &Plant) -> Adaptive {
-        Adaptive { start: Snapshot::of(plant), full: Snapshot::of(plant), level: 0, volume_scale: 1e-9 }
+        Adaptive { start: plant.state.clone(), full: Compared::default(), level: 0, volume_scale: 1e-9 }
     }
 
     /// Save the state before a trial step.
     pub fn save_start(&mut self, plant: &Plant) {
-        plant.save(&mut self.start);
+        plant.save_state(&mut self.start);
     }
-    /// Keep the result of the whole step.
+    /// Keep what the error estimate needs of the whole step.
     pub fn save_full(&mut self, plant: &Plant) {
-        plant.save(&mut self.full);
+        self.full.set(&plant.state);
     }
     /// Back to the state before the trial step.
     pub fn restore_start(&self, plant: &mut Plant) {
-        plant.restore(&self.start);
+        plant.restore_state(&self.start);
     }
-    /// The whole step's state.
-    pub fn full(&self) -> &PlantState {
-        &self.full.state
-    }
-    /// The state before the trial step.
-    pub fn start(&self) -> &PlantState {
-        &self.start.state
+
+    /// The weighed local error of the plant's state (two half steps)
+    /// against the whole step's: 1 is the tolerance.
+    pub fn error(&self, plant: &Plant) -> f64 {
+        let p = &plant.params;
+        let b = &plant.state;
+        let tol = TOLERANCE;
+        let rel = |x: f64, y: f64, scale: f64| (x - y).abs() / (tol * scale);
+        let a = &self.full.scalars;
+        let bs = scalars(b);
+        // Pressures against their absolute level (the gauge level of a
+        // vented chamber would make an atmosphere's rounding count).
+        let mut e: f64 = 0.0;
+        for k in 0..5 {
+            e = e.max(rel(a[k], bs[k], bs[k].abs().max(p.p_atm)));
+        }
+        for (x, y) in self.full.line_p.iter().zip(&b.line_p) {
+            e = e.max(rel(*x, *y, y.abs().max(p.p_atm)));
+        }
+        e = e.max(rel(a[5], bs[5], bs[5]));
+        // Volumes against the dose scale.
+        e = e.max(rel(a[6], bs[6], self.volume_scale));
+        for (x, y) in self.full.delivered.iter().zip(&b.delivered) {
+            e = e.max(rel(*x, *y, self.volume_scale));
+        }
+        for (x, y) in self.full.leaked.iter().zip(&b.leaked) {
+            e = e.max(rel(*x, *y, self.volume_scale));
+        }
+        // The valve: its opening, and the coil current against its full value.
+        e = e.max(rel(a[7], bs[7], 1.0));
+        if let Actuation::Coil(c) = &p.valve.actuation {
+            let i_full = c.voltage / c.resistance();
+            e = e.max(rel(a[8], bs[8], i_full));
+        }
+        if e.is_nan() {
+            f64::INFINITY
+        } else {
+            e
+        }
     }
 }
 
@@ -89,43 +144,6 @@ pub fn mode(plant: &Plant) -> u64 {
         m |= ((*q > 0.0) as u64) << (33 + k);
     }
     m
-}
-
-/// The weighed local error of the two-half-step state `b` against the whole step `a`: 1 is the tolerance.
-pub fn error(plant: &Plant, a: &PlantState, b: &PlantState, volume_scale: f64) -> f64 {
-    let p = &plant.params;
-    let tol = TOLERANCE;
-    let rel = |x: f64, y: f64, scale: f64| (x - y).abs() / (tol * scale);
-    // Pressures against their absolute level (the gauge level of a vented
-    // chamber would make an atmosphere's rounding count).
-    let mut e = rel(a.p_c, b.p_c, b.p_c.abs().max(p.p_atm));
-    e = e.max(rel(a.p_reg, b.p_reg, b.p_reg.abs().max(p.p_atm)));
-    e = e.max(rel(a.p_res, b.p_res, b.p_res.abs().max(p.p_atm)));
-    for (x, y) in a.line_p.iter().zip(&b.line_p) {
-        e = e.max(rel(*x, *y, y.abs().max(p.p_atm)));
-    }
-    e = e.max(rel(a.t_c, b.t_c, b.t_c));
-    e = e.max(rel(a.p_s, b.p_s, b.p_s.abs().max(p.p_atm)));
-    e = e.max(rel(a.p_hub, b.p_hub, b.p_hub.abs().max(p.p_atm)));
-    // Volumes against the dose scale.
-    e = e.max(rel(a.expelled, b.expelled, volume_scale));
-    for (x, y) in a.delivered.iter().zip(&b.delivered) {
-        e = e.max(rel(*x, *y, volume_scale));
-    }
-    for (x, y) in a.leaked.iter().zip(&b.leaked) {
-        e = e.max(rel(*x, *y, volume_scale));
-    }
-    // The valve: its opening, and the coil current against its full value.
-    e = e.max(rel(a.valve.opening, b.valve.opening, 1.0));
-    if let Actuation::Coil(c) = &p.valve.actuation {
-        let i_full = c.voltage / c.resistance();
-        e = e.max(rel(a.valve.current, b.valve.current, i_full));
-    }
-    if e.is_nan() {
-        f64::INFINITY
-    } else {
-        e
-    }
 }
 
 /// The largest level whose step the plant's explicit parts allow now: a

@@ -434,6 +434,18 @@ impl Plant {
         copy_signals(&mut self.signals, &from.signals);
     }
 
+    /// Copy the state alone into `to`: the signals are outputs of a step,
+    /// which the next step rewrites.
+    pub fn save_state(&self, to: &mut PlantState) {
+        copy_state(to, &self.state);
+    }
+
+    /// Return to a state saved with [`Plant::save_state`] (the signals stay
+    /// those of the last step until the next one).
+    pub fn restore_state(&mut self, from: &PlantState) {
+        copy_state(&mut self.state, from);
+    }
+
     fn step_valve(&mut self, drive: f64, dt: f64) {
         let dp = self.state.p_reg - self.valve_outlet_pressure();
         self.params.valve.advance(&mut self.state.valve, drive, dp, dt);

@@ -566,11 +566,7 @@ fn adaptive_window<O: Observer + ?Sized>(
             let c2 = step(plant, &fw.driver, m + half, half);
             let mode_end = adaptive::mode(plant);
             let same_mode = mode0 == mode_full && mode0 == mode_mid && mode0 == mode_end;
-            let err = if same_mode {
-                adaptive::error(plant, ad.full(), &plant.state, ad.volume_scale)
-            } else {
-                f64::INFINITY
-            };
+            let err = if same_mode { ad.error(plant) } else { f64::INFINITY };
             if err <= 1.0 {
                 ad.level = if err < 0.25 { level + 1 } else { level };
                 break (len, 0.5 * (c1 + c2));
