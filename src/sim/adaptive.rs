@@ -27,6 +27,8 @@ use crate::model::valve::Actuation;
 pub const TOLERANCE: f64 = 1e-3;
 /// The smallest step is the fixed mode's step over this.
 pub const MIN_STEP_DIVISOR: u64 = 4;
+/// Pressure scale of the reservoir's sag per step, Pa.
+pub const RESERVOIR_SCALE: f64 = 1e3;
 /// Largest step: h₀·2^MAX_LEVEL.
 pub const MAX_LEVEL: u32 = 8;
 
@@ -95,9 +97,12 @@ impl Adaptive {
         // Pressures against their absolute level (the gauge level of a
         // vented chamber would make an atmosphere's rounding count).
         let mut e: f64 = 0.0;
-        for k in 0..5 {
+        for k in [0, 1, 3, 4] {
             e = e.max(rel(a[k], bs[k], bs[k].abs().max(p.p_atm)));
         }
+        // A finite reservoir's sag sets the late doses of a session: its
+        // drop is weighed against RESERVOIR_SCALE, not its level.
+        e = e.max(rel(a[2], bs[2], RESERVOIR_SCALE));
         for (x, y) in self.full.line_p.iter().zip(&b.line_p) {
             e = e.max(rel(*x, *y, y.abs().max(p.p_atm)));
         }
