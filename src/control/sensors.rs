@@ -103,9 +103,9 @@ impl Sensors {
                 *d = if tau > 0.0 { (-h / tau).exp() } else { 0.0 };
             }
         }
-        for k in 0..3 {
-            if self.read[k] {
-                self.lag[k] = truth[k] + (self.lag[k] - truth[k]) * self.decay[k];
+        for (((lag, t), d), read) in self.lag.iter_mut().zip(truth).zip(self.decay).zip(self.read) {
+            if read {
+                *lag = t + (*lag - t) * d;
             }
         }
     }
