@@ -61,9 +61,44 @@ fn manual_shot(c: &mut Criterion) {
     });
 }
 
+/// One shot (the first of its session) of every shipped scenario, in the
+/// fixed-step reference mode and in the adaptive mode. Instruction counts,
+/// which do not depend on the machine's load, are measured with
+/// `examples/profile_scenario.rs` under valgrind (docs/numerics.md, *Speed*).
+fn shipped_shots(c: &mut Criterion) {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut group = c.benchmark_group("shot");
+    for name in SHIPPED {
+        let source = Source::from_path(&root.join(format!("scenarios/{name}.toml"))).expect("shipped scenario");
+        for mode in ["fixed", "adaptive"] {
+            let sets = vec!["session.shots=1".to_string(), format!("solver.mode=\"{mode}\"")];
+            let sc = scenario::load(&source, &sets, name).expect("shipped scenario is valid");
+            let run = mesobench::simulate(&sc, false).expect("runs");
+            eprintln!("{name} ({mode}): {} plant steps, {:.4} µL", run.result.steps, run.result.shots[0].dose * 1e9);
+            group.bench_function(format!("{name}/{mode}"), |b| {
+                b.iter(|| mesobench::simulate(std::hint::black_box(&sc), false).expect("runs"))
+            });
+        }
+    }
+    group.finish();
+}
+
+/// The shipped scenarios of one gun each (the studies' sessions and the C
+/// plugin's are the reference gun's, benched above).
+const SHIPPED: [&str; 8] = [
+    "reference",
+    "subcutaneous",
+    "skin_booster_ha",
+    "nappage_9hz",
+    "stamp_5_needle",
+    "console_valve_long_hose",
+    "closed_loop_pressure",
+    "volume_target",
+];
+
 criterion_group! {
     name = benches;
     config = { mesobench::report::plot::register_fonts(); Criterion::default() };
-    targets = reference_shot, manual_shot
+    targets = reference_shot, manual_shot, shipped_shots
 }
 criterion_main!(benches);

@@ -12,6 +12,7 @@ mod regression;
 mod sensitivity;
 mod snapshots;
 mod statistics;
+mod stepping;
 mod sweep;
 mod trends;
 mod tune;

@@ -2,7 +2,7 @@
 //! session logic they share (trigger → optional pre-pressurise → shot →
 //! vent → dwell).
 
-use super::{mode, Controller, FirmwareError, FwInput, FwOutput};
+use super::{mode, Controller, FirmwareError, FwInput, FwOutput, Reads};
 
 /// How the valve coil is driven while the valve should be open.
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
@@ -80,6 +80,22 @@ impl Sequencer {
             Some(_) => Phase::After,
         }
     }
+    /// Further ticks (with the trigger level unchanged) that stay in the
+    /// phase of the last tick.
+    fn steady(&self, pre_ticks: u64, open_ticks: u64) -> u64 {
+        match self.ticks_since_edge {
+            None => u64::MAX,
+            Some(k) if k < pre_ticks => pre_ticks - 1 - k,
+            Some(k) if k < pre_ticks + open_ticks => pre_ticks + open_ticks - 1 - k,
+            Some(_) => u64::MAX,
+        }
+    }
+    /// `ticks` ticks passed with the trigger level unchanged.
+    fn skip(&mut self, ticks: u64) {
+        if let Some(k) = self.ticks_since_edge.as_mut() {
+            *k = k.saturating_add(ticks);
+        }
+    }
     /// True on the tick of a rising edge.
     fn edge(&self) -> bool {
         self.ticks_since_edge == Some(0)
@@ -147,6 +163,19 @@ impl Controller for OpenLoop {
         out.idle = (phase == Phase::Idle || phase == Phase::After) as u32;
         out.sig_command = (phase == Phase::Open) as u32 as f64;
         Ok(())
+    }
+    fn reads(&self) -> Reads {
+        Reads::NONE
+    }
+    fn steady_ticks(&self) -> u64 {
+        // The output is a function of the phase alone.
+        if self.ticks.tick == 0.0 {
+            return 0;
+        }
+        self.seq.steady(self.ticks.pre, self.ticks.open)
+    }
+    fn skip(&mut self, ticks: u64) {
+        self.seq.skip(ticks);
     }
 }
 
@@ -301,6 +330,14 @@ impl Controller for PressurePid {
         out.sig_integrator = self.pid.integrator();
         Ok(())
     }
+    fn reads(&self) -> Reads {
+        let mut pressures = [false; 3];
+        pressures[match self.measured {
+            Measured::Supply => 0,
+            Measured::Chamber => 1,
+        }] = true;
+        Reads { pressures, plunger: false }
+    }
 }
 
 /// Volume target: open on the trigger, close when the volume measured by the
@@ -398,5 +435,8 @@ impl Controller for VolumeTarget {
         out.sig_command = self.open as u32 as f64;
         out.sig_integrator = self.lead;
         Ok(())
+    }
+    fn reads(&self) -> Reads {
+        Reads { pressures: [false; 3], plunger: true }
     }
 }

@@ -108,6 +108,15 @@ impl Default for FwOutput {
 }
 
 impl FwOutput {
+    /// The same valve drive (mode, duty, PWM period, peak time), bit for bit.
+    pub fn same_drive(&self, other: &FwOutput) -> bool {
+        let f = |a: f64, b: f64| a.to_bits() == b.to_bits();
+        self.valve_mode == other.valve_mode
+            && f(self.duty, other.duty)
+            && f(self.pwm_period, other.pwm_period)
+            && f(self.peak_time, other.peak_time)
+    }
+
     /// Check a command for values the driver cannot apply.
     pub fn validate(&self) -> Result<(), String> {
         for (name, v) in [("duty", self.duty), ("pwm_period", self.pwm_period), ("peak_time", self.peak_time)] {
@@ -184,4 +193,38 @@ pub trait Controller {
     fn reset(&mut self) -> Result<(), FirmwareError>;
     /// One tick: read `input`, write `output`.
     fn step(&mut self, input: &FwInput, output: &mut FwOutput) -> Result<(), FirmwareError>;
+    /// Which inputs [`Controller::step`] reads besides the trigger and the
+    /// clock, so the host samples only those sensors (everything, unless
+    /// the firmware says otherwise).
+    fn reads(&self) -> Reads {
+        Reads::ALL
+    }
+    /// Ticks after the last [`Controller::step`] over which the firmware
+    /// promises the same output, bit for bit, whatever its inputs, as long as
+    /// the debounced trigger level stays as it was: the host may skip that
+    /// many calls and tell it with [`Controller::skip`]. 0 (the default):
+    /// call every tick.
+    fn steady_ticks(&self) -> u64 {
+        0
+    }
+    /// The host skipped `ticks` ticks inside the window [`Controller::steady_ticks`] promised.
+    fn skip(&mut self, ticks: u64) {
+        let _ = ticks;
+    }
+}
+
+/// The inputs a firmware reads (besides the trigger and the clock).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reads {
+    /// The supply, chamber and syringe pressure sensors.
+    pub pressures: [bool; 3],
+    /// The plunger encoder.
+    pub plunger: bool,
+}
+
+impl Reads {
+    /// Every sensor.
+    pub const ALL: Reads = Reads { pressures: [true; 3], plunger: true };
+    /// No sensor: the trigger and the clock only.
+    pub const NONE: Reads = Reads { pressures: [false; 3], plunger: false };
 }

@@ -53,6 +53,7 @@ pub struct Sensors {
     step: f64,
     next: [u64; 3],
     rng: [ChaCha8Rng; 3],
+    read: [bool; 3],
 }
 
 fn stream(seed: u64, id: u64) -> ChaCha8Rng {
@@ -72,7 +73,20 @@ impl Sensors {
             step: -1.0,
             next: [0; 3],
             rng: [stream(seed, 1), stream(seed, 2), stream(seed, 3)],
+            read: [true; 3],
         }
+    }
+
+    /// Model only the pressure sensors the firmware reads (supply, chamber,
+    /// syringe); the others are neither filtered nor sampled. Each sensor
+    /// draws its noise from its own stream, so this changes no reading.
+    pub fn read_only(&mut self, read: [bool; 3]) {
+        self.read = read;
+    }
+
+    /// True when the firmware reads some pressure sensor.
+    pub fn any_read(&self) -> bool {
+        self.read.iter().any(|&r| r)
     }
 
     fn specs(&self) -> [&PressureSensorSpec; 3] {
@@ -89,8 +103,10 @@ impl Sensors {
                 *d = if tau > 0.0 { (-h / tau).exp() } else { 0.0 };
             }
         }
-        for ((lag, t), d) in self.lag.iter_mut().zip(truth).zip(self.decay) {
-            *lag = t + (*lag - t) * d;
+        for (((lag, t), d), read) in self.lag.iter_mut().zip(truth).zip(self.decay).zip(self.read) {
+            if read {
+                *lag = t + (*lag - t) * d;
+            }
         }
     }
 
@@ -107,7 +123,7 @@ impl Sensors {
                 1 => &self.spec.chamber,
                 _ => &self.spec.syringe,
             };
-            if tick < self.next[k] {
+            if !self.read[k] || tick < self.next[k] {
                 continue;
             }
             self.next[k] = tick + s.sample_ticks.max(1);

@@ -526,6 +526,10 @@ impl Scenario {
         let step = r.real(&RawSolver::STEP, sv.step_us).map_err(loc)?;
         let trace_interval = r.real(&RawSolver::TRACE_INTERVAL, sv.trace_interval_us).map_err(loc)?;
         let max_tail = r.real(&RawSolver::MAX_TAIL, sv.max_tail_ms).map_err(loc)?;
+        let mode = match r.choice(&RawSolver::MODE, &sv.mode).map_err(loc)? {
+            "adaptive" => crate::sim::SolverMode::Adaptive,
+            _ => crate::sim::SolverMode::Fixed,
+        };
         let f = &raw.firmware;
         let kind = r.choice(&F::KIND, &f.kind).map_err(loc)?.to_string();
         let tick = 1.0 / r.real(&F::TICK, f.tick_hz).map_err(loc)?;
@@ -564,7 +568,7 @@ impl Scenario {
             description: raw.description.unwrap_or_default(),
             seed,
             params,
-            solver: SolverSettings { step, tick, trace_interval, max_tail },
+            solver: SolverSettings { step, tick, trace_interval, max_tail, mode },
             firmware: FirmwareSpec::from_raw(
                 &raw.firmware,
                 &raw.sensors,

@@ -1,6 +1,6 @@
 //! The solver's and session's scenario tables (`[solver]`, `[session]`).
 
-use crate::model::param::{int, real, section, units::*};
+use crate::model::param::{choice, int, real, section, units::*};
 
 section! {
     /// `[solver]`: the plant's time stepping.
@@ -11,6 +11,9 @@ section! {
         trace_interval_us: f64 as TRACE_INTERVAL = real(US, 50.0, 1.0, 1e6).src("a setting: one sample per default step"),
         /// How long the last shot may run on after the valve closes.
         max_tail_ms: f64 as MAX_TAIL = real(MS, 300.0, 1.0, 10_000.0).src("a setting: long enough for the reference shot to settle"),
+        /// Step control: `fixed` (steps of step_us, whole per tick: the reference) or `adaptive` (h/4 to 64·h by step doubling, events located; docs/numerics.md).
+        mode: String as MODE = choice("fixed", &["fixed", "adaptive"])
+            .src("fixed: the converged reference mode; adaptive is opt-in (docs/numerics.md)"),
     }
 }
 

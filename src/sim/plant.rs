@@ -177,6 +177,8 @@ pub struct Plant {
     line: LineScratch,
     steps: u64,
     cache: StepCache,
+    /// Caches of other step lengths (adaptive stepping alternates a few).
+    spare: Vec<StepCache>,
 }
 
 /// Scratch space of the implicit line solve (segments + 1 unknowns: the
@@ -303,6 +305,7 @@ impl Plant {
             line: LineScratch::new(segs),
             steps: 0,
             cache: StepCache::default(),
+            spare: Vec::new(),
         }
     }
 
@@ -341,6 +344,7 @@ impl Plant {
         }
         self.params = params;
         self.cache = StepCache::default();
+        self.spare.clear();
         self.refresh_storage();
         Ok(())
     }
@@ -371,6 +375,9 @@ impl Plant {
     /// Advance by `dt` seconds without checking the state for non-finite
     /// values; call [`Plant::check`] at least once per firmware tick.
     pub fn advance(&mut self, drive: &Drive, dt: f64) {
+        if self.cache.dt != dt && self.cache.dt != 0.0 {
+            self.swap_cache(dt);
+        }
         self.cache.refresh(&self.params, dt);
         if self.params.supply.proportional && drive.regulator_setpoint.is_finite() {
             self.state.p_set = drive.regulator_setpoint.clamp(self.params.p_atm, self.params.supply.p_set_max);
@@ -391,6 +398,52 @@ impl Plant {
         self.step_liquid(dt, drive.force, drive.force_damping);
         self.state.t += dt;
         self.steps += 1;
+    }
+
+    /// Bring the coefficients of step length `dt` into use, keeping the
+    /// current ones (a bounded set of step lengths: adaptive stepping uses
+    /// powers of two of one step).
+    fn swap_cache(&mut self, dt: f64) {
+        const KEEP: usize = 24;
+        match self.spare.iter().position(|c| c.dt == dt) {
+            Some(i) => std::mem::swap(&mut self.cache, &mut self.spare[i]),
+            None => {
+                let old = std::mem::take(&mut self.cache);
+                if self.spare.len() < KEEP {
+                    self.spare.push(old);
+                } else {
+                    // Reuse the oldest slot's allocations.
+                    self.spare.rotate_left(1);
+                    self.cache = std::mem::replace(&mut self.spare[KEEP - 1], old);
+                    self.cache.dt = 0.0;
+                }
+            }
+        }
+    }
+
+    /// Copy the state and the signals into `to` (reusing its allocations).
+    pub fn save(&self, to: &mut Snapshot) {
+        copy_state(&mut to.state, &self.state);
+        copy_signals(&mut to.signals, &self.signals);
+    }
+
+    /// Return to a state and signals saved with [`Plant::save`] (the step
+    /// count is kept: it counts every step taken).
+    pub fn restore(&mut self, from: &Snapshot) {
+        copy_state(&mut self.state, &from.state);
+        copy_signals(&mut self.signals, &from.signals);
+    }
+
+    /// Copy the state alone into `to`: the signals are outputs of a step,
+    /// which the next step rewrites.
+    pub fn save_state(&self, to: &mut PlantState) {
+        copy_state(to, &self.state);
+    }
+
+    /// Return to a state saved with [`Plant::save_state`] (the signals stay
+    /// those of the last step until the next one).
+    pub fn restore_state(&mut self, from: &PlantState) {
+        copy_state(&mut self.state, from);
     }
 
     fn step_valve(&mut self, drive: f64, dt: f64) {
@@ -774,6 +827,104 @@ impl Plant {
             Actuation::Catalogue(_) => v.opening == 0.0,
         }
     }
+}
+
+/// A saved plant state and its signals ([`Plant::save`]).
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// State.
+    pub state: PlantState,
+    /// Signals of the last step.
+    pub signals: Signals,
+}
+
+impl Snapshot {
+    /// A snapshot of `plant` now.
+    pub fn of(plant: &Plant) -> Snapshot {
+        Snapshot { state: plant.state.clone(), signals: plant.signals.clone() }
+    }
+}
+
+fn copy_state(d: &mut PlantState, s: &PlantState) {
+    let PlantState {
+        t,
+        p_set,
+        p_reg,
+        p_res,
+        valve,
+        line_p,
+        line_w,
+        p_c,
+        t_c,
+        x_p,
+        v_p,
+        stuck,
+        z,
+        w_syr,
+        p_s,
+        q_tube,
+        w_hub,
+        p_hub,
+        q_needle,
+        v_bleb,
+        expelled,
+        delivered,
+        leaked,
+        supply_mass,
+        syringe_empty,
+    } = s;
+    d.t = *t;
+    d.p_set = *p_set;
+    d.p_reg = *p_reg;
+    d.p_res = *p_res;
+    d.valve = *valve;
+    d.line_p.clone_from(line_p);
+    d.line_w.clone_from(line_w);
+    d.p_c = *p_c;
+    d.t_c = *t_c;
+    d.x_p = *x_p;
+    d.v_p = *v_p;
+    d.stuck = *stuck;
+    d.z = *z;
+    d.w_syr = *w_syr;
+    d.p_s = *p_s;
+    d.q_tube = *q_tube;
+    d.w_hub = *w_hub;
+    d.p_hub = *p_hub;
+    d.q_needle.clone_from(q_needle);
+    d.v_bleb.clone_from(v_bleb);
+    d.expelled = *expelled;
+    d.delivered.clone_from(delivered);
+    d.leaked.clone_from(leaked);
+    d.supply_mass = *supply_mass;
+    d.syringe_empty = *syringe_empty;
+}
+
+fn copy_signals(d: &mut Signals, s: &Signals) {
+    let Signals {
+        q_valve_in,
+        q_valve_ex,
+        inlet_choked,
+        p_site,
+        re,
+        q_leak,
+        extrapolated,
+        line_mach,
+        q_total,
+        delivered_total,
+        breakaway,
+    } = s;
+    d.q_valve_in = *q_valve_in;
+    d.q_valve_ex = *q_valve_ex;
+    d.inlet_choked = *inlet_choked;
+    d.p_site.clone_from(p_site);
+    d.re.clone_from(re);
+    d.q_leak.clone_from(q_leak);
+    d.extrapolated = *extrapolated;
+    d.line_mach = *line_mach;
+    d.q_total = *q_total;
+    d.delivered_total = *delivered_total;
+    d.breakaway = *breakaway;
 }
 
 /// Solve a tridiagonal system in place (Thomas algorithm): `lower[i]`

@@ -10,12 +10,32 @@
 //! with the closed-form solution of what still moves (regulator recovery,
 //! bleb absorption, chamber gas cooling).
 
+use super::adaptive::{self, Adaptive};
 use super::plant::{Drive, Plant, SimError};
 use crate::control::drive::Driver;
 use crate::control::sensors::Sensors;
 use crate::control::{Controller, FirmwareError, FwInput, FwOutput};
 use crate::model::chamber::Thermal;
 use crate::model::gas::{CV_AIR, R_AIR};
+
+/// How the plant's step is chosen.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SolverMode {
+    /// Fixed steps of `step` (at most), whole per tick: the reference mode.
+    #[default]
+    Fixed,
+    /// Steps chosen by an error estimate, events located, one step across
+    /// ticks where the firmware promised a steady output (`src/sim/adaptive.rs`).
+    Adaptive,
+}
+
+impl SolverMode {
+    /// True for the fixed-step reference mode.
+    pub fn is_fixed(&self) -> bool {
+        *self == SolverMode::Fixed
+    }
+}
 
 /// Solver settings (SI).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -28,6 +48,9 @@ pub struct SolverSettings {
     pub trace_interval: f64,
     /// Longest the last shot may run after the valve closes before it is cut, s.
     pub max_tail: f64,
+    /// How the step is chosen (not written for the fixed mode, the default).
+    #[serde(skip_serializing_if = "SolverMode::is_fixed")]
+    pub mode: SolverMode,
 }
 
 impl SolverSettings {
@@ -239,6 +262,17 @@ pub fn run_session_with<O: Observer + ?Sized>(
     fw.controller.reset()?;
     let mut queue: std::collections::VecDeque<FwOutput> = std::collections::VecDeque::with_capacity(fw.delay_ticks + 1);
     let mut applied = FwOutput::default();
+    // The firmware's last (validated) output, the ticks it promised to hold
+    // it for, the trigger level it saw, and the ticks skipped since.
+    let mut out = FwOutput::default();
+    let mut steady = 0u64;
+    let mut fw_level = 0u32;
+    let mut skipped = 0u64;
+    let mut last_command = FwOutput::default();
+    let mut commanded = false;
+    let reads = fw.controller.reads();
+    fw.sensors.read_only(reads.pressures);
+    let mut ad = (solver.mode == SolverMode::Adaptive).then(|| Adaptive::new(plant));
     // Trigger: raw level, debounced level, ticks the raw level has differed from the debounced one.
     let mut debounced = 0u32;
     let mut pending = 0u64;
@@ -286,30 +320,47 @@ pub fn run_session_with<O: Observer + ?Sized>(
             } else {
                 pending = 0;
             }
-            // Firmware tick: sample, compute, delay, apply.
-            fw.sensors.sample(tick_no);
-            let [p_supply, p_chamber, p_syringe] = fw.sensors.pressures();
-            let input = FwInput {
-                t: t_tick,
-                tick_period: tick,
-                tick: tick_no,
-                shot: edges.saturating_sub(1),
-                trigger: debounced,
-                t_since_trigger: t_tick - t_edge,
-                p_supply,
-                p_chamber,
-                p_syringe,
-                plunger: fw.sensors.encoder(plant.state.z),
-                syringe_area: area,
-            };
-            let mut out = FwOutput::default();
-            fw.controller.step(&input, &mut out)?;
-            out.validate().map_err(|message| FirmwareError::Step {
-                name: fw.controller.name(),
-                t_ms: t_tick * 1e3,
-                tick: tick_no,
-                message,
-            })?;
+            // Firmware tick: sample, compute, delay, apply. Inside a window
+            // where the firmware promised the same output whatever it reads
+            // (and with the trigger level it saw), its last output stands in
+            // for the call: nothing is sampled, built or validated.
+            if steady > 0 && debounced == fw_level {
+                steady -= 1;
+                skipped += 1;
+                if fw.sensors.any_read() {
+                    fw.sensors.sample(tick_no);
+                }
+            } else {
+                if skipped > 0 {
+                    fw.controller.skip(skipped);
+                    skipped = 0;
+                }
+                fw.sensors.sample(tick_no);
+                let [p_supply, p_chamber, p_syringe] = fw.sensors.pressures();
+                let input = FwInput {
+                    t: t_tick,
+                    tick_period: tick,
+                    tick: tick_no,
+                    shot: edges.saturating_sub(1),
+                    trigger: debounced,
+                    t_since_trigger: t_tick - t_edge,
+                    p_supply,
+                    p_chamber,
+                    p_syringe,
+                    plunger: if reads.plunger { fw.sensors.encoder(plant.state.z) } else { f64::NAN },
+                    syringe_area: area,
+                };
+                out = FwOutput::default();
+                fw.controller.step(&input, &mut out)?;
+                out.validate().map_err(|message| FirmwareError::Step {
+                    name: fw.controller.name(),
+                    t_ms: t_tick * 1e3,
+                    tick: tick_no,
+                    message,
+                })?;
+                steady = fw.controller.steady_ticks();
+                fw_level = debounced;
+            }
             if fw.delay_ticks == 0 {
                 applied = out;
             } else {
@@ -318,7 +369,12 @@ pub fn run_session_with<O: Observer + ?Sized>(
                     applied = queue.pop_front().expect("non-empty");
                 }
             }
-            fw.driver.command(&applied, t_tick);
+            // The driver depends on its command and, on a change of mode, the time.
+            if !commanded || !applied.same_drive(&last_command) {
+                fw.driver.command(&applied, t_tick);
+                last_command = applied;
+                commanded = true;
+            }
             let active = fw.driver.active();
             if active && !was_active && t_rise.is_nan() {
                 t_rise = k as f64 * tick;
@@ -346,21 +402,60 @@ pub fn run_session_with<O: Observer + ?Sized>(
                 }
                 continue;
             }
-            for j in 0..n_sub {
-                let t0 = t_tick + j as f64 * h;
-                let t1 = t_tick + (j + 1) as f64 * h;
-                let coil = fw.driver.mean(t0, t1);
-                plant.advance(&Drive { coil, regulator_setpoint, force: 0.0, force_damping: 0.0 }, h);
-                // Keep time exact (no drift from repeated additions).
-                plant.state.t = t1;
-                fw.sensors.track(truth(plant), h);
-                rec.accumulate(plant, t1 - rec.t_start, h, t_rise, t_fall, pa);
-                cumulative.push((t1 - rec.t_start, plant.signals.delivered_total - delivered0));
-                observer.observe(plant, coil, &applied);
+            let mut span = 1u64;
+            if let Some(ad) = ad.as_mut() {
+                // One window across the ticks the firmware promised to hold
+                // its output for (the trigger level, and with it the
+                // firmware's input, staying as it is).
+                if steady > 0 && fw.delay_ticks == 0 && !fw.sensors.any_read() {
+                    let mut extra = steady.min(end_tick - k - 1).min(MAX_WINDOW_TICKS - 1);
+                    // The raw trigger level holds until the press ends...
+                    if k < press_ticks {
+                        extra = extra.min(press_ticks - 1 - k);
+                    }
+                    // ...and a debounce under way does not complete inside the window.
+                    if raw != debounced {
+                        extra = extra.min(debounce_ticks.saturating_sub(pending));
+                    }
+                    if last && !t_fall.is_nan() {
+                        let cut = (t_fall / tick).round() as u64 + tail_ticks;
+                        extra = extra.min(cut.saturating_sub(k + 1));
+                    }
+                    span = 1 + extra;
+                }
+                let window = Window {
+                    t0: t_tick,
+                    units: span * n_sub * adaptive::MIN_STEP_DIVISOR,
+                    h0: h / adaptive::MIN_STEP_DIVISOR as f64,
+                    regulator_setpoint,
+                };
+                let edges = (t_rise, t_fall, delivered0);
+                adaptive_window(ad, plant, fw, &window, &mut rec, &mut cumulative, edges, pa, observer, &applied);
+                if span > 1 {
+                    if raw != debounced {
+                        pending += span - 1;
+                    }
+                    steady -= span - 1;
+                    skipped += span - 1;
+                    active_ticks += (span - 1) * active as u64;
+                }
+            } else {
+                for j in 0..n_sub {
+                    let t0 = t_tick + j as f64 * h;
+                    let t1 = t_tick + (j + 1) as f64 * h;
+                    let coil = fw.driver.mean(t0, t1);
+                    plant.advance(&Drive { coil, regulator_setpoint, force: 0.0, force_damping: 0.0 }, h);
+                    // Keep time exact (no drift from repeated additions).
+                    plant.state.t = t1;
+                    fw.sensors.track(truth(plant), h);
+                    rec.accumulate(plant, t1 - rec.t_start, h, t_rise, t_fall, pa);
+                    cumulative.push((t1 - rec.t_start, plant.signals.delivered_total - delivered0));
+                    observer.observe(plant, coil, &applied);
+                }
             }
             plant.check()?;
-            k += 1;
-            ticks_run += 1;
+            k += span;
+            ticks_run += span;
             if plant.state.syringe_empty {
                 stopped = Some(format!(
                     "the syringe is empty after shot {} of {} (stopper at {:.2} mm, {:.1} µL left as dead space)",
@@ -403,6 +498,95 @@ pub fn run_session_with<O: Observer + ?Sized>(
         ticks: ticks_run,
         warnings,
     })
+}
+
+/// Most ticks one adaptive window spans (so the end of a shot is seen within it).
+const MAX_WINDOW_TICKS: u64 = 64;
+
+/// A stretch of ticks the adaptive stepper crosses under one firmware output.
+struct Window {
+    /// Start, s (a tick).
+    t0: f64,
+    /// Length in smallest steps.
+    units: u64,
+    /// Smallest step, s.
+    h0: f64,
+    /// Regulator set pressure commanded, Pa absolute (NaN: unchanged).
+    regulator_setpoint: f64,
+}
+
+/// Advance the plant across `w` with steps chosen by step doubling (see
+/// `src/sim/adaptive.rs`), folding each accepted step into the shot record.
+#[allow(clippy::too_many_arguments)]
+fn adaptive_window<O: Observer + ?Sized>(
+    ad: &mut Adaptive,
+    plant: &mut Plant,
+    fw: &mut FirmwareLoop,
+    w: &Window,
+    rec: &mut ShotRecord,
+    cumulative: &mut Vec<(f64, f64)>,
+    (t_rise, t_fall, delivered0): (f64, f64, f64),
+    pa: f64,
+    observer: &mut O,
+    applied: &FwOutput,
+) {
+    let truth = |p: &Plant| [p.state.p_reg - pa, p.state.p_c - pa, p.state.p_s - pa];
+    let step = |plant: &mut Plant, driver: &crate::control::drive::Driver, a: u64, len: u64| -> f64 {
+        let t0 = w.t0 + a as f64 * w.h0;
+        let t1 = w.t0 + (a + len) as f64 * w.h0;
+        let coil = driver.mean(t0, t1);
+        let drive = Drive { coil, regulator_setpoint: w.regulator_setpoint, force: 0.0, force_damping: 0.0 };
+        plant.advance(&drive, len as f64 * w.h0);
+        plant.state.t = t1;
+        coil
+    };
+    let mut m = 0u64;
+    while m < w.units {
+        // The largest aligned level that fits the window and the stability limit.
+        let aligned = if m == 0 { adaptive::MAX_LEVEL } else { m.trailing_zeros().min(adaptive::MAX_LEVEL) };
+        let fits = 63 - (w.units - m).leading_zeros();
+        let cap = aligned.min(fits).min(adaptive::stable_level(plant, w.h0));
+        let mut level = ad.level.min(cap);
+        let (len, coil) = loop {
+            if level == 0 {
+                // No estimate at the smallest step: take it, then try a larger one.
+                ad.level = 1;
+                break (1, step(plant, &fw.driver, m, 1));
+            }
+            let len = 1u64 << level;
+            let half = len / 2;
+            let mode0 = adaptive::mode(plant);
+            ad.save_start(plant);
+            step(plant, &fw.driver, m, len);
+            let mode_full = adaptive::mode(plant);
+            ad.save_full(plant);
+            ad.restore_start(plant);
+            let c1 = step(plant, &fw.driver, m, half);
+            let mode_mid = adaptive::mode(plant);
+            let c2 = step(plant, &fw.driver, m + half, half);
+            let mode_end = adaptive::mode(plant);
+            let same_mode = mode0 == mode_full && mode0 == mode_mid && mode0 == mode_end;
+            let err = if same_mode { ad.error(plant) } else { f64::INFINITY };
+            if err <= 1.0 {
+                ad.level = if err < 0.25 { level + 1 } else { level };
+                break (len, 0.5 * (c1 + c2));
+            }
+            // Rejected: back to the start, half the step.
+            ad.restore_start(plant);
+            // (A change of mode is bisected: the event is found within h₀.)
+            level -= 1;
+            ad.level = level;
+        };
+        let h = len as f64 * w.h0;
+        m += len;
+        if fw.sensors.any_read() {
+            fw.sensors.track(truth(plant), h);
+        }
+        let t1 = plant.state.t;
+        rec.accumulate(plant, t1 - rec.t_start, h, t_rise, t_fall, pa);
+        cumulative.push((t1 - rec.t_start, plant.signals.delivered_total - delivered0));
+        observer.observe(plant, coil, applied);
+    }
 }
 
 impl ShotRecord {
