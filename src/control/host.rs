@@ -715,6 +715,14 @@ fn serve(args: &[OsString]) -> i32 {
     });
     shm.set_rc(0);
     answer(1);
+    serve_calls(&shm, path, parent)
+}
+
+/// Answer the simulation's calls on `shm` with the plugin at `path` until
+/// it quits or its process (`parent`) is gone.
+fn serve_calls(shm: &Shm, path: &Path, parent: u32) -> i32 {
+    let region = shm.region();
+    let answer = |seq: u32| post(&region.ack, &region.sim_sleeping, seq);
     let mut plugin: Option<Plugin> = None;
     let mut seen = 1u32;
     loop {
@@ -734,21 +742,11 @@ fn serve(args: &[OsString]) -> i32 {
         }
         let rc = match (shm.cmd(), plugin.as_mut()) {
             (CMD_CREATE, _) => {
-                plugin = None;
-                match Plugin::load(path, &shm.params()) {
-                    Ok(p) => {
-                        plugin = Some(p);
-                        0
-                    }
-                    Err(FirmwareError::Load { message, .. }) => {
-                        shm.set_msg(&message);
-                        1
-                    }
-                    Err(e) => {
-                        shm.set_msg(&e.to_string());
-                        1
-                    }
-                }
+                // The old context goes before the new one is made.
+                drop(plugin.take());
+                let (p, rc) = create(shm, path);
+                plugin = p;
+                rc
             }
             (CMD_DESTROY, _) => {
                 plugin = None;
@@ -768,5 +766,21 @@ fn serve(args: &[OsString]) -> i32 {
         };
         shm.set_rc(rc);
         answer(seen);
+    }
+}
+
+/// Load the plugin at `path` with the parameters in `shm`: the plugin and
+/// 0, or none and 1 with the message in `shm`.
+fn create(shm: &Shm, path: &Path) -> (Option<Plugin>, i32) {
+    match Plugin::load(path, &shm.params()) {
+        Ok(p) => (Some(p), 0),
+        Err(FirmwareError::Load { message, .. }) => {
+            shm.set_msg(&message);
+            (None, 1)
+        }
+        Err(e) => {
+            shm.set_msg(&e.to_string());
+            (None, 1)
+        }
     }
 }

@@ -96,16 +96,18 @@ struct Guard {
     more: bool,
 }
 
-/// Doses (µL) from a CSV: the `dose_ul` column, or the only column (a file
-/// whose first row is all numbers has no header), of the rows that match
-/// every `--where` filter. Refuses to pool the arms or targets of an
-/// arms.csv. Every error names the file, and the line when a row is at fault.
-pub fn read(path: &Path, filters: &[(String, String)]) -> Result<Vec<f64>, DoseFileError> {
-    let file = path.display().to_string();
-    let f = std::fs::File::open(path).map_err(|e| DoseFileError(format!("cannot read {file}: {e}")))?;
-    let reader = CappedReader { inner: std::io::BufReader::new(f), line: 1, since_newline: 0, total: 0 };
-    let mut r = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(reader);
-    let cannot = |e: csv::Error| match e.kind() {
+/// Where the doses are in a file: its header (empty for a file without
+/// one), its width and the dose column.
+struct Layout {
+    headerless: bool,
+    header: Vec<String>,
+    width: usize,
+    dose_col: usize,
+}
+
+/// The error of the CSV reader on `file`, with the line it gives.
+fn cannot(file: &str, e: csv::Error) -> DoseFileError {
+    match e.kind() {
         csv::ErrorKind::Io(io) => err!("{file}: {io}"),
         _ => {
             let line = e.position().map(|p| format!(":{}", p.line())).unwrap_or_default();
@@ -114,12 +116,11 @@ pub fn read(path: &Path, filters: &[(String, String)]) -> Result<Vec<f64>, DoseF
             let text = text.split_once("): ").map(|(_, t)| t.to_string()).unwrap_or(text);
             err!("{file}{line}: {text}")
         }
-    };
-    let mut records = r.records();
-    let first = match records.next() {
-        None => fail!("{file}: no doses (the file is empty): a dose_ul column, or one column of doses in µL"),
-        Some(rec) => rec.map_err(cannot)?,
-    };
+    }
+}
+
+/// The layout the first row of `file` gives.
+fn layout(file: &str, first: &csv::StringRecord) -> Result<Layout, DoseFileError> {
     let cells: Vec<String> = first
         .iter()
         .enumerate()
@@ -129,7 +130,7 @@ pub fn read(path: &Path, filters: &[(String, String)]) -> Result<Vec<f64>, DoseF
     let headerless = cells.iter().all(|c| c.parse::<f64>().is_ok());
     let header: Vec<String> = if headerless { Vec::new() } else { cells.clone() };
     let width = cells.len();
-    let dose_col = match column(&file, &header, "dose_ul")? {
+    let dose_col = match column(file, &header, "dose_ul")? {
         Some(c) => c,
         None if width == 1 => 0,
         None if headerless => fail!(
@@ -137,25 +138,63 @@ pub fn read(path: &Path, filters: &[(String, String)]) -> Result<Vec<f64>, DoseF
         ),
         None => fail!("{file}:1: no dose_ul column (columns: {})", header.join(", ")),
     };
+    Ok(Layout { headerless, header, width, dose_col })
+}
+
+/// The `--where` filters as (column, value).
+fn wanted<'a>(
+    file: &str,
+    header: &[String],
+    filters: &'a [(String, String)],
+) -> Result<Vec<(usize, &'a str)>, DoseFileError> {
     let columns = if header.is_empty() { "none: the file has no header row".to_string() } else { header.join(", ") };
     let mut wanted = Vec::new();
     for (col, value) in filters {
-        match column(&file, &header, col)? {
+        match column(file, header, col)? {
             Some(c) => wanted.push((c, value.as_str())),
             None => fail!("{file}: --where {col}={value}: there is no column {col} (columns: {columns})"),
         }
     }
-    // Without a single arm and target the doses of different arms or targets would be pooled.
+    Ok(wanted)
+}
+
+/// The guards of the `arm` and `target_ul` columns the header has.
+fn guards(file: &str, header: &[String]) -> Result<Vec<Guard>, DoseFileError> {
     let mut guards = Vec::new();
     for (name, what) in [("arm", "arms"), ("target_ul", "targets")] {
-        if let Some(col) = column(&file, &header, name)? {
+        if let Some(col) = column(file, header, name)? {
             guards.push(Guard { col, name, what, seen: Vec::new(), more: false });
         }
     }
+    Ok(guards)
+}
+
+impl Guard {
+    /// Note value `v` of a selected row (the first 20 distinct ones).
+    fn see(&mut self, v: &str) {
+        if !self.seen.iter().any(|s| same_value(s, v)) {
+            if self.seen.len() < 20 {
+                self.seen.push(v.to_string());
+            } else {
+                self.more = true;
+            }
+        }
+    }
+}
+
+/// The doses of the data `rows` that match every filter in `wanted`, each
+/// checked; the guards see every selected row.
+fn select(
+    file: &str,
+    rows: impl Iterator<Item = csv::Result<csv::StringRecord>>,
+    l: &Layout,
+    wanted: &[(usize, &str)],
+    guards: &mut [Guard],
+) -> Result<Vec<f64>, DoseFileError> {
+    let width = l.width;
     let mut out = Vec::new();
-    let rows = std::iter::once(Ok(first)).chain(records).skip(usize::from(!headerless));
     for rec in rows {
-        let rec = rec.map_err(cannot)?;
+        let rec = rec.map_err(|e| cannot(file, e))?;
         let line = rec.position().map(|p| p.line()).unwrap_or(0);
         if rec.len() != width {
             fail!("{file}:{line}: {} fields where the first row has {width}", rec.len());
@@ -165,16 +204,9 @@ pub fn read(path: &Path, filters: &[(String, String)]) -> Result<Vec<f64>, DoseF
             continue;
         }
         for g in guards.iter_mut() {
-            let v = field(g.col);
-            if !g.seen.iter().any(|s| same_value(s, v)) {
-                if g.seen.len() < 20 {
-                    g.seen.push(v.to_string());
-                } else {
-                    g.more = true;
-                }
-            }
+            g.see(field(g.col));
         }
-        let text = field(dose_col);
+        let text = field(l.dose_col);
         let v: f64 = text.parse().map_err(|_| err!("{file}:{line}: dose {text:?} is not a number"))?;
         if !(v.is_finite() && v.abs() <= MAX_UL) {
             fail!("{file}:{line}: dose {text} is not allowed: a finite volume in µL, at most {MAX_UL} in magnitude");
@@ -184,10 +216,11 @@ pub fn read(path: &Path, filters: &[(String, String)]) -> Result<Vec<f64>, DoseF
         }
         out.push(v);
     }
-    if out.is_empty() && !filters.is_empty() {
-        let f: Vec<String> = filters.iter().map(|(c, v)| format!("{c}={v}")).collect();
-        fail!("{file}: no row has {}", f.join(" and "));
-    }
+    Ok(out)
+}
+
+/// Refuse selected rows that mix arms or targets: their doses would be pooled.
+fn check_pooled(file: &str, guards: &[Guard]) -> Result<(), DoseFileError> {
     let pooled: Vec<String> = guards
         .iter()
         .filter(|g| g.seen.len() > 1)
@@ -206,6 +239,34 @@ pub fn read(path: &Path, filters: &[(String, String)]) -> Result<Vec<f64>, DoseF
         let hint: Vec<String> = guards.iter().map(|g| format!("--where {}={}", g.name, g.seen[0])).collect();
         fail!("{file}: the selected rows mix {}; select one with {}", pooled.join(" and "), hint.join(" "));
     }
+    Ok(())
+}
+
+/// Doses (µL) from a CSV: the `dose_ul` column, or the only column (a file
+/// whose first row is all numbers has no header), of the rows that match
+/// every `--where` filter. Refuses to pool the arms or targets of an
+/// arms.csv. Every error names the file, and the line when a row is at fault.
+pub fn read(path: &Path, filters: &[(String, String)]) -> Result<Vec<f64>, DoseFileError> {
+    let file = path.display().to_string();
+    let f = std::fs::File::open(path).map_err(|e| DoseFileError(format!("cannot read {file}: {e}")))?;
+    let reader = CappedReader { inner: std::io::BufReader::new(f), line: 1, since_newline: 0, total: 0 };
+    let mut r = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(reader);
+    let mut records = r.records();
+    let first = match records.next() {
+        None => fail!("{file}: no doses (the file is empty): a dose_ul column, or one column of doses in µL"),
+        Some(rec) => rec.map_err(|e| cannot(&file, e))?,
+    };
+    let l = layout(&file, &first)?;
+    let wanted = wanted(&file, &l.header, filters)?;
+    // Without a single arm and target the doses of different arms or targets would be pooled.
+    let mut guards = guards(&file, &l.header)?;
+    let rows = std::iter::once(Ok(first)).chain(records).skip(usize::from(!l.headerless));
+    let out = select(&file, rows, &l, &wanted, &mut guards)?;
+    if out.is_empty() && !filters.is_empty() {
+        let f: Vec<String> = filters.iter().map(|(c, v)| format!("{c}={v}")).collect();
+        fail!("{file}: no row has {}", f.join(" and "));
+    }
+    check_pooled(&file, &guards)?;
     if out.len() < 2 {
         fail!("{file}: {} dose{} selected: at least 2 are needed", out.len(), if out.len() == 1 { "" } else { "s" });
     }

@@ -113,6 +113,17 @@ fn uniform(j: usize, k: usize, seed: u32) -> f64 {
     (sobol_burley::sample(j as u32, k as u32, seed) as f64 + 0.5 / 16_777_216.0).min(1.0 - 1e-9)
 }
 
+/// Refuse `d` inputs or `n` base rows beyond what the Sobol sequence supports.
+fn check_sizes(d: usize, n: usize) -> Result<(), String> {
+    if d == 0 || 2 * d > 256 {
+        return Err(format!("{d} uncertain inputs: between 1 and 128 are supported"));
+    }
+    if !(2..=65_536).contains(&n) {
+        return Err(format!("{n} samples: between 2 and 65536 are supported"));
+    }
+    Ok(())
+}
+
 /// Estimate the indices of `f` over `d` inputs given as uniforms in (0, 1),
 /// with `n` base rows (at most 2^16), `bootstrap` resamples and `threads`
 /// workers. Deterministic for a given seed whatever the thread count.
@@ -128,12 +139,7 @@ where
     F: Fn(&[f64]) -> Result<f64, String> + Sync,
 {
     let d = names.len();
-    if d == 0 || 2 * d > 256 {
-        return Err(format!("{d} uncertain inputs: between 1 and 128 are supported"));
-    }
-    if !(2..=65_536).contains(&n) {
-        return Err(format!("{n} samples: between 2 and 65536 are supported"));
-    }
+    check_sizes(d, n)?;
     let s = (super::splitmix(seed) & 0xffff_ffff) as u32;
     // Row r of the evaluation list: block 0 = A, 1 = B, 2 + i = A_B^(i).
     let row = |block: usize, j: usize| -> Vec<f64> {

@@ -1,0 +1,464 @@
+//! Reading a study file: its raw tables, each value checked with the
+//! file:line:column it was written at, and the arms it describes.
+
+use std::path::Path;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::{arm_key, Arm, ArmKind, DoseSetting, Study, StudyError};
+use crate::control::manual::{OperatorParams, PRESETS as OPERATOR_PRESETS};
+use crate::scenario::{self, Prepared, ScenarioError, Source, Uncertain};
+use crate::stats::tolerance::Limits;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStudy {
+    name: Option<String>,
+    description: Option<String>,
+    seed: Option<Spanned<i64>>,
+    scenario: Option<Spanned<String>>,
+    targets_ul: Spanned<Vec<f64>>,
+    units: Option<Spanned<i64>>,
+    shots: Option<Spanned<i64>>,
+    #[serde(default)]
+    acceptance: RawAcceptance,
+    variability: Option<Spanned<toml::Table>>,
+    arm: Vec<RawArm>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAcceptance {
+    preset: Option<Spanned<String>>,
+    alpha_ul: Option<Spanned<f64>>,
+    beta: Option<Spanned<f64>>,
+    coverage: Option<Spanned<f64>>,
+    confidence: Option<Spanned<f64>>,
+    bootstrap: Option<Spanned<i64>>,
+    interval: Option<Spanned<f64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawArm {
+    name: Spanned<String>,
+    kind: Spanned<String>,
+    operator: Option<RawOperator>,
+    #[serde(default)]
+    set: Vec<String>,
+    dose_key: Option<Spanned<String>>,
+    calibrate_key: Option<Spanned<String>>,
+    calibrate_range: Option<Spanned<Vec<f64>>>,
+    calibrate_each_unit: Option<bool>,
+    variability: Option<Spanned<toml::Table>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOperator {
+    preset: Option<Spanned<String>>,
+    flow_ul_per_s: Option<Spanned<f64>>,
+    flow_gsd_between: Option<Spanned<f64>>,
+    flow_gsd_within: Option<Spanned<f64>>,
+    reaction_ms: Option<Spanned<f64>>,
+    reaction_gsd_between: Option<Spanned<f64>>,
+    reaction_gsd_within: Option<Spanned<f64>>,
+    anticipation: Option<Spanned<f64>>,
+    anticipation_sd: Option<Spanned<f64>>,
+    graduation_ul: Option<Spanned<f64>>,
+    reading_sd_graduations: Option<Spanned<f64>>,
+    wall_mm: Option<Spanned<f64>>,
+    view_angle_sd_deg: Option<Spanned<f64>>,
+    stiffness_n_per_mm: Option<Spanned<f64>>,
+    damping_n_s_per_m: Option<Spanned<f64>>,
+    preload_n: Option<Spanned<f64>>,
+    ramp_ms: Option<Spanned<f64>>,
+    release_ms: Option<Spanned<f64>>,
+    tremor_rms_n: Option<Spanned<f64>>,
+    tremor_hz_lo: Option<Spanned<f64>>,
+    tremor_hz_hi: Option<Spanned<f64>>,
+    pulses_per_shot: Option<Spanned<f64>>,
+    pulse_force_n: Option<Spanned<f64>>,
+    pulse_width_ms: Option<Spanned<f64>>,
+    pulse_window: Option<Spanned<f64>>,
+    drift_mm: Option<Spanned<f64>>,
+    drift_gsd: Option<Spanned<f64>>,
+    depth_mm: Option<Spanned<f64>>,
+    dermis_mm: Option<Spanned<f64>>,
+}
+
+/// `file:line:column` of byte offset `at` in `text`.
+fn location(file: &str, text: &str, at: usize) -> String {
+    let before = &text[..at.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
+    format!("{file}:{line}:{col}")
+}
+
+struct Checker<'a> {
+    file: &'a str,
+    text: &'a str,
+}
+
+impl Checker<'_> {
+    fn invalid(
+        &self,
+        span: std::ops::Range<usize>,
+        key: &str,
+        value: impl std::fmt::Display,
+        allowed: &str,
+    ) -> StudyError {
+        StudyError::Input(ScenarioError::Invalid {
+            location: location(self.file, self.text, span.start),
+            key: key.into(),
+            value: value.to_string(),
+            allowed: allowed.into(),
+        })
+    }
+
+    /// A number in [lo, hi] (`scale` converts to SI), or the default (SI).
+    #[allow(clippy::too_many_arguments)]
+    fn num(
+        &self,
+        v: &Option<Spanned<f64>>,
+        default: f64,
+        key: &str,
+        lo: f64,
+        hi: f64,
+        scale: f64,
+        unit: &str,
+    ) -> Result<f64, StudyError> {
+        match v {
+            None => Ok(default),
+            Some(s) => {
+                let x = *s.get_ref();
+                if !x.is_finite() || x < lo || x > hi {
+                    return Err(self.invalid(s.span(), key, x, format!("{lo} to {hi} {unit}").trim_end()));
+                }
+                Ok(x * scale)
+            }
+        }
+    }
+
+    fn int(&self, v: &Option<Spanned<i64>>, default: i64, key: &str, lo: i64, hi: i64) -> Result<i64, StudyError> {
+        match v {
+            None => Ok(default),
+            Some(s) if (lo..=hi).contains(s.get_ref()) => Ok(*s.get_ref()),
+            Some(s) => Err(self.invalid(s.span(), key, s.get_ref(), &format!("a whole number from {lo} to {hi}"))),
+        }
+    }
+
+    fn uncertain(&self, t: &Spanned<toml::Table>, table: &str) -> Result<Vec<Uncertain>, StudyError> {
+        let loc = location(self.file, self.text, t.span().start);
+        scenario::parse_uncertain(t.get_ref(), table, &|key, value, allowed| ScenarioError::Invalid {
+            location: loc.clone(),
+            key: key.into(),
+            value,
+            allowed,
+        })
+        .map_err(StudyError::Input)
+    }
+}
+
+fn operator_params(raw: &RawOperator, c: &Checker, arm: &str) -> Result<(String, OperatorParams), StudyError> {
+    let preset = raw.preset.as_ref().map(|s| s.get_ref().clone()).unwrap_or_else(|| "experienced".into());
+    let mut p = OperatorParams::preset(&preset).ok_or_else(|| {
+        c.invalid(
+            raw.preset.as_ref().map(|s| s.span()).unwrap_or(0..0),
+            &format!("arm '{arm}' operator.preset"),
+            format!("{preset:?}"),
+            &format!("one of {}", OPERATOR_PRESETS.join(", ")),
+        )
+    })?;
+    let k = |name: &str| format!("arm '{arm}' operator.{name}");
+    // Each key in its unit and range; the preset's value when absent. In
+    // this order: the first bad key is the one reported.
+    let r = raw;
+    let keys = [
+        (&mut p.flow, &r.flow_ul_per_s, "flow_ul_per_s", 0.1, 10_000.0, 1e-9, "µL/s"),
+        (&mut p.flow_gsd_between, &r.flow_gsd_between, "flow_gsd_between", 1.0, 10.0, 1.0, ""),
+        (&mut p.flow_gsd_within, &r.flow_gsd_within, "flow_gsd_within", 1.0, 10.0, 1.0, ""),
+        (&mut p.reaction, &r.reaction_ms, "reaction_ms", 0.0, 2000.0, 1e-3, "ms"),
+        (&mut p.reaction_gsd_between, &r.reaction_gsd_between, "reaction_gsd_between", 1.0, 10.0, 1.0, ""),
+        (&mut p.reaction_gsd_within, &r.reaction_gsd_within, "reaction_gsd_within", 1.0, 10.0, 1.0, ""),
+        (&mut p.anticipation, &r.anticipation, "anticipation", 0.0, 1.0, 1.0, ""),
+        (&mut p.anticipation_sd, &r.anticipation_sd, "anticipation_sd", 0.0, 1.0, 1.0, ""),
+        (&mut p.graduation, &r.graduation_ul, "graduation_ul", 0.1, 1000.0, 1e-9, "µL"),
+        (&mut p.reading_sd, &r.reading_sd_graduations, "reading_sd_graduations", 0.0, 5.0, 1.0, "graduations"),
+        (&mut p.wall, &r.wall_mm, "wall_mm", 0.0, 5.0, 1e-3, "mm"),
+        (&mut p.view_angle_sd, &r.view_angle_sd_deg, "view_angle_sd_deg", 0.0, 45.0, 1f64.to_radians(), "°"),
+        (&mut p.stiffness, &r.stiffness_n_per_mm, "stiffness_n_per_mm", 0.05, 1000.0, 1e3, "N/mm"),
+        (&mut p.damping, &r.damping_n_s_per_m, "damping_n_s_per_m", 0.0, 10_000.0, 1.0, "N·s/m"),
+        (&mut p.preload, &r.preload_n, "preload_n", 0.0, 40.0, 1.0, "N"),
+        (&mut p.ramp, &r.ramp_ms, "ramp_ms", 0.1, 10_000.0, 1e-3, "ms"),
+        (&mut p.release, &r.release_ms, "release_ms", 0.1, 10_000.0, 1e-3, "ms"),
+        (&mut p.tremor_rms, &r.tremor_rms_n, "tremor_rms_n", 0.0, 10.0, 1.0, "N"),
+        (&mut p.tremor_hz.0, &r.tremor_hz_lo, "tremor_hz_lo", 0.1, 100.0, 1.0, "Hz"),
+        (&mut p.tremor_hz.1, &r.tremor_hz_hi, "tremor_hz_hi", 0.1, 100.0, 1.0, "Hz"),
+        (&mut p.pulses, &r.pulses_per_shot, "pulses_per_shot", 0.0, 10.0, 1.0, ""),
+        (&mut p.pulse_force, &r.pulse_force_n, "pulse_force_n", 0.0, 40.0, 1.0, "N"),
+        (&mut p.pulse_width, &r.pulse_width_ms, "pulse_width_ms", 1.0, 1000.0, 1e-3, "ms"),
+        (&mut p.pulse_window, &r.pulse_window, "pulse_window", 0.0, 1.0, 1.0, ""),
+        (&mut p.drift, &r.drift_mm, "drift_mm", 0.0, 10.0, 1e-3, "mm"),
+        (&mut p.drift_gsd, &r.drift_gsd, "drift_gsd", 1.0, 10.0, 1.0, ""),
+        (&mut p.depth, &r.depth_mm, "depth_mm", 0.1, 20.0, 1e-3, "mm"),
+        (&mut p.dermis, &r.dermis_mm, "dermis_mm", 0.5, 5.0, 1e-3, "mm"),
+    ];
+    for (slot, v, name, lo, hi, scale, unit) in keys {
+        *slot = c.num(v, *slot, &k(name), lo, hi, scale, unit)?;
+    }
+    if p.tremor_hz.1 < p.tremor_hz.0 {
+        let span = raw.tremor_hz_hi.as_ref().map(|s| s.span()).unwrap_or(0..0);
+        return Err(c.invalid(span, &k("tremor_hz_hi"), p.tremor_hz.1, "at least tremor_hz_lo"));
+    }
+    Ok((preset, p))
+}
+
+/// Load and validate a study file.
+pub fn load(path: &Path) -> Result<Study, StudyError> {
+    let text = crate::scenario::read_capped(path, "study").map_err(|e| match e {
+        crate::scenario::Capped::Io(source) => StudyError::Read { path: path.to_owned(), source },
+        crate::scenario::Capped::TooLarge(e) => StudyError::Input(e),
+    })?;
+    let file = path.display().to_string();
+    let raw = parse(&text, &file)?;
+    let c = Checker { file: &file, text: &text };
+    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("study").to_string();
+    let prepared = shared_scenario(&raw, &c, path)?;
+    let targets_ul = raw.targets_ul.get_ref();
+    if targets_ul.is_empty() || targets_ul.iter().any(|t| !(t.is_finite() && (0.1..=1000.0).contains(t))) {
+        return Err(c.invalid(
+            raw.targets_ul.span(),
+            "targets_ul",
+            format!("{targets_ul:?}"),
+            "a non-empty list of doses from 0.1 to 1000 µL",
+        ));
+    }
+    let units = c.int(&raw.units, 8, "units", 2, 4095)? as usize;
+    let shots = c.int(&raw.shots, 15, "shots", 2, 4095)? as usize;
+    let seed = c.int(&raw.seed, 1, "seed", 0, i64::MAX)? as u64;
+    let (preset, limits, bootstrap, interval) = acceptance(&raw.acceptance, &c)?;
+    let shared = match &raw.variability {
+        Some(t) => c.uncertain(t, "variability")?,
+        None => Vec::new(),
+    };
+    if raw.arm.is_empty() {
+        return Err(StudyError::Input(ScenarioError::Invalid {
+            location: file.clone(),
+            key: "arm".into(),
+            value: "(none)".into(),
+            allowed: "at least one [[arm]] table".into(),
+        }));
+    }
+    let mut arms: Vec<Arm> = Vec::new();
+    for ra in &raw.arm {
+        let arm = arm(ra, &c, &arms)?;
+        check_arm(&arm, &prepared, &shared, targets_ul[0], &file)?;
+        arms.push(arm);
+    }
+    Ok(Study {
+        name: raw.name.unwrap_or(stem),
+        description: raw.description.unwrap_or_default(),
+        source: file,
+        scenario: prepared,
+        seed,
+        targets: targets_ul.iter().map(|t| t * 1e-9).collect(),
+        targets_ul: targets_ul.clone(),
+        units,
+        shots,
+        limits,
+        preset,
+        bootstrap,
+        interval,
+        shared,
+        arms,
+    })
+}
+
+/// The study file `file` (`text`) parsed, or why it is not a study.
+fn parse(text: &str, file: &str) -> Result<RawStudy, StudyError> {
+    let raw: RawStudy = toml::from_str(text).map_err(|e| {
+        let detail = e.to_string().trim_end().to_string();
+        // Say what the file is before the schema detail.
+        let message = if crate::scenario::is_study_text(text) {
+            detail
+        } else {
+            format!("this file is a scenario (it has no [[arm]] tables), not a comparison study: run it with `mesobench run {file}` (or sweep, tune, sensitivity)\n{detail}")
+        };
+        ScenarioError::Parse { path: file.to_string(), message }
+    })?;
+    Ok(raw)
+}
+
+/// The shared scenario: a path relative to the study at `path`, or the
+/// embedded default; parsed once and checked.
+fn shared_scenario(raw: &RawStudy, c: &Checker, path: &Path) -> Result<Prepared, StudyError> {
+    let file = c.file;
+    let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let source = match &raw.scenario {
+        None => Source::default_scenario(),
+        Some(s) => {
+            let p = dir.join(s.get_ref());
+            Source::from_path(&p).map_err(|e| {
+                let why = match e {
+                    ScenarioError::TooLarge { .. } => format!(" ({e})"),
+                    _ => String::new(),
+                };
+                c.invalid(
+                    s.span(),
+                    "scenario",
+                    format!("{:?}", s.get_ref()),
+                    &format!("a readable scenario file, relative to the study file{why}"),
+                )
+            })?
+        }
+    };
+    let scenario_stem = raw
+        .scenario
+        .as_ref()
+        .and_then(|s| Path::new(s.get_ref()).file_stem()?.to_str().map(String::from))
+        .unwrap_or("reference".into());
+    let prepared = Prepared::new(&source, &scenario_stem)
+        .map_err(|source| StudyError::Scenario { context: format!("{file}: shared scenario"), source })?;
+    prepared
+        .with(&[])
+        .map_err(|source| StudyError::Scenario { context: format!("{file}: shared scenario"), source })?;
+    Ok(prepared)
+}
+
+/// The `[acceptance]` table: the preset's name, the limits, the bootstrap
+/// resamples and the interval's confidence.
+fn acceptance(a: &RawAcceptance, c: &Checker) -> Result<(String, Limits, usize, f64), StudyError> {
+    let preset = a.preset.as_ref().map(|s| s.get_ref().clone()).unwrap_or_else(|| "mesotherapy".into());
+    let base = Limits::preset(&preset).ok_or_else(|| {
+        c.invalid(
+            a.preset.as_ref().map(|s| s.span()).unwrap_or(0..0),
+            "acceptance.preset",
+            format!("{preset:?}"),
+            "\"iso_pen\" or \"mesotherapy\"",
+        )
+    })?;
+    let limits = Limits {
+        alpha: c.num(&a.alpha_ul, base.alpha, "acceptance.alpha_ul", 0.0, 1e4, 1.0, "µL")?,
+        beta: c.num(&a.beta, base.beta, "acceptance.beta", 0.0, 1.0, 1.0, "")?,
+        coverage: c.num(&a.coverage, base.coverage, "acceptance.coverage", 0.5, 0.9999, 1.0, "")?,
+        confidence: c.num(&a.confidence, base.confidence, "acceptance.confidence", 0.5, 0.9999, 1.0, "")?,
+    };
+    let bootstrap = c.int(&a.bootstrap, 2000, "acceptance.bootstrap", 100, 1_000_000)? as usize;
+    let interval = c.num(&a.interval, 0.95, "acceptance.interval", 0.5, 0.999, 1.0, "")?;
+    Ok((preset, limits, bootstrap, interval))
+}
+
+/// One `[[arm]]` table, its name unique among the arms before it.
+fn arm(ra: &RawArm, c: &Checker, before: &[Arm]) -> Result<Arm, StudyError> {
+    let name = ra.name.get_ref().clone();
+    if name.is_empty() || before.iter().any(|a| a.name == name || arm_key(&a.name) == arm_key(&name)) {
+        return Err(c.invalid(
+            ra.name.span(),
+            "arm.name",
+            format!("{name:?}"),
+            "a non-empty name, unique in the study",
+        ));
+    }
+    let kind = match ra.kind.get_ref().as_str() {
+        "manual" => {
+            let (preset, operator) =
+                operator_params(ra.operator.as_ref().unwrap_or(&RawOperator::default()), c, &name)?;
+            ArmKind::Manual { preset, operator }
+        }
+        "gun" => ArmKind::Gun { dose: gun_dose(ra, c, &name)? },
+        other => {
+            return Err(c.invalid(
+                ra.kind.span(),
+                &format!("arm '{name}' kind"),
+                format!("{other:?}"),
+                "\"manual\" or \"gun\"",
+            ))
+        }
+    };
+    let variability = match &ra.variability {
+        Some(t) => c.uncertain(t, &format!("arm '{name}' variability"))?,
+        None => Vec::new(),
+    };
+    Ok(Arm { name, kind, set: ra.set.clone(), variability })
+}
+
+/// How gun arm `name` is set to a target: its dose key, or the key it
+/// calibrates and the range it searches.
+fn gun_dose(ra: &RawArm, c: &Checker, name: &str) -> Result<DoseSetting, StudyError> {
+    Ok(match (&ra.dose_key, &ra.calibrate_key) {
+        (Some(k), None) => DoseSetting::Direct { key: k.get_ref().clone() },
+        (None, Some(k)) => {
+            let (lo, hi) = match &ra.calibrate_range {
+                Some(r) if r.get_ref().len() == 2 && r.get_ref()[0] < r.get_ref()[1] => {
+                    (r.get_ref()[0], r.get_ref()[1])
+                }
+                Some(r) => {
+                    return Err(c.invalid(
+                        r.span(),
+                        &format!("arm '{name}' calibrate_range"),
+                        format!("{:?}", r.get_ref()),
+                        "[lo, hi] with lo < hi, in the key's unit",
+                    ))
+                }
+                None => {
+                    return Err(c.invalid(
+                        k.span(),
+                        &format!("arm '{name}' calibrate_range"),
+                        "(missing)",
+                        "[lo, hi] to search for the key's value",
+                    ))
+                }
+            };
+            DoseSetting::Calibrate {
+                key: k.get_ref().clone(),
+                lo,
+                hi,
+                each_unit: ra.calibrate_each_unit.unwrap_or(false),
+            }
+        }
+        _ => {
+            return Err(c.invalid(
+                ra.kind.span(),
+                &format!("arm '{name}'"),
+                "gun",
+                "exactly one of dose_key (set to the target in µL) or calibrate_key (bisected to the target)",
+            ))
+        }
+    })
+}
+
+/// Validate the arm's overrides and every varied key at the first target
+/// (`first_ul`).
+fn check_arm(
+    arm: &Arm,
+    prepared: &Prepared,
+    shared: &[Uncertain],
+    first_ul: f64,
+    file: &str,
+) -> Result<(), StudyError> {
+    let mut sets = arm.set.clone();
+    if let ArmKind::Gun { dose } = &arm.kind {
+        sets.push(match dose {
+            DoseSetting::Direct { key } => format!("{key}={:?}", first_ul),
+            DoseSetting::Calibrate { key, lo, hi, .. } => format!("{key}={:?}", 0.5 * (lo + hi)),
+        });
+    }
+    for u in shared.iter().chain(&arm.variability) {
+        sets.push(format!("{}={:?}", u.key, central(&u.dist)));
+    }
+    prepared
+        .with(&sets)
+        .map_err(|source| StudyError::Scenario { context: format!("{file}: arm '{}'", arm.name), source })?;
+    Ok(())
+}
+
+fn central(d: &scenario::Distribution) -> f64 {
+    match *d {
+        scenario::Distribution::Normal { mean, .. } => mean,
+        scenario::Distribution::Lognormal { median, .. } => median,
+        scenario::Distribution::Uniform { lo, hi } => 0.5 * (lo + hi),
+        scenario::Distribution::TruncatedNormal { mean, lo, hi, .. } => mean.clamp(lo, hi),
+    }
+}

@@ -1,0 +1,322 @@
+//! Running a sweep (or a shard of it): its files, the fault-injection hook
+//! of the interruption tests, a fresh start, and the chunks of points
+//! computed in parallel and written in point order.
+
+use std::fs::File;
+use std::io::Write;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rayon::prelude::*;
+
+use super::{as_written, csv_header, csv_row, file_names, overrides, raw_header, raw_name, run_point, shard_range};
+use super::{PointStats, RunOptions, SweepError, SweepSummary};
+use crate::scenario::{Prepared, Scenario, SweepSpec};
+
+/// Fault injection for interruption tests (see [`RunOptions::fault_after`]):
+/// counts the write, sync, truncation, removal and rename points of a run.
+pub(super) struct Faults {
+    after: Option<u64>,
+    seen: std::cell::Cell<u64>,
+}
+
+impl Faults {
+    /// Count one point; true at the chosen one.
+    fn hit(&self) -> bool {
+        let n = self.seen.get() + 1;
+        self.seen.set(n);
+        self.after == Some(n)
+    }
+    /// Before a step that is not a write: abort the process at the chosen point.
+    pub(super) fn point(&self) {
+        if self.hit() {
+            std::process::abort();
+        }
+    }
+    /// Write `bytes`; at the chosen point write only their first half, then
+    /// abort the process (a torn write).
+    pub(super) fn write(&self, f: &mut std::fs::File, bytes: &[u8]) -> std::io::Result<()> {
+        if self.hit() {
+            let _ = f.write_all(&bytes[..bytes.len() / 2]);
+            let _ = f.sync_data();
+            std::process::abort();
+        }
+        f.write_all(bytes)
+    }
+}
+
+/// The files of one sweep table (or shard) in its folder: the finished
+/// table, its partial form while it is written, its fingerprint (and that
+/// fingerprint's temporary name), and the same for the raw table.
+pub(super) struct Files {
+    pub(super) final_path: PathBuf,
+    pub(super) partial: PathBuf,
+    pub(super) fp_path: PathBuf,
+    pub(super) fp_tmp: PathBuf,
+    pub(super) raw_final: PathBuf,
+    pub(super) raw_partial: PathBuf,
+}
+
+impl Files {
+    fn new(dir: &Path, shard: Option<(u64, u64)>) -> Files {
+        let (table, _) = file_names(shard);
+        let raw_name = raw_name(shard);
+        Files {
+            final_path: dir.join(&table),
+            partial: dir.join(format!(".{table}.partial")),
+            fp_path: dir.join(format!(".{table}.fingerprint.json")),
+            fp_tmp: dir.join(format!(".{table}.fingerprint.json.partial")),
+            raw_final: dir.join(&raw_name),
+            raw_partial: dir.join(format!(".{raw_name}.partial")),
+        }
+    }
+}
+
+/// One sweep (or shard) being run: what each of its steps reads.
+pub(super) struct Sweep<'a> {
+    pub(super) prep: &'a Prepared,
+    pub(super) base: &'a [String],
+    pub(super) sc: Scenario,
+    pub(super) spec: SweepSpec,
+    pub(super) range: Range<u64>,
+    pub(super) opts: RunOptions,
+    pub(super) keep: bool,
+    pub(super) header: String,
+    pub(super) raw_head: String,
+    pub(super) files: Files,
+    pub(super) faults: Faults,
+}
+
+/// The open table (and raw table) of a run, the first point still to
+/// compute, the shots of the points before it and the statistics kept.
+pub(super) struct Opened {
+    pub(super) out: File,
+    pub(super) raw_out: Option<File>,
+    pub(super) start: u64,
+    pub(super) shots: u64,
+    pub(super) kept: Vec<PointStats>,
+}
+
+/// The error of an I/O step on `path`.
+pub(super) fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SweepError {
+    let path = path.to_owned();
+    move |source| SweepError::Io { path, source }
+}
+
+/// Remove `path` if it exists.
+fn remove_if_exists(path: &Path) -> Result<(), SweepError> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(SweepError::Io { path: path.to_owned(), source: e }),
+        _ => Ok(()),
+    }
+}
+
+/// Open `path` for appending after cutting it to `len` bytes.
+pub(super) fn cut_and_append(path: &Path, len: u64, faults: &Faults) -> Result<std::fs::File, SweepError> {
+    let io = |source| SweepError::Io { path: path.to_owned(), source };
+    let f = std::fs::OpenOptions::new().write(true).open(path).map_err(io)?;
+    faults.point();
+    f.set_len(len).map_err(io)?;
+    drop(f);
+    std::fs::OpenOptions::new().append(true).open(path).map_err(io)
+}
+
+/// Run the sweep of `prep` (with base `--set` overrides), writing its table
+/// into `dir` in point order as chunks finish; `progress` is called with the
+/// number of points done in this run's range. Returns the per-point
+/// statistics when `keep` (for plots), as the table writes them (to its
+/// shortest round-trip digits in µL and kPa), those of points resumed from
+/// disk read back from it.
+///
+/// Each chunk's raw rows (with `raw`) reach the disk before its table rows.
+/// A fresh run removes the earlier table and raw files of the same name and
+/// records its fingerprint beside the table (`.sweep.csv.fingerprint.json`);
+/// a resumed run refuses a table made with other settings, keeps the
+/// table's complete rows whose points have all their raw rows, and
+/// recomputes the rest.
+#[allow(clippy::too_many_arguments)]
+pub fn run(
+    prep: &Prepared,
+    base: &[String],
+    dir: &Path,
+    threads: usize,
+    keep: bool,
+    progress: &(dyn Fn(u64) + Sync),
+    opts: RunOptions,
+) -> Result<(SweepSummary, Vec<PointStats>), SweepError> {
+    let sw = Sweep::new(prep, base, dir, keep, opts)?;
+    let fp = super::fingerprint(prep, &sw.sc, &sw.spec, base, opts.shard);
+    let opened = if opts.resume && (sw.files.partial.exists() || sw.files.final_path.exists()) {
+        sw.resume(&fp)?
+    } else {
+        sw.fresh(&fp)?
+    };
+    let (first_new, shots_before) = (opened.start, opened.shots);
+    let (shots, kept) = sw.chunks(opened, threads, progress)?;
+    let pts = sw.range.end - sw.range.start;
+    let summary = SweepSummary {
+        points: pts,
+        sessions: pts * sw.spec.replicates as u64,
+        shots,
+        computed_points: sw.range.end - first_new,
+        computed_shots: shots - shots_before,
+    };
+    Ok((summary, kept))
+}
+
+impl<'a> Sweep<'a> {
+    /// The sweep of `prep` with `base`, its first and last points checked
+    /// before any work, and its folder created.
+    fn new(
+        prep: &'a Prepared,
+        base: &'a [String],
+        dir: &Path,
+        keep: bool,
+        opts: RunOptions,
+    ) -> Result<Sweep<'a>, SweepError> {
+        let sc = prep.with(base).map_err(|source| SweepError::Point { point: 0, source })?;
+        let spec = sc.sweep.clone().ok_or_else(|| SweepError::NoSweep(prep.source().name.clone()))?;
+        let n = spec.points();
+        let range = match opts.shard {
+            None => 0..n,
+            Some((i, k)) => shard_range(n, i, k),
+        };
+        // Check the first and last points before any work.
+        for p in [0, n.saturating_sub(1)] {
+            prep.with(&overrides(&sc, &spec, base, p, 0)).map_err(|source| SweepError::Point { point: p, source })?;
+        }
+        std::fs::create_dir_all(dir).map_err(|source| SweepError::Io { path: dir.to_owned(), source })?;
+        let faults = Faults { after: opts.fault_after, seen: std::cell::Cell::new(0) };
+        let (header, raw_head) = (csv_header(&spec), raw_header(&spec));
+        let files = Files::new(dir, opts.shard);
+        Ok(Sweep { prep, base, sc, spec, range, opts, keep, header, raw_head, files, faults })
+    }
+
+    /// `--resume` refused: `message` says why.
+    pub(super) fn resume_err(&self, message: String) -> SweepError {
+        SweepError::Resume { path: self.files.final_path.clone(), message }
+    }
+
+    /// A fresh start: nothing of an earlier run of this table survives, and
+    /// the fingerprint is on disk before the first row.
+    fn fresh(&self, fp: &serde_json::Value) -> Result<Opened, SweepError> {
+        let (f, faults) = (&self.files, &self.faults);
+        for p in [&f.final_path, &f.partial, &f.raw_final, &f.raw_partial] {
+            faults.point();
+            remove_if_exists(p)?;
+        }
+        let tmp = &f.fp_tmp;
+        let mut file = File::create(tmp).map_err(io(tmp))?;
+        faults.write(&mut file, &crate::report::json_bytes(fp)).map_err(io(tmp))?;
+        drop(file);
+        faults.point();
+        std::fs::rename(tmp, &f.fp_path).map_err(io(&f.fp_path))?;
+        let mut out = File::create(&f.partial).map_err(io(&f.partial))?;
+        faults.write(&mut out, self.header.as_bytes()).map_err(io(&f.partial))?;
+        let raw_out = if self.opts.raw {
+            let mut r = File::create(&f.raw_partial).map_err(io(&f.raw_partial))?;
+            faults.write(&mut r, self.raw_head.as_bytes()).map_err(io(&f.raw_partial))?;
+            Some(r)
+        } else {
+            None
+        };
+        Ok(Opened { out, raw_out, start: self.range.start, shots: 0, kept: Vec::new() })
+    }
+
+    /// Compute the points from `o.start` to the end of the range in chunks
+    /// on `threads` threads, each chunk written before the next starts, then
+    /// give the table (and raw table) their final names. Returns the shots
+    /// of the whole range and the statistics kept.
+    fn chunks(
+        &self,
+        mut o: Opened,
+        threads: usize,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<(u64, Vec<PointStats>), SweepError> {
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads.max(1)).build().expect("a thread pool");
+        let chunk = (64 * threads.max(1)) as u64;
+        let range = &self.range;
+        progress(o.start - range.start);
+        // Progress moves with every finished point, not with every written chunk.
+        let done = AtomicU64::new(o.start - range.start);
+        // The workers share these, not `self` (whose fault counter is not `Sync`).
+        let (prep, sc, spec, base, raw, keep) = (self.prep, &self.sc, &self.spec, self.base, self.opts.raw, self.keep);
+        while o.start < range.end {
+            let end = (o.start + chunk).min(range.end);
+            let wanted = |p: u64| raw || (keep && spec.histogram.contains(&p));
+            let results: Vec<Result<PointStats, SweepError>> = pool.install(|| {
+                (o.start..end)
+                    .into_par_iter()
+                    .map(|p| {
+                        let r = run_point(prep, sc, spec, base, p, wanted(p));
+                        progress(done.fetch_add(1, Ordering::Relaxed) + 1);
+                        r
+                    })
+                    .collect()
+            });
+            let (rows, raw_rows) = self.gather(results, &mut o)?;
+            self.write_chunk(&mut o, &rows, &raw_rows)?;
+            progress(end - range.start);
+            o.start = end;
+        }
+        self.finish(o)
+    }
+
+    /// The table rows and raw rows of a chunk's points, in point order; their
+    /// shots are added to `o.shots` and their statistics kept in `o.kept`.
+    fn gather(
+        &self,
+        results: Vec<Result<PointStats, SweepError>>,
+        o: &mut Opened,
+    ) -> Result<(Vec<u8>, Vec<u8>), SweepError> {
+        let (mut rows, mut raw_rows) = (Vec::new(), Vec::new());
+        for r in results {
+            let mut p = r?;
+            rows.extend_from_slice(csv_row(&p).as_bytes());
+            if self.opts.raw {
+                for (rep, shot, dose, leak, peak) in &p.raw {
+                    let mut f = vec![p.point.to_string(), rep.to_string(), shot.to_string()];
+                    f.extend(p.values.iter().map(|v| format!("{v:?}")));
+                    f.extend([dose * 1e9, leak * 1e9, peak / 1e3].iter().map(|v| format!("{v:?}")));
+                    raw_rows.extend_from_slice((f.join(",") + "\n").as_bytes());
+                }
+            }
+            if !(self.keep && self.spec.histogram.contains(&p.point)) {
+                p.raw = Vec::new();
+            }
+            o.shots += p.shots as u64;
+            if self.keep {
+                o.kept.push(as_written(p));
+            }
+        }
+        Ok((rows, raw_rows))
+    }
+
+    /// Write a chunk: the raw rows are on disk before their table rows.
+    fn write_chunk(&self, o: &mut Opened, rows: &[u8], raw_rows: &[u8]) -> Result<(), SweepError> {
+        let (f, faults) = (&self.files, &self.faults);
+        if let Some(r) = o.raw_out.as_mut() {
+            faults.write(r, raw_rows).map_err(io(&f.raw_partial))?;
+            faults.point();
+            r.sync_data().map_err(io(&f.raw_partial))?;
+        }
+        faults.write(&mut o.out, rows).map_err(io(&f.partial))?;
+        faults.point();
+        o.out.sync_data().map_err(io(&f.partial))
+    }
+
+    /// Close the tables and give them their final names (the raw table first).
+    fn finish(&self, o: Opened) -> Result<(u64, Vec<PointStats>), SweepError> {
+        let (f, faults) = (&self.files, &self.faults);
+        drop(o.out);
+        if let Some(r) = o.raw_out {
+            drop(r);
+            faults.point();
+            std::fs::rename(&f.raw_partial, &f.raw_final).map_err(io(&f.raw_partial))?;
+        }
+        faults.point();
+        std::fs::rename(&f.partial, &f.final_path).map_err(io(&f.final_path))?;
+        Ok((o.shots, o.kept))
+    }
+}
