@@ -76,6 +76,26 @@ impl TissueParams {
         }
     }
 
+    /// Fraction of a bleb left after absorbing for `dt`, s (exact for the
+    /// first-order absorption dV_b/dt = −V_b/τ_abs).
+    #[inline]
+    pub fn absorption_decay(&self, dt: f64) -> f64 {
+        (-dt / self.absorption_time).exp()
+    }
+
+    /// The bleb after a step of `dt` taking `q_tis` (m³/s) into the tissue,
+    /// with `decay` = [`Self::absorption_decay`] of `dt`, m³.
+    #[inline]
+    pub fn grow_bleb(&self, v_b: f64, q_tis: f64, decay: f64, dt: f64) -> f64 {
+        v_b * decay + dt * q_tis
+    }
+
+    /// The bleb after `dt` without inflow (between shots), m³.
+    #[inline]
+    pub fn relax_bleb(&self, v_b: f64, dt: f64) -> f64 {
+        v_b * self.absorption_decay(dt)
+    }
+
     /// Gauge pressure with no flow for bleb volume `v_b`, Pa.
     #[inline]
     pub fn static_pressure(&self, v_b: f64) -> f64 {

@@ -241,7 +241,7 @@ impl StepCache {
         }
         self.dt = dt;
         self.supply_decay = if p.supply.tau > 0.0 { (-dt / p.supply.tau).exp() } else { 0.0 };
-        self.absorb_decay = p.sites.iter().map(|s| (-dt / s.absorption_time).exp()).collect();
+        self.absorb_decay = p.sites.iter().map(|s| s.absorption_decay(dt)).collect();
         self.needle_ci = p.needles.iter().map(|n| n.inertance() / dt).collect();
         self.tube_ci = p.tubing.as_ref().map(|t| t.conduit.inertance() / dt).unwrap_or(0.0);
         self.seal = p.piston.seal();
@@ -748,7 +748,7 @@ impl Plant {
             q_total += q;
             let site = p.sites[k].at_flow(q, s.v_bleb[k]);
             let q_tis = q - site.q_leak;
-            s.v_bleb[k] = s.v_bleb[k] * self.cache.absorb_decay[k] + dt * q_tis;
+            s.v_bleb[k] = p.sites[k].grow_bleb(s.v_bleb[k], q_tis, self.cache.absorb_decay[k], dt);
             s.delivered[k] += dt * q_tis;
             s.leaked[k] += dt * site.q_leak;
             self.signals.p_site[k] = if q > 0.0 { site.p } else { p.sites[k].static_pressure(s.v_bleb[k]) };

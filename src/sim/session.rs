@@ -803,7 +803,7 @@ pub fn fast_forward(plant: &mut Plant, t_to: f64) {
     let target = p.supply.target(s.p_set, s.p_res, 0.0);
     s.p_reg = p.supply.advance_output(s.p_reg, target, dt);
     for (v, site) in s.v_bleb.iter_mut().zip(&p.sites) {
-        *v *= (-dt / site.absorption_time).exp();
+        *v = site.relax_bleb(*v, dt);
     }
     if let Thermal::Energy { h, t_wall } = p.chamber.thermal {
         let v_c = p.chamber.dead_volume + p.piston.area * s.x_p;
