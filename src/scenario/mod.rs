@@ -500,18 +500,7 @@ use crate::model::param::fmt_num;
 
 impl Scenario {
     fn from_raw(raw: Raw, c: &Ctx, fallback_name: &str) -> Result<Scenario, ScenarioError> {
-        // Without a `name` key the file stem names the scenario; characters
-        // that cannot name a folder portably (dots, spaces, …) become '_'.
-        let name = raw.name.clone().unwrap_or_else(|| {
-            fallback_name.chars().map(|ch| if ch.is_ascii_alphanumeric() || ch == '-' { ch } else { '_' }).collect()
-        });
-        if name.is_empty() || !name.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '-') {
-            return Err(c.invalid(
-                "name",
-                format!("\"{name}\""),
-                "letters, digits, '_' and '-' (it names the output folder)",
-            ));
-        }
+        let name = scenario_name(&raw, c, fallback_name)?;
         let seed = raw.seed.unwrap_or(1);
 
         let loc = |e: Invalid| c.at(e);
@@ -580,6 +569,22 @@ impl Scenario {
             session: SessionSettings { shots, period },
         })
     }
+}
+
+/// The scenario's name: the `name` key, or else the file stem with the
+/// characters that cannot name a folder portably (dots, spaces, …) as '_'.
+fn scenario_name(raw: &Raw, c: &Ctx, fallback_name: &str) -> Result<String, ScenarioError> {
+    let name = raw.name.clone().unwrap_or_else(|| {
+        fallback_name.chars().map(|ch| if ch.is_ascii_alphanumeric() || ch == '-' { ch } else { '_' }).collect()
+    });
+    if name.is_empty() || !name.chars().all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == '-') {
+        return Err(c.invalid(
+            "name",
+            format!("\"{name}\""),
+            "letters, digits, '_' and '-' (it names the output folder)",
+        ));
+    }
+    Ok(name)
 }
 
 /// The plant, component by component, then the rules across components.
