@@ -217,12 +217,18 @@ impl Prepared {
 
     /// The scenario with `overrides` (`key=value`) applied and validated.
     pub fn with(&self, overrides: &[String]) -> Result<Scenario, ScenarioError> {
-        let (raw, set_keys) = match self.with_numbers(overrides) {
-            Some(done) => done,
-            None => self.with_document(overrides)?,
-        };
+        let (raw, set_keys) = self.raw_with(overrides)?;
         let ctx = Ctx { source: &self.source, set_keys: &set_keys };
         Scenario::from_raw(raw, &ctx, &self.fallback)
+    }
+
+    /// The file as written with `overrides` applied, and where each override
+    /// came from: through the registry when it can, else through the document.
+    fn raw_with(&self, overrides: &[String]) -> Result<(Raw, Vec<(String, String)>), ScenarioError> {
+        match self.with_numbers(overrides) {
+            Some(done) => Ok(done),
+            None => self.with_document(overrides),
+        }
     }
 
     /// Overrides that all set declared numeric keys to plain numbers are
@@ -273,10 +279,7 @@ impl Prepared {
     /// Every declared key with the value these overrides give it, and where
     /// that value was written (for `check --params`).
     pub fn entries(&self, overrides: &[String]) -> Result<Vec<registry::Entry>, ScenarioError> {
-        let (raw, set_keys) = match self.with_numbers(overrides) {
-            Some(done) => done,
-            None => self.with_document(overrides)?,
-        };
+        let (raw, set_keys) = self.raw_with(overrides)?;
         let ctx = Ctx { source: &self.source, set_keys: &set_keys };
         Ok(registry::entries(&raw, |key| ctx.location(key)))
     }

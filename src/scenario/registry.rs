@@ -88,25 +88,9 @@ pub fn numeric_keys() -> Vec<String> {
 /// The keys closest to a mistyped one (for "did you mean").
 pub fn closest(key: &str) -> Vec<String> {
     let mut scored: Vec<(usize, String)> =
-        numeric_keys().into_iter().map(|k| (strsim_distance(key, &k), k)).filter(|(d, _)| *d <= 3).collect();
+        numeric_keys().into_iter().map(|k| (strsim::levenshtein(key, &k), k)).filter(|(d, _)| *d <= 3).collect();
     scored.sort();
     scored.into_iter().take(3).map(|(_, k)| k).collect()
-}
-
-/// Levenshtein distance (small strings).
-fn strsim_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
-            prev = cur;
-        }
-    }
-    row[b.len()]
 }
 
 impl Raw {

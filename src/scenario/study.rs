@@ -299,7 +299,7 @@ pub(super) fn tune_spec(t: &RawTune, c: &Ctx) -> Result<TuneSpec, ScenarioError>
         "weighted" => TuneObjective::Weighted,
         _ => TuneObjective::Cv,
     };
-    let target = optional(c, t.target_ul, "tune.target_ul", 1e5, "µL", 1e-9)?;
+    let target = optional(c, t.target_ul, "tune.target_ul", (0.001, 1e5), "µL", 1e-9)?;
     if target.is_none() && objective == TuneObjective::Tolerance {
         return Err(c.invalid("tune.target_ul", "(missing)", "a target dose in µL: the tolerance objective needs one"));
     }
@@ -326,20 +326,32 @@ pub(super) fn tune_spec(t: &RawTune, c: &Ctx) -> Result<TuneSpec, ScenarioError>
         iterations: c.int(t.iterations, 25, "tune.iterations", 1, 100_000)? as usize,
         landscape_grid: c.int(t.landscape_grid, 15, "tune.landscape_grid", 2, 1000)? as usize,
         landscape,
-        max_tissue_pressure: optional(c, t.max_tissue_pressure_kpa, "tune.max_tissue_pressure_kpa", 1e5, "kPa", 1e3)?,
-        max_leak: optional(c, t.max_leak_ul, "tune.max_leak_ul", 1e6, "µL", 1e-9)?,
-        min_rate: optional(c, t.min_shots_per_s, "tune.min_shots_per_s", 1e4, "shots/s", 1.0)?,
+        max_tissue_pressure: optional(
+            c,
+            t.max_tissue_pressure_kpa,
+            "tune.max_tissue_pressure_kpa",
+            (0.0, 1e5),
+            "kPa",
+            1e3,
+        )?,
+        max_leak: optional(c, t.max_leak_ul, "tune.max_leak_ul", (0.0, 1e6), "µL", 1e-9)?,
+        min_rate: optional(c, t.min_shots_per_s, "tune.min_shots_per_s", (0.0, 1e4), "shots/s", 1.0)?,
     })
 }
 
-/// An optional study limit from 0 (or 0.001 for a dose) to `hi`, times `scale` to SI.
-fn optional(c: &Ctx, v: Option<f64>, key: &str, hi: f64, unit: &str, scale: f64) -> Result<Option<f64>, ScenarioError> {
-    let lo = if key == "tune.target_ul" { 0.001 } else { 0.0 };
-    Ok(match v {
-        None => None,
-        Some(v) if scale == 1.0 => Some(c.num(Some(v), v, key, lo, hi, unit)?),
-        Some(v) => Some(c.num(Some(v), v, key, lo, hi, unit)? * scale),
-    })
+/// An optional study value in [`lo`, `hi`] (human units), times `scale` to SI.
+fn optional(
+    c: &Ctx,
+    v: Option<f64>,
+    key: &str,
+    range: (f64, f64),
+    unit: &str,
+    scale: f64,
+) -> Result<Option<f64>, ScenarioError> {
+    match v {
+        None => Ok(None),
+        Some(v) => Ok(Some(c.num(Some(v), v, key, range.0, range.1, unit)? * scale)),
+    }
 }
 
 /// `tune.landscape`: one or two keys of `tune.parameters`, as indices.
@@ -406,14 +418,6 @@ pub(super) fn sweep_spec(sw: &RawSweep, c: &Ctx, seed: u64) -> Result<SweepSpec,
     grid_sweep(sw, c, replicates)
 }
 
-/// The optional `sweep.target_ul`, m³.
-fn sweep_target(sw: &RawSweep, c: &Ctx) -> Result<Option<f64>, ScenarioError> {
-    Ok(match sw.target_ul {
-        None => None,
-        Some(v) => Some(c.num(Some(v), v, "sweep.target_ul", 0.001, 1e5, "µL")? * 1e-9),
-    })
-}
-
 /// A Latin-hypercube or Sobol sweep over `{ range = … }` / `{ logrange = … }` keys.
 fn design_sweep(
     sw: &RawSweep,
@@ -455,13 +459,13 @@ fn design_sweep(
     }
     let design = design(sampling, n, &ranges, seed);
     let histogram = vec![0, (n / 2) as u64, (n - 1) as u64];
-    let target = sweep_target(sw, c)?;
+    let target = optional(c, sw.target_ul, "sweep.target_ul", (0.001, 1e5), "µL", 1e-9)?;
     Ok(SweepSpec { replicates, target, axes, histogram, trace_point: (n / 2) as u64, sampling, design: Some(design) })
 }
 
 /// A grid sweep: every combination of the axes' values.
 fn grid_sweep(sw: &RawSweep, c: &Ctx, replicates: usize) -> Result<SweepSpec, ScenarioError> {
-    let target = sweep_target(sw, c)?;
+    let target = optional(c, sw.target_ul, "sweep.target_ul", (0.001, 1e5), "µL", 1e-9)?;
     let mut axes = Vec::new();
     for (key, value) in sw.parameters.iter().flatten() {
         axes.push((key.clone(), grid_axis(key, value, c)?));
