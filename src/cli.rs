@@ -135,6 +135,41 @@ pub enum Command {
         #[arg(long, short)]
         quiet: bool,
     },
+    /// Calibrate the plant from bench data: weighted least squares over
+    /// every experiment of a fit file (Sobol global stage, then
+    /// Levenberg–Marquardt in the bounds), with 95 % intervals, profiles and
+    /// identifiability warnings; writes fit_summary.json, calibrated.toml,
+    /// fit_history.csv and plots. Exit 1 when it does not converge (the best
+    /// point is still written).
+    Fit {
+        /// Fit file (TOML), e.g. scenarios/fit_example/fit.toml.
+        file: PathBuf,
+        /// Output folder [default: output/<fit file stem>/].
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// Worker threads, 1 to 1024 [default: all cores].
+        #[arg(long, value_name = "N", value_parser = threads_arg())]
+        threads: Option<usize>,
+        /// No progress or summary.
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Check a scenario against bench data: per-channel RMS and peak
+    /// error, dose and valve-delay error per shot, overlay plots, and a
+    /// verdict against the file's [tolerance] (exit 1 when outside).
+    Validate {
+        /// Validation file (TOML): a fit file's shape without [parameters].
+        file: PathBuf,
+        /// Validate this scenario instead of the file's (e.g. the calibrated.toml a fit wrote).
+        #[arg(long, value_name = "SCENARIO")]
+        scenario: Option<PathBuf>,
+        /// Output folder [default: output/<file stem>/].
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// No summary.
+        #[arg(long, short)]
+        quiet: bool,
+    },
     /// Print the normal tolerance factor k for n doses (exact two-sided by
     /// the Odeh–Owen integral, or one-sided by the non-central t).
     ToleranceK {
@@ -499,4 +534,95 @@ pub fn print_compare(
         );
     }
     println!("  wrote {} files to {} (open report.html)", files, dir.display());
+}
+
+/// A spinner with a stage message on a terminal (none otherwise).
+pub fn spinner(quiet: bool) -> Option<indicatif::ProgressBar> {
+    use std::io::IsTerminal;
+    (!quiet && std::io::stderr().is_terminal()).then(|| {
+        let b = indicatif::ProgressBar::new_spinner();
+        b.set_style(indicatif::ProgressStyle::with_template("{spinner} {msg}  {elapsed}").expect("valid template"));
+        b.enable_steady_tick(std::time::Duration::from_millis(200));
+        b
+    })
+}
+
+/// `fit`: the estimates with their intervals, warnings and where the outputs went.
+pub fn print_fit(
+    spec: &mesobench::study::fit::FitFile,
+    out: &mesobench::study::fit::lm::Outcome,
+    seconds: f64,
+    threads: usize,
+    files: usize,
+    dir: &std::path::Path,
+) {
+    use mesobench::text::g6;
+    let n_ex = spec.experiments.len();
+    println!(
+        "fit {}: {} parameter(s) from {} experiment(s), {} residuals, {:.1} s on {}",
+        spec.path,
+        out.estimates.len(),
+        n_ex,
+        out.residuals,
+        seconds,
+        plural(threads as u64, "thread")
+    );
+    println!(
+        "  {} ({}), weighted SSR {} (σ² = {})",
+        if out.converged { "converged" } else { "NOT converged" },
+        out.reason,
+        g6(out.cost),
+        g6(out.sigma2)
+    );
+    let width = out.estimates.iter().map(|e| e.key.len()).max().unwrap_or(0);
+    for e in &out.estimates {
+        let ci = match e.ci95 {
+            Some([a, b]) => format!("95 % CI [{}, {}]", g6(a), g6(b)),
+            None => "not identifiable".into(),
+        };
+        println!("  {:width$}  {} {}  {ci}", e.key, g6(e.estimate), e.unit);
+    }
+    for w in &out.warnings {
+        println!("  warning: {w}");
+    }
+    println!("wrote {files} files to {}", dir.display());
+}
+
+/// `validate`: each tolerance's verdict.
+pub fn print_validation(
+    spec: &mesobench::study::fit::FitFile,
+    v: &mesobench::study::fit::validate::Validation,
+    files: usize,
+    dir: &std::path::Path,
+) {
+    use mesobench::text::g6;
+    println!("validate {}: {} experiment(s)", spec.path, spec.experiments.len());
+    for e in &v.experiments {
+        for c in &e.channels {
+            println!(
+                "  {} {}: RMS {} {u}, peak error {} {u} (noise sd {} {u})",
+                e.name,
+                c.signal,
+                g6(c.rms),
+                g6(c.peak_error),
+                g6(c.sd),
+                u = c.unit
+            );
+        }
+    }
+    for t in &v.verdicts {
+        let worst = t.worst.map_or("no data".to_string(), g6);
+        println!(
+            "  {} {}: worst {worst}{} (limit {})",
+            if t.pass { "pass" } else { "FAIL" },
+            t.key,
+            t.experiment.as_ref().map_or(String::new(), |e| format!(" in {e}")),
+            g6(t.limit)
+        );
+    }
+    println!(
+        "{}; wrote {files} files to {}",
+        if v.pass { "within tolerance" } else { "OUTSIDE tolerance" },
+        dir.display()
+    );
 }

@@ -38,6 +38,7 @@
 
 #![warn(missing_docs)]
 
+pub mod bench;
 pub mod control;
 pub mod model;
 pub mod reference;

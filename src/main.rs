@@ -89,6 +89,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Compare { study, out, threads, quiet } => compare(&study, out, threads, quiet),
         Command::Docs { out, check } => docs(&out, check),
         Command::Tune { study, quiet } => tune(&study, quiet),
+        Command::Fit { file, out, threads, quiet } => fit(&file, out, threads, quiet),
+        Command::Validate { file, scenario, out, quiet } => validate(&file, scenario.as_deref(), out, quiet),
         Command::Run { scenario, out, set, quiet } => run_scenario(scenario.as_deref(), out, &set, quiet),
     }
 }
@@ -371,6 +373,62 @@ fn compare(path: &Path, out: Option<PathBuf>, threads: Option<usize>, quiet: boo
     outputs.finished();
     if !quiet {
         cli::print_compare(&study, &outcome, seconds, threads, files.len(), &dir);
+    }
+    Ok(())
+}
+
+/// The default output folder of a fit or validation file: output/<stem>/.
+fn default_out(file: &Path) -> PathBuf {
+    Path::new("output").join(file.file_stem().and_then(|s| s.to_str()).unwrap_or("fit"))
+}
+
+fn fit(file: &Path, out: Option<PathBuf>, threads: Option<usize>, quiet: bool) -> anyhow::Result<()> {
+    use mesobench::study::fit;
+    let spec = fit::load(file, fit::Purpose::Fit)?;
+    let dir = out.unwrap_or_else(|| default_out(file));
+    let outputs = Outputs::claim(&dir, "fit")?;
+    let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build()?;
+    let bar = cli::spinner(quiet);
+    let progress = |stage: &str| {
+        if let Some(b) = &bar {
+            b.set_message(stage.to_string());
+        }
+    };
+    let started = Instant::now();
+    let outcome = pool.install(|| fit::lm::fit(&spec, &progress))?;
+    if let Some(b) = &bar {
+        b.set_message("writing outputs");
+    }
+    let files = pool.install(|| mesobench::report::fit::write_fit(&dir, &spec, &outcome))?;
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    outputs.finished();
+    if !quiet {
+        cli::print_fit(&spec, &outcome, started.elapsed().as_secs_f64(), threads, files.len(), &dir);
+    }
+    if !outcome.converged {
+        eprintln!("mesobench: the fit did not converge ({}); its best point is in {}", outcome.reason, dir.display());
+        return Err(AcceptanceFailed.into());
+    }
+    Ok(())
+}
+
+fn validate(file: &Path, scenario: Option<&Path>, out: Option<PathBuf>, quiet: bool) -> anyhow::Result<()> {
+    use mesobench::study::fit;
+    let spec = fit::load_with(file, fit::Purpose::Validate, scenario)?;
+    let dir = out.unwrap_or_else(|| default_out(file));
+    let outputs = Outputs::claim(&dir, "validate")?;
+    let v = fit::validate::validate(&spec)?;
+    let files = mesobench::report::fit::write_validation(&dir, &spec, &v)?;
+    outputs.finished();
+    if !quiet {
+        cli::print_validation(&spec, &v, files.len(), &dir);
+    }
+    if !v.pass {
+        eprintln!("mesobench: outside the tolerances of {}", file.display());
+        return Err(AcceptanceFailed.into());
     }
     Ok(())
 }

@@ -6,6 +6,7 @@ mod compare;
 mod conservation;
 mod convergence;
 mod firmware;
+mod fit;
 mod manual;
 mod registry;
 mod regression;

@@ -5,6 +5,7 @@
 //! sees a half-written file and an interrupted run leaves earlier files whole.
 
 pub mod compare;
+pub mod fit;
 pub mod plot;
 mod raster;
 pub mod tune;
@@ -681,6 +682,8 @@ pub fn command_outputs(command: &str, shard: Option<(u64, u64)>) -> Vec<String> 
             .map(String::from)
             .into(),
         "compare" => vec!["arms.csv".into(), "summary.json".into(), "report.html".into()],
+        "fit" => ["fit_summary.json", "fit_history.csv", "calibrated.toml"].map(String::from).into(),
+        "validate" => vec!["validate_summary.json".into(), "validate_shots.csv".into()],
         _ => Vec::new(),
     };
     out.extend(match command {
@@ -689,6 +692,7 @@ pub fn command_outputs(command: &str, shard: Option<(u64, u64)>) -> Vec<String> 
         "sensitivity" => both(&["sensitivity"]),
         "tune" => both(&["tune_convergence", "tune_doses", "tune_landscape"]),
         "compare" => both(&["doses_by_arm", "histograms", "operators"]),
+        "fit" => both(&["fit_profiles"]),
         _ => Vec::new(),
     });
     out
