@@ -17,3 +17,4 @@ mod sweep;
 mod trends;
 mod tune;
 mod util;
+mod validity;

@@ -846,11 +846,24 @@ fn warnings(plant: &Plant, shots: &[ShotRecord], stopped: Option<&str>, step: f6
     if shots.iter().any(|s| s.flags.extrapolated) {
         w.push("a needle flow exceeded 100 mL/s, beyond the tabulated flow curve (extrapolated)".into());
     }
+    let lumped = plant.params.needles.iter().any(|n| !n.developing);
     let entrance = shots.iter().map(|s| s.flags.entrance_ratio).fold(0.0, f64::max);
     if entrance > 1.0 {
-        w.push(format!(
-            "the entrance length reaches {entrance:.1}× the needle length: the flow is developing over the whole needle; the minor-loss coefficient accounts for it only approximately"
-        ));
+        w.push(if lumped {
+            format!(
+                "the entrance length reaches {entrance:.1}× the needle length: the flow is developing over the whole needle; the lumped needle.minor_loss_k accounts for it only approximately"
+            )
+        } else {
+            format!(
+                "the entrance length reaches {entrance:.1}× the needle length: the flow is developing over the whole needle (Shah's apparent friction below Re 2000; the transitional blend is uncertain)"
+            )
+        });
+    }
+    if lumped {
+        w.push(
+            "needle.minor_loss_k is deprecated: it lumps the entrance, exit and developing-flow losses into one constant (too high in turbulent flow and for short needles); give needle.entrance_loss_k and needle.exit_loss_k instead, and the developing flow is modelled"
+                .into(),
+        );
     }
     let mach = shots.iter().map(|s| s.flags.line_mach).fold(0.0, f64::max);
     if mach > 0.3 {
