@@ -155,3 +155,110 @@ fn lumped_k_together_with_split_losses_exits_2() {
     let o = mesobench(&["check", "scenarios/reference.toml", "--set", "needle.minor_loss_k=2.5"]);
     assert_exit2(&o, &["needle.entrance_loss_k", "needle.minor_loss_k"]);
 }
+
+use mesobench::model::tissue::TissueParams;
+
+/// A constant-rate infusion (a syringe pump, as in the published
+/// protocols) of `volume` (m³) at `q` (m³/s) into one site, stepped with
+/// the plant's own site laws (reflux split, bleb growth with exact
+/// absorption decay): the time-mean and maximum tip pressure, the final
+/// one, and the refluxed volume.
+struct Infusion {
+    mean: f64,
+    max: f64,
+    last: f64,
+    leaked: f64,
+}
+
+fn infuse(site: &TissueParams, q: f64, volume: f64) -> Infusion {
+    let n = 4000;
+    let dt = volume / q / n as f64;
+    let decay = site.absorption_decay(dt);
+    let (mut v, mut sum, mut max, mut last, mut leaked) = (0.0, 0.0, 0.0_f64, 0.0, 0.0);
+    for _ in 0..n {
+        let s = site.at_flow(q, v);
+        v = site.grow_bleb(v, q - s.q_leak, decay, dt);
+        leaked += s.q_leak * dt;
+        sum += s.p;
+        max = max.max(s.p);
+        last = s.p;
+    }
+    Infusion { mean: sum / n as f64, max, last, leaked }
+}
+
+fn preset(name: &str) -> TissueParams {
+    TissueParams::preset(name).unwrap()
+}
+
+#[test]
+fn subcutaneous_pressure_plateaus_as_in_the_minipig() {
+    // Allmendinger & Fischer, Pharm Res (2020), Göttingen minipigs, 0.1–11 mL
+    // at 0.025–0.2 mL/s: mean ≈ 12 kPa independent of rate, maximum 30 kPa.
+    // Verdict: every mean within a factor 1.5 of 12 kPa, every maximum ≤ 30 kPa,
+    // and the mean changes by < 25 % over the 8× rate range.
+    let sc = preset("subcutaneous");
+    for ml in [0.1, 1.0, 4.5, 11.0] {
+        let means: Vec<f64> = [0.025, 0.1, 0.2]
+            .iter()
+            .map(|mls| {
+                let r = infuse(&sc, mls * 1e-6, ml * 1e-6);
+                assert!(r.max <= 30e3, "{ml} mL at {mls} mL/s: max {} kPa", r.max / 1e3);
+                assert!(r.leaked == 0.0);
+                r.mean
+            })
+            .collect();
+        for m in &means {
+            assert!((8e3..18e3).contains(m), "{ml} mL: mean {} kPa", m / 1e3);
+        }
+        assert!(means[2] / means[0] < 1.25, "{ml} mL: rate dependence {means:?}");
+    }
+}
+
+#[test]
+fn intradermal_pressure_rises_into_hundreds_of_kpa_near_one_ml() {
+    // Gupta et al., Biomaterials 32:6823 (2011), human intradermal saline at
+    // 0.3 mL/min: a few hundred mmHg (≈ 25–65 kPa) up to a few hundred µL,
+    // up to a few thousand mmHg (≈ 130–500 kPa) near 1 mL.
+    let id = preset("intradermal");
+    let q = 0.3e-6 / 60.0;
+    for ml in [0.1, 0.2] {
+        let r = infuse(&id, q, ml * 1e-6);
+        assert!((25e3..65e3).contains(&r.last), "{ml} mL: {} kPa", r.last / 1e3);
+    }
+    let r = infuse(&id, q, 1e-6);
+    assert!((130e3..500e3).contains(&r.last), "1 mL: {} kPa", r.last / 1e3);
+    assert!(r.leaked == 0.0, "no reflux around a held needle: {} µL", r.leaked * 1e9);
+}
+
+#[test]
+fn intradermal_preset_keeps_the_mesotherapy_bleb_pressure() {
+    // A 20 µL papule: the nonlinear bleb adds < 0.1 % to the linear
+    // p_open + V/C_t the mesotherapy doses were set with.
+    let id = preset("intradermal");
+    let v = 20e-9;
+    let linear = id.p_open + v / id.compliance;
+    assert!(rel(id.static_pressure(v), linear) < 1e-3);
+}
+
+#[test]
+fn dermis_fat_preset_lies_between_the_two_layers() {
+    let (id, df, sc) = (preset("intradermal"), preset("dermis_fat"), preset("subcutaneous"));
+    for ml in [0.02, 0.1, 1.0] {
+        let p = |t: &TissueParams| t.static_pressure(ml * 1e-6);
+        assert!(p(&sc) < p(&df) && p(&df) < p(&id), "{ml} mL: {} {} {}", p(&sc), p(&df), p(&id));
+    }
+}
+
+#[test]
+fn a_run_outside_the_presets_validated_range_warns() {
+    // The subcutaneous scenario's gun shots peak above the minipig's 0.2 mL/s.
+    let sc = crate::util::shipped("subcutaneous", &["session.shots=1"]);
+    let run = mesobench::simulate(&sc, false).unwrap();
+    let w = run.result.warnings.iter().find(|w| w.contains("subcutaneous tissue preset is validated"));
+    let w = w.unwrap_or_else(|| panic!("{:?}", run.result.warnings));
+    assert!(w.contains("0.1–11 mL") && w.contains("above 0.2 mL/s"), "{w}");
+    // A slow enough run inside the range does not.
+    let v = preset("subcutaneous").validated;
+    assert!(v.outside(1e-6, 0.1e-6).is_none());
+    assert!(v.outside(0.05e-6, 0.1e-6).unwrap().contains("below 0.1 mL"));
+}
