@@ -262,4 +262,3 @@ fn a_run_outside_the_presets_validated_range_warns() {
     assert!(v.outside(1e-6, 0.1e-6).is_none());
     assert!(v.outside(0.05e-6, 0.1e-6).unwrap().contains("below 0.1 mL"));
 }
-

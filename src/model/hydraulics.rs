@@ -16,8 +16,9 @@
 //!   x⁺ = L/(d·Re), Fanning; it tends to Hagen–Poiseuille plus 1.25·ρv²/2 in
 //!   a long tube and to the boundary-layer 13.76·√x⁺·ρv²/2 in a short one.
 //!   Above Re = 4000 Blasius (fully developed: the turbulent entrance length
-//!   is 10–20 diameters), with the same C¹ smoothstep blend in between. For shear-thinning fluids the laminar
-//! flow curve is computed once from the Rabinowitsch–Mooney relation
+//!   is 10–20 diameters), with the same C¹ smoothstep blend in between.
+//!
+//! For shear-thinning fluids the laminar flow curve is computed once from the Rabinowitsch–Mooney relation
 //! Q = (π·d³/(8·τ_w³))·∫₀^τ_w τ²·γ̇(τ) dτ and tabulated (512 log-spaced
 //! points, log-log interpolation), so any generalized-Newtonian law costs the
 //! same per step. The Reynolds number reported is the Metzner–Reed one,
