@@ -3,14 +3,22 @@
 use crate::util::{rel, shipped, shots};
 
 fn dose(name: &str, step_us: f64) -> f64 {
+    shot(name, step_us).0
+}
+
+/// Dose and peak syringe pressure of one shot.
+fn shot(name: &str, step_us: f64) -> (f64, f64) {
     let set = format!("solver.step_us={step_us}");
-    shots(&shipped(name, &["session.shots=1", &set]))[0].dose
+    let s = &shots(&shipped(name, &["session.shots=1", &set]))[0];
+    (s.dose, s.peak_syringe_pressure)
 }
 
 #[test]
 fn reference_dose_converges_at_first_order() {
     let steps = [50.0, 25.0, 12.5, 6.25];
-    let d: Vec<f64> = steps.iter().map(|s| dose("reference", *s)).collect();
+    let runs: Vec<(f64, f64)> = steps.iter().map(|s| shot("reference", *s)).collect();
+    let d: Vec<f64> = runs.iter().map(|r| r.0).collect();
+    let p: Vec<f64> = runs.iter().map(|r| r.1).collect();
     for i in 0..d.len() - 1 {
         assert!(
             rel(d[i], d[i + 1]) < 1e-3,
@@ -19,8 +27,11 @@ fn reference_dose_converges_at_first_order() {
             100.0 * rel(d[i], d[i + 1])
         );
     }
-    // Observed order from successive differences (docs/numerics.md reports it).
-    let orders: Vec<f64> = (0..d.len() - 2).map(|i| ((d[i] - d[i + 1]) / (d[i + 1] - d[i + 2])).abs().log2()).collect();
+    // Observed order from successive differences of the peak syringe
+    // pressure (docs/numerics.md reports it): the dose, an integral, changes
+    // by a few 1e-5 per halving with a sign change, too little to measure an
+    // order on.
+    let orders: Vec<f64> = (0..p.len() - 2).map(|i| ((p[i] - p[i + 1]) / (p[i + 1] - p[i + 2])).abs().log2()).collect();
     let mean = orders.iter().sum::<f64>() / orders.len() as f64;
     assert!(mean > 0.4 && mean < 2.5, "observed order {orders:?}");
 }

@@ -18,3 +18,4 @@ mod sweep;
 mod trends;
 mod tune;
 mod util;
+mod validity;

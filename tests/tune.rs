@@ -83,7 +83,8 @@ fn tuner_finds_the_open_time_of_the_target_dose() {
     let s = summary(&out);
     let best = s["best_parameters"]["firmware.open_time_ms"].as_f64().unwrap();
     assert!(s["objective_best"].as_f64().unwrap() < 0.05, "|bias| % {}", s["objective_best"]);
-    assert!((60.0..62.0).contains(&best), "open time {best}");
+    // 57.7 ms since the needle's split losses (it was 60–62 ms with the lumped K = 2.5).
+    assert!((57.0..59.0).contains(&best), "open time {best}");
     // Check it independently: 20 µL within 0.05 % at that open time.
     let dose = crate::util::reference_dose(&[&format!("firmware.open_time_ms={best}")]);
     assert!((dose / 20.0 - 1.0).abs() < 5e-4, "dose {dose}");

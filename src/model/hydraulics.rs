@@ -1,11 +1,24 @@
 //! Liquid flow through needles and tubing (see `docs/physics.md`, *Needle
 //! hydraulics*).
 //!
-//! ΔP(Q) = ΔP_friction(Q) + K·ρ·v²/2. For a Newtonian fluid the friction
-//! drop uses the Darcy factor with a smooth laminar-to-turbulent blend
-//! ([`crate::model::gas::darcy_friction`]): Hagen–Poiseuille 128·μ·L·Q/(π·d⁴)
-//! below Re = 2000, Blasius above 4000. For shear-thinning fluids the laminar
-//! flow curve is computed once from the Rabinowitsch–Mooney relation
+//! ΔP(Q) = ΔP_friction(Q) + K·ρ·v²/2. Two loss models:
+//!
+//! * **Lumped** ([`Conduit::new`], tubing and the deprecated
+//!   `needle.minor_loss_k`): fully developed friction, the Darcy factor with
+//!   a smooth laminar-to-turbulent blend
+//!   ([`crate::model::gas::darcy_friction`]): Hagen–Poiseuille
+//!   128·μ·L·Q/(π·d⁴) below Re = 2000, Blasius above 4000, plus one constant K.
+//! * **Split** ([`Conduit::needle`], the needle's default): K = K_entrance +
+//!   K_exit (contraction loss and the jet's kinetic energy) plus, for a
+//!   Newtonian fluid, the apparent friction of developing laminar flow by
+//!   Shah's correlation (Shah, J Fluids Eng 100:177 (1978)):
+//!   f_app·Re = 3.44/√x⁺ + (1.25/(4x⁺) + 16 − 3.44/√x⁺)/(1 + 0.00021/x⁺²),
+//!   x⁺ = L/(d·Re), Fanning; it tends to Hagen–Poiseuille plus 1.25·ρv²/2 in
+//!   a long tube and to the boundary-layer 13.76·√x⁺·ρv²/2 in a short one.
+//!   Above Re = 4000 Blasius (fully developed: the turbulent entrance length
+//!   is 10–20 diameters), with the same C¹ smoothstep blend in between.
+//!
+//! For shear-thinning fluids the laminar flow curve is computed once from the Rabinowitsch–Mooney relation
 //! Q = (π·d³/(8·τ_w³))·∫₀^τ_w τ²·γ̇(τ) dτ and tabulated (512 log-spaced
 //! points, log-log interpolation), so any generalized-Newtonian law costs the
 //! same per step. The Reynolds number reported is the Metzner–Reed one,
@@ -21,8 +34,12 @@ pub struct Conduit {
     pub length: f64,
     /// Inner diameter, m.
     pub diameter: f64,
-    /// Minor-loss coefficient K, – (entrance, developing flow, exit).
+    /// Minor-loss coefficient K, – (lumped: entrance, developing flow and
+    /// exit; split: entrance plus exit only).
     pub k_minor: f64,
+    /// Developing laminar flow by Shah's apparent friction (split losses)
+    /// rather than a lumped K.
+    pub developing: bool,
     /// Fluid density, kg/m³.
     pub density: f64,
     #[serde(skip)]
@@ -46,6 +63,8 @@ enum Law {
         re_per_q: f64,
         /// (L/d)·ρ/(2A²), Pa·s²/m⁶.
         c_f: f64,
+        /// Shah's developing flow: Some((a, ρ/(2A²))) with x⁺ = a/Q, a = L/(d·Re/Q), m³/s.
+        shah: Option<(f64, f64)>,
     },
     Table(Box<FlowTable>),
 }
@@ -79,19 +98,35 @@ pub struct Drop {
 }
 
 impl Conduit {
-    /// Build a conduit of `length` and `diameter` (m) with minor-loss `k_minor` for `fluid`.
+    /// Build a conduit of `length` and `diameter` (m) with the lumped
+    /// minor-loss `k_minor` (fully developed friction) for `fluid`.
     pub fn new(length: f64, diameter: f64, k_minor: f64, fluid: &Fluid) -> Conduit {
+        Conduit::build(length, diameter, k_minor, false, fluid)
+    }
+
+    /// A needle with split losses: entrance `k_entrance` plus exit `k_exit`
+    /// (kinetic terms) and, for a Newtonian fluid, Shah's apparent friction
+    /// of developing laminar flow.
+    pub fn needle(length: f64, diameter: f64, k_entrance: f64, k_exit: f64, fluid: &Fluid) -> Conduit {
+        Conduit::build(length, diameter, k_entrance + k_exit, true, fluid)
+    }
+
+    fn build(length: f64, diameter: f64, k_minor: f64, developing: bool, fluid: &Fluid) -> Conduit {
         let area = std::f64::consts::PI * diameter * diameter / 4.0;
         let law = match fluid.rheology {
-            Rheology::Newtonian { mu } => Law::Newtonian {
-                r_hp: 128.0 * mu * length / (std::f64::consts::PI * diameter.powi(4)),
-                re_per_q: fluid.density * diameter / (mu * area),
-                c_f: length / diameter * fluid.density / (2.0 * area * area),
-            },
+            Rheology::Newtonian { mu } => {
+                let re_per_q = fluid.density * diameter / (mu * area);
+                Law::Newtonian {
+                    r_hp: 128.0 * mu * length / (std::f64::consts::PI * diameter.powi(4)),
+                    re_per_q,
+                    c_f: length / diameter * fluid.density / (2.0 * area * area),
+                    shah: developing.then(|| (length / (diameter * re_per_q), fluid.density / (2.0 * area * area))),
+                }
+            }
             _ => Law::Table(Box::new(FlowTable::build(length, diameter, &fluid.rheology))),
         };
         let kin = k_minor * fluid.density / (2.0 * area * area);
-        Conduit { length, diameter, k_minor, density: fluid.density, law, kin, inv_area: 1.0 / area }
+        Conduit { length, diameter, k_minor, developing, density: fluid.density, law, kin, inv_area: 1.0 / area }
     }
 
     /// Cross-section, m².
@@ -112,9 +147,21 @@ impl Conduit {
         }
     }
 
-    /// Entrance length 0.06·Re·d, m.
+    /// Hydrodynamic entrance length, m: 0.06·Re·d (laminar, Re ≤ 2000),
+    /// 4.4·Re^(1/6)·d (turbulent, Re ≥ 4000), the smoothstep blend of the
+    /// two in between (White, *Fluid Mechanics*, §6.1).
     pub fn entrance_length(&self, re: f64) -> f64 {
-        0.06 * re * self.diameter
+        let laminar = 0.06 * re * self.diameter;
+        if re <= 2000.0 {
+            return laminar;
+        }
+        let turbulent = 4.4 * re.powf(1.0 / 6.0) * self.diameter;
+        if re >= 4000.0 {
+            return turbulent;
+        }
+        let s = (re - 2000.0) / 2000.0;
+        let w = s * s * (3.0 - 2.0 * s);
+        (1.0 - w) * laminar + w * turbulent
     }
 
     /// Pressure drop and slope at volumetric flow `q` (m³/s).
@@ -124,7 +171,27 @@ impl Conduit {
         let qa = q.abs();
         let kin = self.kin;
         let (dpf, sf, re, extrapolated) = match &self.law {
-            Law::Newtonian { r_hp, re_per_q, c_f } => {
+            Law::Newtonian { re_per_q, c_f, shah: Some((a, c_kin)), .. } => {
+                let re = re_per_q * qa;
+                let (dl, sl) = shah_drop(*a, *c_kin, qa);
+                if re <= 2000.0 {
+                    (dl, sl, re, false)
+                } else {
+                    // Blasius, fully developed: ΔP = f·c_f·Q², dRe/dQ = Re/Q.
+                    let ft = 0.3164 / re.sqrt().sqrt();
+                    let dft = -0.25 * ft / re;
+                    let (dt, st) = (ft * c_f * qa * qa, c_f * (2.0 * ft * qa + dft * re * qa));
+                    if re >= 4000.0 {
+                        (dt, st, re, false)
+                    } else {
+                        let s = (re - 2000.0) / 2000.0;
+                        let w = s * s * (3.0 - 2.0 * s);
+                        let dw = 6.0 * s * (1.0 - s) / 2000.0 * re_per_q;
+                        ((1.0 - w) * dl + w * dt, (1.0 - w) * sl + w * st + dw * (dt - dl), re, false)
+                    }
+                }
+            }
+            Law::Newtonian { r_hp, re_per_q, c_f, shah: None } => {
                 let re = re_per_q * qa;
                 if re <= 2000.0 {
                     // Hagen–Poiseuille, exactly linear.
@@ -164,6 +231,21 @@ impl Conduit {
         }
         0.5 * (lo + hi) * dp.signum()
     }
+}
+
+/// Shah's apparent-friction drop of developing laminar flow and its slope at
+/// flow `q` ≥ 0, with x⁺ = `a`/q and `c_kin` = ρ/(2A²): ΔP = c_kin·Q²·g(x⁺),
+/// g = 4·x⁺·f_app·Re = 13.76·√x⁺ + (1.25 + 64·x⁺ − 13.76·√x⁺)/(1 + C/x⁺²),
+/// written in Q so that it is finite at Q = 0 (slope Hagen–Poiseuille).
+#[inline]
+fn shah_drop(a: f64, c_kin: f64, q: f64) -> (f64, f64) {
+    const C: f64 = 0.00021;
+    let sq = (a * q).sqrt();
+    let n = 1.25 * q * q + 64.0 * a * q - 13.76 * sq * q;
+    let dn = 2.5 * q + 64.0 * a - 20.64 * sq;
+    let den = 1.0 + C * q * q / (a * a);
+    let dden = 2.0 * C * q / (a * a);
+    (c_kin * (13.76 * sq * q + n / den), c_kin * (20.64 * sq + (dn * den - n * dden) / (den * den)))
 }
 
 /// Laminar flow rate (m³/s) of a generalized-Newtonian fluid through a tube of

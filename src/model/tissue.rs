@@ -1,19 +1,26 @@
 //! Tissue back-pressure at each injection site (lumped compliance,
-//! resistance and opening threshold; see `docs/physics.md`, *Tissue
-//! back-pressure and reflux*).
+//! resistance and opening threshold with a nonlinear bleb; see
+//! `docs/physics.md`, *Tissue back-pressure and reflux*).
 //!
-//! p_t = p_open + V_b/C_t + R_t·Q_tis, with dV_b/dt = Q_tis − V_b/τ_abs, and a
-//! reflux path along the needle track above the leak pressure:
-//! Q_leak = max(0, p_t − p_leak)/R_leak, Q_tis = Q_needle − Q_leak. The site
-//! accepts liquid only (no back-flow from the bleb into the needle), so the
-//! opening pressure acts as a cracking pressure. All pressures are gauge.
+//! p_t = p_open + p_el(V_b) + R_t·Q_tis, with dV_b/dt = Q_tis − V_b/τ_abs,
+//! and a reflux path along the needle track above the leak pressure:
+//! Q_leak = max(0, p_t − p_leak)/R_leak, Q_tis = Q_needle − Q_leak. The
+//! bleb's elastic pressure stiffens with volume and is capped smoothly at
+//! the dissection pressure, where tissue planes part and the bleb grows at
+//! constant pressure:
+//!
+//! e(V) = (V/C_t)·(1 + (V/V_s)²),   p_el = e/(1 + (e/p_dis)⁴)^¼
+//!
+//! (V_s = 0: no stiffening; p_dis = 0: no dissection). The site accepts
+//! liquid only (no back-flow from the bleb into the needle), so the opening
+//! pressure acts as a cracking pressure. All pressures are gauge.
 
 /// One injection site (SI; pressures gauge, Pa).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct TissueParams {
     /// Opening pressure, Pa.
     pub p_open: f64,
-    /// Secant bleb compliance, m³/Pa.
+    /// Initial (small-volume) bleb compliance, m³/Pa.
     pub compliance: f64,
     /// Flow resistance of the tissue, Pa·s/m³.
     pub resistance: f64,
@@ -23,6 +30,57 @@ pub struct TissueParams {
     pub leak_resistance: f64,
     /// Absorption time constant of the bleb, s.
     pub absorption_time: f64,
+    /// Stiffening volume V_s, m³ (0: linear).
+    pub stiffening_volume: f64,
+    /// Dissection pressure p_dis above p_open, Pa (0: none).
+    pub dissection_pressure: f64,
+    /// The preset's validated range (of the preset the site started from).
+    pub validated: Validated,
+}
+
+/// Where a tissue preset was checked against published data.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Validated {
+    /// Preset name.
+    pub preset: &'static str,
+    /// Bleb volume range, m³.
+    pub volume: (f64, f64),
+    /// Flow range into one site, m³/s.
+    pub rate: (f64, f64),
+    /// The data behind it.
+    pub source: &'static str,
+}
+
+impl Validated {
+    /// Why a site that held up to `volume` (m³) at up to `rate` (m³/s) is
+    /// outside the range, or None.
+    pub fn outside(&self, volume: f64, rate: f64) -> Option<String> {
+        let ml = |v: f64| crate::text::g6(v * 1e6);
+        let mut out = Vec::new();
+        if volume > self.volume.1 * (1.0 + 1e-9) {
+            out.push(format!("a bleb of {} mL (above {} mL)", ml(volume), ml(self.volume.1)));
+        } else if volume < self.volume.0 * (1.0 - 1e-9) {
+            out.push(format!("at most {} mL per site (below {} mL)", ml(volume), ml(self.volume.0)));
+        }
+        if rate > self.rate.1 * (1.0 + 1e-9) {
+            out.push(format!("a flow of {} mL/s into a site (above {} mL/s)", ml(rate), ml(self.rate.1)));
+        } else if rate < self.rate.0 * (1.0 - 1e-9) {
+            out.push(format!("a peak flow of {} mL/s into a site (below {} mL/s)", ml(rate), ml(self.rate.0)));
+        }
+        if out.is_empty() {
+            return None;
+        }
+        Some(format!(
+            "the {} tissue preset is validated for {}–{} mL at {}–{} mL/s ({}); this run reached {}: its back-pressure there is an extrapolation",
+            self.preset,
+            ml(self.volume.0),
+            ml(self.volume.1),
+            ml(self.rate.0),
+            ml(self.rate.1),
+            self.source,
+            out.join(" and ")
+        ))
+    }
 }
 
 /// Site pressure for a given needle flow.
@@ -37,43 +95,101 @@ pub struct SitePressure {
 }
 
 /// Tissue presets by name.
-pub const PRESETS: [&str; 2] = ["intradermal", "subcutaneous"];
+pub const PRESETS: [&str; 3] = ["intradermal", "dermis_fat", "subcutaneous"];
 
 impl TissueParams {
     /// A preset site, or None for an unknown name.
     ///
     /// * `intradermal` (papule/nappage, 1–2 mm): p_open 30 kPa (20–50 kPa
     ///   fitted [D] to Gupta et al., Biomaterials 32:6823 (2011)), C_t 7.5e-12
-    ///   m³/Pa (the secant compliance Gupta's data imply, ≈ 0.3 mL per 40 kPa
-    ///   [D]), R_t 3e10 Pa·s/m³ (1e10–1e11 fit range [D]), leak onset 80 kPa
-    ///   (30–150 kPa [D]), reflux
-    ///   resistance 1e12 Pa·s/m³ [D: 0.1 mL/s through the track at 100 kPa
-    ///   excess], absorption 30 s [D, placeholder].
-    /// * `subcutaneous` (4–6 mm): p_open 5 kPa (2–10 kPa [D]), C_t 3e-11
-    ///   m³/Pa (1e-11–1e-10 [D], from the ≈ 12 kPa minipig mean of Allmendinger
-    ///   & Fischer, Pharm Res 2020), R_t 5e9 Pa·s/m³ (Darcy spherical source
+    ///   m³/Pa (the secant compliance Gupta's first few hundred µL imply [D]),
+    ///   stiffening volume 1 mL (so that 1 mL at 0.3 mL/min needs ≈ 250 kPa,
+    ///   inside Gupta's 130–500 kPa [D]), no dissection, R_t 3e10 Pa·s/m³
+    ///   (1e10–1e11 fit range [D]), leak onset 300 kPa (the dermis held
+    ///   Gupta's pressures around an inserted needle [D]), reflux resistance
+    ///   1e12 Pa·s/m³ [D], absorption 900 s (a wheal flattens over minutes to
+    ///   tens of minutes [D]). Validated to 1 mL at up to 0.3 mL/min.
+    /// * `dermis_fat` (the dermis–fat junction): the geometric mean of the
+    ///   two others' p_open, C_t and R_t (as the manual operator's tip blends
+    ///   them at the junction), dissection at 20 kPa, leak onset 150 kPa,
+    ///   absorption 300 s [D]; bracketed by the two, not validated directly.
+    /// * `subcutaneous` (4–6 mm): p_open 5 kPa (2–10 kPa [D]), C_t 1e-11
+    ///   m³/Pa (the stiff end of 1e-11–1e-10 [D], so the plateau is reached
+    ///   by 0.1 mL), dissection at 7 kPa above p_open, so the
+    ///   pressure plateaus at ≈ 12 kPa (the minipig mean of ≈ 12 kPa,
+    ///   maximum 30 kPa, 0.1–11 mL at 0.025–0.2 mL/s, of Allmendinger &
+    ///   Fischer, Pharm Res (2020)), R_t 5e9 Pa·s/m³ (Darcy spherical source
     ///   with the permeability of Thomsen et al., PLoS ONE 9:e104054 (2014)),
-    ///   leak onset 200 kPa (SC reflux rarely relevant [D]), reflux 1e12 Pa·s/m³, absorption 60 s [D].
+    ///   leak onset 200 kPa, reflux 1e12 Pa·s/m³, absorption 60 s [D].
     pub fn preset(name: &str) -> Option<TissueParams> {
+        const ID: Validated = Validated {
+            preset: "intradermal",
+            volume: (0.0, 1e-6),
+            rate: (0.0, 0.3e-6 / 60.0),
+            source: "Gupta et al., Biomaterials 32:6823 (2011)",
+        };
         match name {
             "intradermal" => Some(TissueParams {
                 p_open: 30e3,
                 compliance: 7.5e-12,
                 resistance: 3e10,
-                leak_pressure: 80e3,
+                leak_pressure: 300e3,
                 leak_resistance: 1e12,
-                absorption_time: 30.0,
+                absorption_time: 900.0,
+                stiffening_volume: 1e-6,
+                dissection_pressure: 0.0,
+                validated: ID,
+            }),
+            "dermis_fat" => Some(TissueParams {
+                p_open: (30e3_f64 * 5e3).sqrt(),
+                compliance: (7.5e-12_f64 * 1e-11).sqrt(),
+                resistance: (3e10_f64 * 5e9).sqrt(),
+                leak_pressure: 150e3,
+                leak_resistance: 1e12,
+                absorption_time: 300.0,
+                stiffening_volume: 0.0,
+                dissection_pressure: 20e3,
+                validated: Validated {
+                    preset: "dermis_fat",
+                    volume: (0.0, 1e-6),
+                    rate: (0.0, 0.2e-6),
+                    source: "bracketed by the intradermal and subcutaneous cases, not measured",
+                },
             }),
             "subcutaneous" => Some(TissueParams {
                 p_open: 5e3,
-                compliance: 3e-11,
+                compliance: 1e-11,
                 resistance: 5e9,
                 leak_pressure: 200e3,
                 leak_resistance: 1e12,
                 absorption_time: 60.0,
+                stiffening_volume: 0.0,
+                dissection_pressure: 7e3,
+                validated: Validated {
+                    preset: "subcutaneous",
+                    volume: (0.1e-6, 11e-6),
+                    rate: (0.025e-6, 0.2e-6),
+                    source: "Allmendinger & Fischer, Pharm Res (2020)",
+                },
             }),
             _ => None,
         }
+    }
+
+    /// Elastic pressure of a bleb of volume `v_b` above p_open, Pa.
+    #[inline]
+    pub fn elastic_pressure(&self, v_b: f64) -> f64 {
+        let mut e = v_b / self.compliance;
+        if self.stiffening_volume > 0.0 {
+            let r = v_b / self.stiffening_volume;
+            e *= 1.0 + r * r;
+        }
+        if self.dissection_pressure > 0.0 && e > 0.0 {
+            let r = e / self.dissection_pressure;
+            let r2 = r * r;
+            e /= (1.0 + r2 * r2).sqrt().sqrt();
+        }
+        e
     }
 
     /// Fraction of a bleb left after absorbing for `dt`, s (exact for the
@@ -99,7 +215,7 @@ impl TissueParams {
     /// Gauge pressure with no flow for bleb volume `v_b`, Pa.
     #[inline]
     pub fn static_pressure(&self, v_b: f64) -> f64 {
-        self.p_open + v_b / self.compliance
+        self.p_open + self.elastic_pressure(v_b)
     }
 
     /// Site pressure and reflux at needle flow `q` ≥ 0 (m³/s), bleb `v_b` (m³).
@@ -141,12 +257,12 @@ use super::param::{choice, flag, list, real_from, section, units::*, Invalid, Re
 section! {
     /// `[tissue]`: the injection sites' back-pressure and reflux.
     pub struct RawTissue in "tissue" {
-        /// Tissue preset: intradermal (papule, nappage) or subcutaneous.
+        /// Tissue preset: intradermal (papule, nappage), dermis_fat (the dermis–fat junction) or subcutaneous.
         preset: String as PRESET = choice("intradermal", &PRESETS)
             .src("Gupta et al., Biomaterials 32:6823 (2011); Allmendinger & Fischer, Pharm Res (2020); Thomsen et al., PLoS ONE 9:e104054 (2014)"),
         /// Opening (cracking) pressure of the site.
         opening_pressure_kpa: f64 as OPENING_PRESSURE = real_from(KPA, "tissue.preset", 0.0, 500.0),
-        /// Secant compliance of the bleb.
+        /// Initial (small-volume) compliance of the bleb.
         compliance_ul_per_kpa: f64 as COMPLIANCE = real_from(UL_PER_KPA, "tissue.preset", 0.01, 1e4),
         /// Flow resistance of the tissue.
         resistance_kpa_s_per_ml: f64 as RESISTANCE = real_from(KPA_S_PER_ML, "tissue.preset", 0.0, 1e5),
@@ -156,6 +272,10 @@ section! {
         leak_resistance_kpa_s_per_ml: f64 as LEAK_RESISTANCE = real_from(KPA_S_PER_ML, "tissue.preset", 1.0, 1e7),
         /// Absorption time constant of the bleb.
         absorption_time_s: f64 as ABSORPTION_TIME = real_from(S, "tissue.preset", 0.1, 1e5),
+        /// Stiffening volume of the bleb (0: linear).
+        stiffening_volume_ml: f64 as STIFFENING_VOLUME = real_from(ML, "tissue.preset", 0.0, 1000.0),
+        /// Dissection pressure above the opening pressure, where the bleb grows at constant pressure (0: none).
+        dissection_pressure_kpa: f64 as DISSECTION_PRESSURE = real_from(KPA, "tissue.preset", 0.0, 1000.0),
         /// Every shot goes into fresh tissue (the gun moves between points).
         new_site_each_shot: bool as NEW_SITE_EACH_SHOT = flag(true),
         /// Deviation of each needle's site opening pressure, one value per needle.
@@ -179,6 +299,17 @@ impl TissueParams {
                 base.leak_resistance * 1e-9,
             )?,
             absorption_time: c.real_or(&RawTissue::ABSORPTION_TIME, ti.absorption_time_s, base.absorption_time)?,
+            stiffening_volume: c.real_or(
+                &RawTissue::STIFFENING_VOLUME,
+                ti.stiffening_volume_ml,
+                base.stiffening_volume * 1e6,
+            )?,
+            dissection_pressure: c.real_or(
+                &RawTissue::DISSECTION_PRESSURE,
+                ti.dissection_pressure_kpa,
+                base.dissection_pressure / 1e3,
+            )?,
+            validated: base.validated,
         };
         let pdev = c.per_needle(&RawTissue::OPENING_PRESSURE_DEVIATION, &ti.opening_pressure_deviation_pct, needles)?;
         Ok(pdev.iter().map(|dv| TissueParams { p_open: site.p_open * (1.0 + dv / 100.0), ..site.clone() }).collect())

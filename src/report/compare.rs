@@ -70,9 +70,16 @@ struct Summary<'a> {
     interval: f64,
     shared_variability: &'a [crate::scenario::Uncertain],
     arm_definitions: &'a [crate::study::compare::Arm],
+    arm_assumptions: Vec<ArmAssumptions<'a>>,
     plant_steps: u64,
     arms: &'a [ArmSummary],
     pairs: &'a [crate::study::compare::PairSummary],
+}
+
+#[derive(serde::Serialize)]
+struct ArmAssumptions<'a> {
+    arm: &'a str,
+    assumptions: String,
 }
 
 /// Relative dose error in %, per (arm, target), in shot order.
@@ -434,6 +441,11 @@ they overstate significance; the bootstrap interval does not).</p>\n<table>\n<tr
             html_escape(caption)
         );
     }
+    h.push_str("<h2>What each arm assumes</h2>\n<table>\n<tr><th>arm</th><th>assumptions</th></tr>\n");
+    for a in &study.arms {
+        let _ = writeln!(h, "<tr><td>{}</td><td>{}</td></tr>", html_escape(&a.name), html_escape(&a.assumptions()));
+    }
+    h.push_str("</table>\n");
     h.push_str(
         "<h2>Models</h2>\n<p>Manual arms: the operator pushes the same syringe, needle, fluid and tissue plant as the gun through a hand \
 impedance that follows an intended plunger speed, with physiological tremor (8–12 Hz), start-of-stroke force pulses, a stop decided by \
@@ -492,6 +504,11 @@ pub fn write_compare(dir: &Path, study: &Study, out: &Outcome) -> Result<Vec<Pat
         interval: study.interval,
         shared_variability: &study.shared,
         arm_definitions: &study.arms,
+        arm_assumptions: study
+            .arms
+            .iter()
+            .map(|a| ArmAssumptions { arm: &a.name, assumptions: a.assumptions() })
+            .collect(),
         plant_steps: out.steps,
         arms: &out.arms,
         pairs: &out.pairs,

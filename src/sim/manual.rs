@@ -88,6 +88,13 @@ pub fn tissue_at_depth(site: &TissueParams, d0: f64, dermis: f64, d: f64) -> Tis
         t.p_open *= (sc.p_open / id.p_open).powf(w);
         t.compliance *= (sc.compliance / id.compliance).powf(w);
         t.resistance *= (sc.resistance / id.resistance).powf(w);
+        // The bleb's nonlinearity: the inverse stiffening volume² and the
+        // inverse dissection pressure (0: none) move linearly.
+        let inv = |x: f64| if x > 0.0 { 1.0 / x } else { 0.0 };
+        let back = |x: f64| if x > 0.0 { 1.0 / x } else { 0.0 };
+        let s2 = (1.0 - w) * inv(site.stiffening_volume.powi(2)) + w * inv(sc.stiffening_volume.powi(2));
+        t.stiffening_volume = back(s2).sqrt();
+        t.dissection_pressure = back((1.0 - w) * inv(site.dissection_pressure) + w * inv(sc.dissection_pressure));
     }
     t
 }

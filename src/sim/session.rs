@@ -156,6 +156,10 @@ pub struct Flags {
     pub line_mach: f64,
     /// Longest entrance length relative to its needle.
     pub entrance_ratio: f64,
+    /// Largest bleb volume at any site, m³.
+    pub site_volume: f64,
+    /// Largest flow into any site, m³/s.
+    pub site_flow: f64,
 }
 
 /// Receives the plant after every step.
@@ -648,6 +652,10 @@ impl ShotRecord {
             ns.peak_site_pressure = ns.peak_site_pressure.max(*p);
             ns.max_re = ns.max_re.max(*re);
         }
+        for (v, q) in s.v_bleb.iter().zip(&s.q_needle) {
+            self.flags.site_volume = self.flags.site_volume.max(*v);
+            self.flags.site_flow = self.flags.site_flow.max(*q);
+        }
     }
 
     fn finish(&mut self, plant: &Plant, s0: &super::PlantState, steps_before: u64, cumulative: &[(f64, f64)]) {
@@ -846,11 +854,31 @@ fn warnings(plant: &Plant, shots: &[ShotRecord], stopped: Option<&str>, step: f6
     if shots.iter().any(|s| s.flags.extrapolated) {
         w.push("a needle flow exceeded 100 mL/s, beyond the tabulated flow curve (extrapolated)".into());
     }
+    let lumped = plant.params.needles.iter().any(|n| !n.developing);
     let entrance = shots.iter().map(|s| s.flags.entrance_ratio).fold(0.0, f64::max);
     if entrance > 1.0 {
-        w.push(format!(
-            "the entrance length reaches {entrance:.1}× the needle length: the flow is developing over the whole needle; the minor-loss coefficient accounts for it only approximately"
-        ));
+        w.push(if lumped {
+            format!(
+                "the entrance length reaches {entrance:.1}× the needle length: the flow is developing over the whole needle; the lumped needle.minor_loss_k accounts for it only approximately"
+            )
+        } else {
+            format!(
+                "the entrance length reaches {entrance:.1}× the needle length: the flow is developing over the whole needle (Shah's apparent friction below Re 2000; the transitional blend is uncertain)"
+            )
+        });
+    }
+    if lumped {
+        w.push(
+            "needle.minor_loss_k is deprecated: it lumps the entrance, exit and developing-flow losses into one constant (too high in turbulent flow and for short needles); give needle.entrance_loss_k and needle.exit_loss_k instead, and the developing flow is modelled"
+                .into(),
+        );
+    }
+    if let Some(site) = plant.params.sites.first() {
+        let volume = shots.iter().map(|s| s.flags.site_volume).fold(0.0, f64::max);
+        let flow = shots.iter().map(|s| s.flags.site_flow).fold(0.0, f64::max);
+        if let Some(msg) = site.validated.outside(volume, flow) {
+            w.push(msg);
+        }
     }
     let mach = shots.iter().map(|s| s.flags.line_mach).fold(0.0, f64::max);
     if mach > 0.3 {

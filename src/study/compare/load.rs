@@ -52,6 +52,33 @@ struct RawArm {
     calibrate_range: Option<Spanned<Vec<f64>>>,
     calibrate_each_unit: Option<bool>,
     variability: Option<Spanned<toml::Table>>,
+    hand: Option<Spanned<RawHand>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHand {
+    depth_mm: Option<Spanned<f64>>,
+    depth_sd_mm: Option<Spanned<f64>>,
+    dermis_mm: Option<Spanned<f64>>,
+    tilt_deg: Option<Spanned<f64>>,
+    tilt_sd_deg: Option<Spanned<f64>>,
+    contact: Option<bool>,
+    hover_leak_factor: Option<Spanned<f64>>,
+}
+
+/// A gun arm's hand (defaults and sources in docs/physics.md, *A gun held by a hand*).
+fn hand(raw: &RawHand, c: &Checker, arm: &str) -> Result<super::Hand, StudyError> {
+    let k = |name: &str| format!("arm '{arm}' hand.{name}");
+    Ok(super::Hand {
+        depth: c.num(&raw.depth_mm, 1.5e-3, &k("depth_mm"), 0.1, 20.0, 1e-3, "mm")?,
+        depth_sd: c.num(&raw.depth_sd_mm, 0.15e-3, &k("depth_sd_mm"), 0.0, 5.0, 1e-3, "mm")?,
+        dermis: c.num(&raw.dermis_mm, 2.0e-3, &k("dermis_mm"), 0.5, 5.0, 1e-3, "mm")?,
+        tilt_deg: c.num(&raw.tilt_deg, 0.0, &k("tilt_deg"), 0.0, 80.0, 1.0, "°")?,
+        tilt_sd_deg: c.num(&raw.tilt_sd_deg, 10.0, &k("tilt_sd_deg"), 0.0, 45.0, 1.0, "°")?,
+        contact: raw.contact.unwrap_or(true),
+        hover_leak_factor: c.num(&raw.hover_leak_factor, 0.3, &k("hover_leak_factor"), 0.01, 1.0, 1.0, "")?,
+    })
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -363,11 +390,22 @@ fn arm(ra: &RawArm, c: &Checker, before: &[Arm]) -> Result<Arm, StudyError> {
     }
     let kind = match ra.kind.get_ref().as_str() {
         "manual" => {
+            if let Some(h) = &ra.hand {
+                return Err(c.invalid(
+                    h.span(),
+                    &format!("arm '{name}' hand"),
+                    "(a table)",
+                    "only on gun arms (a manual arm's hand is its operator table)",
+                ));
+            }
             let (preset, operator) =
                 operator_params(ra.operator.as_ref().unwrap_or(&RawOperator::default()), c, &name)?;
             ArmKind::Manual { preset, operator }
         }
-        "gun" => ArmKind::Gun { dose: gun_dose(ra, c, &name)? },
+        "gun" => ArmKind::Gun {
+            dose: gun_dose(ra, c, &name)?,
+            hand: ra.hand.as_ref().map(|h| hand(h.get_ref(), c, &name)).transpose()?,
+        },
         other => {
             return Err(c.invalid(
                 ra.kind.span(),
@@ -439,7 +477,7 @@ fn check_arm(
     file: &str,
 ) -> Result<(), StudyError> {
     let mut sets = arm.set.clone();
-    if let ArmKind::Gun { dose } = &arm.kind {
+    if let ArmKind::Gun { dose, .. } = &arm.kind {
         sets.push(match dose {
             DoseSetting::Direct { key } => format!("{key}={:?}", first_ul),
             DoseSetting::Calibrate { key, lo, hi, .. } => format!("{key}={:?}", 0.5 * (lo + hi)),

@@ -120,7 +120,94 @@ pub enum ArmKind {
     Gun {
         /// How the dose is set.
         dose: DoseSetting,
+        /// How a hand holds it (None: at the scenario's site, held, perpendicular).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        hand: Option<Hand>,
     },
+}
+
+/// How a hand holds a gun arm's device, drawn shot by shot (`hand = {...}`
+/// of a gun arm; docs/physics.md, *A gun held by a hand*).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Hand {
+    /// Intended tip depth (the nose's depth setting), m.
+    pub depth: f64,
+    /// Shot-to-shot SD of the tip depth, m.
+    pub depth_sd: f64,
+    /// Dermis thickness (depth of the dermis–fat junction), m.
+    pub dermis: f64,
+    /// Mean tilt of the needle from the perpendicular, degrees.
+    pub tilt_deg: f64,
+    /// Shot-to-shot SD of the tilt, degrees.
+    pub tilt_sd_deg: f64,
+    /// The nose is held against the skin.
+    pub contact: bool,
+    /// Factor on the reflux onset when the nose is not held against the skin.
+    pub hover_leak_factor: f64,
+}
+
+impl Hand {
+    /// Apply one shot's hand to the sites: the tip depth along the needle
+    /// d ~ N(depth, depth_sd) (at least 0.1 mm), the tilt |N(tilt, sd)| (at
+    /// most 80°), the layer at the vertical depth d·cos(tilt) (the manual
+    /// operator's depth law, [`crate::sim::manual::tissue_at_depth`]), the
+    /// reflux onset ∝ the track length d, times `hover_leak_factor` when
+    /// the nose hovers.
+    pub fn apply(&self, sites: &mut [crate::model::tissue::TissueParams], rng: &mut rand_chacha::ChaCha8Rng) {
+        use rand_distr::{Distribution as _, StandardNormal};
+        let z1: f64 = StandardNormal.sample(rng);
+        let z2: f64 = StandardNormal.sample(rng);
+        let d = (self.depth + self.depth_sd * z1).max(0.1e-3);
+        let tilt = (self.tilt_deg + self.tilt_sd_deg * z2).abs().min(80.0);
+        let vertical = d * tilt.to_radians().cos();
+        for site in sites.iter_mut() {
+            let track = site.leak_pressure * (d / self.depth).max(0.1);
+            *site = crate::sim::manual::tissue_at_depth(site, self.depth, self.dermis, vertical);
+            site.leak_pressure = track * if self.contact { 1.0 } else { self.hover_leak_factor };
+        }
+    }
+
+    /// The hand's assumptions in words.
+    pub fn describe(&self) -> String {
+        format!(
+            "hand-held: tip depth {} ± {} mm (SD) along the needle, dermis {} mm, tilt {} ± {}° from the perpendicular, {}",
+            crate::text::g6(self.depth * 1e3),
+            crate::text::g6(self.depth_sd * 1e3),
+            crate::text::g6(self.dermis * 1e3),
+            crate::text::g6(self.tilt_deg),
+            crate::text::g6(self.tilt_sd_deg),
+            if self.contact {
+                "nose held against the skin".to_string()
+            } else {
+                format!("nose not held against the skin (reflux onset × {})", crate::text::g6(self.hover_leak_factor))
+            }
+        )
+    }
+}
+
+impl Arm {
+    /// What the arm assumes, in words (report.html and summary.json).
+    pub fn assumptions(&self) -> String {
+        match &self.kind {
+            ArmKind::Manual { preset, .. } => format!(
+                "manual: a {preset} operator pushes the plunger by hand; tip depth, drift and reading errors from the operator population"
+            ),
+            ArmKind::Gun { dose, hand } => {
+                let dose = match dose {
+                    DoseSetting::Direct { key } => format!("{key} set to the target"),
+                    DoseSetting::Calibrate { key, each_unit: false, .. } => {
+                        format!("{key} calibrated on the nominal device (factory)")
+                    }
+                    DoseSetting::Calibrate { key, each_unit: true, .. } => format!("{key} calibrated on each device"),
+                };
+                let hand = match hand {
+                    Some(h) => h.describe(),
+                    None => "the scenario's tissue site at every shot, nose held against the skin, perpendicular (no hand effects)".into(),
+                };
+                format!("gun: {dose}; {hand}")
+            }
+        }
+    }
 }
 
 /// One arm of the study.
@@ -274,6 +361,7 @@ const SHARED_SHOT: u64 = 2 << 36;
 const ARM_UNIT: u64 = 3 << 36;
 const ARM_SHOT: u64 = 4 << 36;
 const PAIRS: u64 = 5 << 36;
+const HAND: u64 = 6 << 36;
 
 /// An arm's stream key from its name (FNV-1a, 20 bits), so adding or
 /// reordering arms leaves the others' draws unchanged.
@@ -323,7 +411,7 @@ impl Study {
     /// `device` describe (none: the nominal device).
     fn calibrate(&self, a: usize, t: usize, device: &[String]) -> Result<Option<f64>, StudyError> {
         let arm = &self.arms[a];
-        let ArmKind::Gun { dose: DoseSetting::Calibrate { key, lo, hi, .. } } = &arm.kind else {
+        let ArmKind::Gun { dose: DoseSetting::Calibrate { key, lo, hi, .. }, .. } = &arm.kind else {
             return Ok(None);
         };
         let target = self.targets[t];
@@ -371,7 +459,7 @@ impl Study {
     ) -> Result<(Vec<ShotRow>, u64), StudyError> {
         match &self.arms[a].kind {
             ArmKind::Manual { operator, .. } => self.manual_task(a, t, unit, operator),
-            ArmKind::Gun { dose } => self.gun_task(a, t, unit, dose, calibrated),
+            ArmKind::Gun { dose, .. } => self.gun_task(a, t, unit, dose, calibrated),
         }
     }
 
@@ -449,7 +537,21 @@ impl Study {
         let (DoseSetting::Direct { key } | DoseSetting::Calibrate { key, .. }) = dose;
         base.push(format!("{key}={value:?}"));
         let sc = self.scenario.with(&base).map_err(|e| fail(e.to_string()))?;
-        let run = if self.per_shot(a) {
+        let run = if let ArmKind::Gun { hand: Some(hand), .. } = &self.arms[a].kind {
+            let per_shot = self.per_shot(a);
+            let stream = HAND + (arm_key(&self.arms[a].name) << 12) + t as u64;
+            let mut hook = |shot: usize, plant: &mut Plant| -> Result<(), String> {
+                let mut params = if per_shot {
+                    self.scenario.with(&self.shot_sets(a, t, unit, shot, &base)).map_err(|e| e.to_string())?.params
+                } else {
+                    sc.params.clone()
+                };
+                hand.apply(&mut params.sites, &mut task_rng(self.seed, stream, ((unit as u64) << 12) | shot as u64));
+                plant.set_params(params)
+            };
+            let mut fw = crate::controller_for(&sc).map_err(|e| fail(e.to_string()))?;
+            crate::simulate_hooked(&sc, fw.as_mut(), false, Some(&mut hook))
+        } else if self.per_shot(a) {
             simulate_per_shot(&self.scenario, &sc, &|shot| self.shot_sets(a, t, unit, shot, &base), false)
         } else {
             crate::simulate(&sc, false)
