@@ -48,6 +48,10 @@ PathLike = Union[str, "os.PathLike[str]"]
 Overrides = Union[None, Mapping[str, Any], Iterable[str]]
 
 
+# pandas 3 parses floats exactly by default (and deprecates the option).
+_EXACT = {} if int(pd.__version__.split(".")[0]) >= 3 else {"float_precision": "round_trip"}
+
+
 def read_table(data: Union[bytes, str]) -> pd.DataFrame:
     """A CSV table as the command line writes it, read with exact floats
     (``float_precision="round_trip"``): every number is the float the
@@ -56,7 +60,7 @@ def read_table(data: Union[bytes, str]) -> pd.DataFrame:
         data = data.encode()
     if not data.strip():
         return pd.DataFrame()
-    return pd.read_csv(io.BytesIO(data), float_precision="round_trip")
+    return pd.read_csv(io.BytesIO(data), **_EXACT)
 
 
 def _set_args(overrides: Overrides) -> list:
@@ -74,9 +78,10 @@ def _format_set(key: str, value: Any) -> str:
     if isinstance(value, bool):
         text = "true" if value else "false"
     elif isinstance(value, int):
-        text = str(value)
+        text = str(int(value))
     elif isinstance(value, float):
-        text = _float_text(value)
+        # float() also for numpy's float64, whose repr is "np.float64(…)".
+        text = _float_text(float(value))
     elif isinstance(value, str):
         text = value
     else:
