@@ -271,11 +271,9 @@ def sweep(
     sc = _scenario(scenario)
     table, raw_table, (points, sessions, shots) = _native.sweep(sc._native, _set_args(set), threads, raw)
     df = read_table(table)
-    df.attrs.update(points=points, sessions=sessions, shots=shots, csv=table)
+    df.attrs.update(points=points, sessions=sessions, shots=shots)
     if raw:
-        rdf = read_table(raw_table)
-        rdf.attrs.update(csv=raw_table)
-        return df, rdf
+        return df, read_table(raw_table)
     return df
 
 
@@ -289,7 +287,7 @@ def sensitivity(scenario: Union[Scenario, PathLike], set: Overrides = None, thre
     text, analysis = _native.sensitivity(sc._native, _set_args(set), threads)
     df = read_table(text)
     a = json.loads(analysis)
-    df.attrs.update(mean=a["mean"], variance=a["variance"], evaluations=a["evaluations"], csv=text.encode())
+    df.attrs.update(mean=a["mean"], variance=a["variance"], evaluations=a["evaluations"])
     return df
 
 
