@@ -61,7 +61,7 @@ def main():
     for name, f in rows:
         med, lo = timed(f, args.repeat)
         results[name] = med
-        print(f"{name:<12} {med * 1e3:10.2f} {lo * 1e3:10.2f}")
+        print(f"{name:<12} {med * 1e3:10.3f} {lo * 1e3:10.3f}")
     print(f"Python layer (run - native):      {(results['run'] - results['native']) * 1e3:.2f} ms per call")
     print(f"CLI against run from Python:      {(results['cli run'] - results['run']) * 1e3:.2f} ms per call")
     print(f"process start + parse (cli check - py check): {(results['check (cli)'] - results['check (py)']) * 1e3:.2f} ms")

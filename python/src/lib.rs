@@ -247,9 +247,7 @@ impl NativeScenario {
     /// origin, value in that unit, value in SI, SI unit); the numbers are None
     /// where the key is not a number or has no fixed default.
     #[allow(clippy::type_complexity)]
-    fn entries(
-        &self,
-    ) -> PyResult<Vec<(String, String, &'static str, String, Option<f64>, Option<f64>, &'static str)>> {
+    fn entries(&self) -> PyResult<Vec<(String, String, &'static str, String, Option<f64>, Option<f64>, &'static str)>> {
         let sc = self.resolve(&[])?;
         let entries = self.prep.entries(&self.sets).map_err(|e| scenario_err(&e))?;
         let mut out = Vec::with_capacity(entries.len());
@@ -360,7 +358,10 @@ fn sweep(
     let sets = scenario.all_sets(&extra);
     let sc = scenario.resolve(&extra)?;
     if sc.sweep.is_none() {
-        return Err(ScenarioError::new_err(format!("{}: the scenario has no [sweep] table", scenario.prep.source().name)));
+        return Err(ScenarioError::new_err(format!(
+            "{}: the scenario has no [sweep] table",
+            scenario.prep.source().name
+        )));
     }
     let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
     let dir = tempfile::Builder::new().prefix("mesobench-sweep-").tempdir().map_err(|e| io_err(&e))?;
@@ -371,15 +372,13 @@ fn sweep(
         let (summary, _) =
             mesobench::study::sweep::run_cancellable(prep, &sets, path, threads, false, &|_| {}, opts, cancel)?;
         let read = |name: &str| std::fs::read(path.join(name));
-        let table = read("sweep.csv").map_err(|source| mesobench::study::sweep::SweepError::Io {
-            path: path.join("sweep.csv"),
-            source,
-        })?;
+        let table = read("sweep.csv")
+            .map_err(|source| mesobench::study::sweep::SweepError::Io { path: path.join("sweep.csv"), source })?;
         let raw_table = if raw {
-            Some(read("raw.csv").map_err(|source| mesobench::study::sweep::SweepError::Io {
-                path: path.join("raw.csv"),
-                source,
-            })?)
+            Some(
+                read("raw.csv")
+                    .map_err(|source| mesobench::study::sweep::SweepError::Io { path: path.join("raw.csv"), source })?,
+            )
         } else {
             None
         };
