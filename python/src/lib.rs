@@ -112,16 +112,12 @@ fn interruptible<T: Send>(py: Python<'_>, work: impl FnOnce(&AtomicBool) -> T + 
                 let _ = tx.send(());
                 r
             });
-            loop {
-                match rx.recv_timeout(Duration::from_millis(50)) {
-                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                        if let Err(e) = Python::attach(|py| py.check_signals()) {
-                            cancel.store(true, Ordering::Relaxed);
-                            let _ = handle.join();
-                            return Err(e);
-                        }
-                    }
-                    _ => break,
+            // Until the worker reports (or dies): a timeout means it still runs.
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = rx.recv_timeout(Duration::from_millis(50)) {
+                if let Err(e) = Python::attach(|py| py.check_signals()) {
+                    cancel.store(true, Ordering::Relaxed);
+                    let _ = handle.join();
+                    return Err(e);
                 }
             }
             match handle.join() {
