@@ -45,10 +45,13 @@ def main():
     ax.set_xlabel("open time, ms")
     ax.set_ylabel("supply pressure, bar (gauge)")
     ax.set_title(f"{sc.name}: dose CV over {args.replicates} sessions per point")
+    lo, hi = cv.to_numpy().min(), cv.to_numpy().max()
     for i in range(cv.shape[0]):
         for j in range(cv.shape[1]):
+            # Dark text on the light (yellow-green) end of viridis.
+            light = (cv.iat[i, j] - lo) > 0.6 * (hi - lo)
             ax.text(j, i, f"{cv.iat[i, j]:.1f} %\n{mean.iat[i, j]:.1f} µL", ha="center", va="center",
-                    fontsize=7, color="white" if cv.iat[i, j] < cv.to_numpy().mean() else "black")
+                    fontsize=7, color="black" if light else "white")
     fig.colorbar(im, ax=ax, label="dose CV, %")
     fig.savefig(args.out, dpi=120)
     print(f"wrote {args.out}")
