@@ -196,6 +196,39 @@ class Scenario:
         return f"Scenario({self.source!r}, overrides={self.overrides!r})"
 
 
+_plugin_host_ready = False
+
+
+def _ensure_plugin_host() -> None:
+    """Firmware plugins with ``plugin_isolation = "process"`` run in a host
+    process, which the command line starts as ``mesobench __plugin-host …``.
+    Here the host is this Python with the extension module alone (no pandas
+    import), through a small script in a private temporary folder, unless
+    MESOBENCH_PLUGIN_HOST names a mesobench binary."""
+    global _plugin_host_ready
+    if _plugin_host_ready or os.environ.get("MESOBENCH_PLUGIN_HOST"):
+        return
+    import atexit
+    import shlex
+    import shutil
+    import sys
+    import tempfile
+
+    folder = tempfile.mkdtemp(prefix="mesobench-host-")
+    atexit.register(shutil.rmtree, folder, True)
+    code = (
+        "import importlib.util as u, sys; "
+        f"s = u.spec_from_file_location('mesobench._native', {_native.__file__!r}); "
+        "m = u.module_from_spec(s); s.loader.exec_module(m); m.plugin_host_main(sys.argv[2:])"
+    )
+    script = os.path.join(folder, "mesobench-plugin-host")
+    with open(script, "w") as f:
+        f.write(f"#!/bin/sh\nexec {shlex.quote(sys.executable)} -c {shlex.quote(code)} \"$@\"\n")
+    os.chmod(script, 0o700)
+    _native.set_plugin_host(script)
+    _plugin_host_ready = True
+
+
 def _scenario(scenario: Union[None, Scenario, PathLike]) -> Scenario:
     if scenario is None:
         return Scenario.default()
@@ -250,6 +283,7 @@ def run(scenario: Union[None, Scenario, PathLike] = None, set: Overrides = None,
     ``trace=True`` the result holds every trace sample (trace.csv).
     """
     sc = _scenario(scenario)
+    _ensure_plugin_host()
     out = _native.run(sc._native, _set_args(set), trace)
     return RunResult(sc, *out)
 
@@ -269,6 +303,7 @@ def sweep(
     Ctrl-C stops it between points (KeyboardInterrupt).
     """
     sc = _scenario(scenario)
+    _ensure_plugin_host()
     table, raw_table, (points, sessions, shots) = _native.sweep(sc._native, _set_args(set), threads, raw)
     df = read_table(table)
     df.attrs.update(points=points, sessions=sessions, shots=shots)
@@ -284,6 +319,7 @@ def sensitivity(scenario: Union[Scenario, PathLike], set: Overrides = None, thre
     total, total_lo, total_hi); ``attrs`` holds ``mean`` (µL), ``variance``
     (µL²) and ``evaluations``."""
     sc = _scenario(scenario)
+    _ensure_plugin_host()
     text, analysis = _native.sensitivity(sc._native, _set_args(set), threads)
     df = read_table(text)
     a = json.loads(analysis)
@@ -314,5 +350,6 @@ class CompareResult:
 def compare(study: PathLike, threads: Optional[int] = None) -> CompareResult:
     """Run a manual-versus-gun comparison study file, as ``mesobench compare``
     does. Ctrl-C stops it between sessions (KeyboardInterrupt)."""
+    _ensure_plugin_host()
     arms_csv, summary = _native.compare(os.fspath(study), threads)
     return CompareResult(arms_csv, summary)

@@ -423,6 +423,21 @@ fn compare(py: Python<'_>, path: PathBuf, threads: Option<usize>) -> PyResult<(P
     Ok((PyBytes::new(py, &arms).unbind(), PyBytes::new(py, &summary).unbind()))
 }
 
+/// Register `path` as the executable that hosts firmware plugins with
+/// `plugin_isolation = "process"` (the command line registers itself).
+#[pyfunction]
+fn set_plugin_host(path: PathBuf) {
+    mesobench::control::host::set_host_executable(&path);
+}
+
+/// Serve as a plugin host process: `args` are those after the host command
+/// (as `mesobench __plugin-host …` gets them). Never returns.
+#[pyfunction]
+fn plugin_host_main(args: Vec<String>) {
+    let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+    mesobench::control::host::host_main(&args)
+}
+
 /// The parameter reference (docs/parameters.md) generated from the registry.
 #[pyfunction]
 fn parameters_markdown() -> String {
@@ -442,5 +457,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sensitivity, m)?)?;
     m.add_function(wrap_pyfunction!(compare, m)?)?;
     m.add_function(wrap_pyfunction!(parameters_markdown, m)?)?;
+    m.add_function(wrap_pyfunction!(set_plugin_host, m)?)?;
+    m.add_function(wrap_pyfunction!(plugin_host_main, m)?)?;
     Ok(())
 }

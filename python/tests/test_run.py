@@ -139,3 +139,25 @@ def test_dataframes_hold_the_exact_floats_of_the_csv_text():
                     assert bool(v) == (text == "true")
                 else:
                     assert float(v) == float(text), (name, col, i, text, v)
+
+
+@pytest.fixture(scope="module")
+def c_plugin():
+    """The shipped C firmware example, built as its scenario expects."""
+    import subprocess
+
+    from conftest import REPO
+
+    subprocess.run(["make", "-C", str(REPO / "examples" / "firmware")], check=True, capture_output=True)
+    return SCENARIOS / "c_plugin_open_loop.toml"
+
+
+@pytest.mark.parametrize("isolation", ["process", "in_process"])
+def test_c_plugin_firmware_equals_cli(cli, tmp_path, c_plugin, isolation, monkeypatch):
+    # In a host process the host is this Python, not a mesobench binary.
+    monkeypatch.delenv("MESOBENCH_PLUGIN_HOST", raising=False)
+    s = f'firmware.plugin_isolation="{isolation}"'
+    out = cli_run(cli, tmp_path, c_plugin, s)
+    r = mesobench.run(c_plugin, set=[s])
+    assert r.csv("shots.csv") == (out / "shots.csv").read_bytes()
+    assert r.summary["shots"] > 0
