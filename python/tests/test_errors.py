@@ -76,16 +76,36 @@ def test_sweep_without_a_sweep_table_is_a_scenario_error(cli):
     assert str(e.value) == cli_error(p)
 
 
-def test_failed_simulation_is_a_simulation_error(cli, tmp_path):
-    # A firmware plugin that does not exist fails when the session starts.
+def test_missing_plugin_is_a_scenario_error(cli, tmp_path):
     text = (SCENARIOS / "c_plugin_open_loop.toml").read_text()
     sc = tmp_path / "plugin.toml"
-    sc.write_text(text)
-    p = cli("run", sc, "--out", tmp_path / "o", expect=None)
-    assert p.returncode == 2
-    with pytest.raises(mesobench.MesobenchError) as e:
+    sc.write_text(text)  # its relative plugin path does not exist beside the copy
+    p = cli("run", sc, "--out", tmp_path / "o", expect=2)
+    with pytest.raises(mesobench.ScenarioError) as e:
         mesobench.run(sc)
     assert str(e.value) == cli_error(p)
+    assert "firmware.plugin" in str(e.value)
+
+
+@pytest.mark.parametrize("isolation", ["in_process", "process"])
+def test_failed_firmware_is_a_simulation_error(cli, tmp_path, isolation, monkeypatch):
+    # A shared library that exists but is no firmware: the session fails to start.
+    import glob
+
+    libm = sorted(glob.glob("/lib/*/libm.so.6") + glob.glob("/usr/lib/*/libm.so.6") + glob.glob("/lib64/libm.so.6"))
+    assert libm, "no libm.so.6 found"
+    monkeypatch.delenv("MESOBENCH_PLUGIN_HOST", raising=False)
+    text = (SCENARIOS / "c_plugin_open_loop.toml").read_text()
+    old = 'plugin = "../examples/firmware/build/libfw_open_loop.so"'
+    assert old in text
+    sc = tmp_path / "not_firmware.toml"
+    sc.write_text(text.replace(old, f'plugin = "{libm[0]}"'))
+    s = f'firmware.plugin_isolation="{isolation}"'
+    p = cli("run", sc, "--out", tmp_path / "o", "--set", s, expect=2)
+    with pytest.raises(mesobench.SimulationError) as e:
+        mesobench.run(sc, set=[s])
+    assert str(e.value) == cli_error(p)
+    assert str(e.value).startswith("scenario c_plugin_open_loop: firmware plugin")
 
 
 def test_exception_hierarchy():
