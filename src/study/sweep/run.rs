@@ -349,3 +349,29 @@ impl<'a> Sweep<'a> {
         Ok((o.shots, o.kept))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cancelled_sweep_stops_before_its_points_and_leaves_no_table() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/sweep_open_time_pressure.toml");
+        let prep = Prepared::new(&crate::scenario::Source::from_path(&path).unwrap(), "sweep").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let done = AtomicU64::new(0);
+        let progress = |n: u64| done.store(n, Ordering::Relaxed);
+        let cancel = AtomicBool::new(true);
+        let base = ["sweep.replicates=1".to_string()];
+        let r = run_cancellable(&prep, &base, dir.path(), 2, false, &progress, RunOptions::default(), &cancel);
+        assert!(matches!(r, Err(SweepError::Cancelled)), "{r:?}");
+        assert!(!dir.path().join("sweep.csv").exists());
+        assert_eq!(done.load(Ordering::Relaxed), 0);
+        // Not cancelled: the same call runs every point.
+        cancel.store(false, Ordering::Relaxed);
+        let (s, _) =
+            run_cancellable(&prep, &base, dir.path(), 2, false, &progress, RunOptions::default(), &cancel).unwrap();
+        assert_eq!(s.points, 35);
+        assert!(dir.path().join("sweep.csv").exists());
+    }
+}
