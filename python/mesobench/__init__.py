@@ -21,7 +21,7 @@ from __future__ import annotations
 import io
 import json
 import os
-from typing import Any, Iterable, Mapping, Optional, Sequence, Union
+from typing import Any, Iterable, Mapping, Optional, Union
 
 import pandas as pd
 
