@@ -457,11 +457,8 @@ Operators are drawn once, their shots around them (hierarchical). Gun arms run t
     h
 }
 
-/// Write every output of a study into `dir`; returns the files written.
-pub fn write_compare(dir: &Path, study: &Study, out: &Outcome) -> Result<Vec<PathBuf>, ReportError> {
-    std::fs::create_dir_all(dir).map_err(|source| ReportError::Io { path: dir.to_owned(), source })?;
-    let mut files = Vec::new();
-    let path = dir.join("arms.csv");
+/// The bytes of a study's `arms.csv`: every shot (`path` names the file in an error).
+pub fn arms_csv(study: &Study, out: &Outcome, path: &Path) -> Result<Vec<u8>, ReportError> {
     let rows = out.shots.iter().map(|s| {
         let arm = &study.arms[s.arm];
         let target = study.targets[s.target];
@@ -481,8 +478,11 @@ pub fn write_compare(dir: &Path, study: &Study, out: &Outcome) -> Result<Vec<Pat
             duration_ms: s.duration * 1e3,
         }
     });
-    write_atomic(&path, &csv_bytes(rows, &path)?)?;
-    files.push(path);
+    csv_bytes(rows, path)
+}
+
+/// The bytes of a study's `summary.json`.
+pub fn summary_json(study: &Study, out: &Outcome) -> Vec<u8> {
     let summary = Summary {
         mesobench_version: crate::VERSION,
         study: &study.name,
@@ -513,8 +513,18 @@ pub fn write_compare(dir: &Path, study: &Study, out: &Outcome) -> Result<Vec<Pat
         arms: &out.arms,
         pairs: &out.pairs,
     };
+    json_bytes(&summary)
+}
+
+/// Write every output of a study into `dir`; returns the files written.
+pub fn write_compare(dir: &Path, study: &Study, out: &Outcome) -> Result<Vec<PathBuf>, ReportError> {
+    std::fs::create_dir_all(dir).map_err(|source| ReportError::Io { path: dir.to_owned(), source })?;
+    let mut files = Vec::new();
+    let path = dir.join("arms.csv");
+    write_atomic(&path, &arms_csv(study, out, &path)?)?;
+    files.push(path);
     let path = dir.join("summary.json");
-    write_atomic(&path, &json_bytes(&summary))?;
+    write_atomic(&path, &summary_json(study, out))?;
     files.push(path);
     let mut pngs = Vec::new();
     for (name, _) in PLOTS {

@@ -443,6 +443,39 @@ pub fn json_bytes<T: serde::Serialize>(v: &T) -> Vec<u8> {
     s
 }
 
+/// The bytes of a run's `shots.csv` (`path` names the file in an error).
+pub fn shots_csv(run: &Run, path: &Path) -> Result<Vec<u8>, ReportError> {
+    csv_bytes(run.result.shots.iter().map(ShotRow::from), path)
+}
+
+/// The bytes of a run's `needles.csv`: one row per needle and shot.
+pub fn needles_csv(run: &Run, path: &Path) -> Result<Vec<u8>, ReportError> {
+    let rows = run.result.shots.iter().flat_map(|s| {
+        s.needles.iter().enumerate().map(move |(i, n)| NeedleRow {
+            shot: s.index,
+            needle: i,
+            dose_ul: n.dose * 1e9,
+            leak_ul: n.leak * 1e9,
+            share: if s.dose > 0.0 { n.dose / s.dose } else { 0.0 },
+            peak_tissue_kpa: n.peak_site_pressure / 1e3,
+            max_reynolds: n.max_re,
+        })
+    });
+    csv_bytes(rows, path)
+}
+
+/// The text of `sensitivity.csv`.
+pub fn sensitivity_csv(a: &crate::study::sensitivity::Analysis) -> String {
+    let mut csv = String::from("parameter,first,first_lo,first_hi,total,total_lo,total_hi\n");
+    for i in &a.indices {
+        csv.push_str(&format!(
+            "{},{:?},{:?},{:?},{:?},{:?},{:?}\n",
+            i.name, i.first, i.first_ci.0, i.first_ci.1, i.total, i.total_ci.0, i.total_ci.1
+        ));
+    }
+    csv
+}
+
 /// Write every output of a run into `dir`; returns the files written.
 /// `trace` holds the rows streamed during the run (see [`crate::simulate_traced`]);
 /// the plots draw the run's bounded copy of the trace.
@@ -464,19 +497,8 @@ pub fn write_run(
         Ok(())
     };
     let shots = &run.result.shots;
-    put("shots.csv", csv_bytes(shots.iter().map(ShotRow::from), &dir.join("shots.csv"))?)?;
-    let needle_rows = shots.iter().flat_map(|s| {
-        s.needles.iter().enumerate().map(move |(i, n)| NeedleRow {
-            shot: s.index,
-            needle: i,
-            dose_ul: n.dose * 1e9,
-            leak_ul: n.leak * 1e9,
-            share: if s.dose > 0.0 { n.dose / s.dose } else { 0.0 },
-            peak_tissue_kpa: n.peak_site_pressure / 1e3,
-            max_reynolds: n.max_re,
-        })
-    });
-    put("needles.csv", csv_bytes(needle_rows, &dir.join("needles.csv"))?)?;
+    put("shots.csv", shots_csv(run, &dir.join("shots.csv"))?)?;
+    put("needles.csv", needles_csv(run, &dir.join("needles.csv"))?)?;
     put("summary.json", json_bytes(&summary(sc, run)))?;
     let manifest = Manifest {
         mesobench_version: crate::VERSION,
@@ -614,13 +636,7 @@ pub fn write_sensitivity(
     a: &crate::study::sensitivity::Analysis,
 ) -> Result<Vec<PathBuf>, ReportError> {
     std::fs::create_dir_all(dir).map_err(|source| ReportError::Io { path: dir.to_owned(), source })?;
-    let mut csv = String::from("parameter,first,first_lo,first_hi,total,total_lo,total_hi\n");
-    for i in &a.indices {
-        csv.push_str(&format!(
-            "{},{:?},{:?},{:?},{:?},{:?},{:?}\n",
-            i.name, i.first, i.first_ci.0, i.first_ci.1, i.total, i.total_ci.0, i.total_ci.1
-        ));
-    }
+    let csv = sensitivity_csv(a);
     let mut written = Vec::new();
     let p = dir.join("sensitivity.csv");
     write_atomic(&p, csv.as_bytes())?;

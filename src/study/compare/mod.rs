@@ -19,7 +19,7 @@
 
 mod load;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use rayon::prelude::*;
 
@@ -69,6 +69,9 @@ pub enum StudyError {
         /// What failed.
         message: String,
     },
+    /// The caller cancelled the study (see [`run_cancellable`]).
+    #[error("the study was cancelled")]
+    Cancelled,
     /// A gun arm cannot reach a target with its calibrated key.
     #[error("arm '{arm}': target {target_ul} µL is out of reach: {message}")]
     Calibration {
@@ -586,11 +589,23 @@ impl Study {
 
 /// Run the study on `threads` threads; `progress` gets the number of finished tasks.
 pub fn run(study: &Study, threads: usize, progress: &(dyn Fn(u64) + Sync)) -> Result<Outcome, StudyError> {
-    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads.max(1)).build().expect("thread pool");
-    pool.install(|| run_inner(study, progress))
+    run_cancellable(study, threads, progress, &AtomicBool::new(false))
 }
 
-fn run_inner(study: &Study, progress: &(dyn Fn(u64) + Sync)) -> Result<Outcome, StudyError> {
+/// [`run`] that stops with [`StudyError::Cancelled`] before its next task
+/// once `cancel` is set (e.g. by Ctrl-C in the Python module); the tasks
+/// running then finish first. A study never cancelled is [`run`].
+pub fn run_cancellable(
+    study: &Study,
+    threads: usize,
+    progress: &(dyn Fn(u64) + Sync),
+    cancel: &AtomicBool,
+) -> Result<Outcome, StudyError> {
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads.max(1)).build().expect("thread pool");
+    pool.install(|| run_inner(study, progress, cancel))
+}
+
+fn run_inner(study: &Study, progress: &(dyn Fn(u64) + Sync), cancel: &AtomicBool) -> Result<Outcome, StudyError> {
     let (na, nt, nu) = (study.arms.len(), study.targets.len(), study.units);
     // Calibration of every (gun arm, target) first, in parallel.
     // Results are gathered in index order before the first error is taken,
@@ -602,6 +617,9 @@ fn run_inner(study: &Study, progress: &(dyn Fn(u64) + Sync)) -> Result<Outcome, 
     let results: Vec<Result<(Vec<ShotRow>, u64), _>> = (0..na * nt * nu)
         .into_par_iter()
         .map(|i| {
+            if cancel.load(Ordering::Relaxed) {
+                return Err(StudyError::Cancelled);
+            }
             let (a, t, u) = (i / (nt * nu), (i / nu) % nt, i % nu);
             let r = study.task(a, t, u, calibration[a * nt + t]);
             progress(done.fetch_add(1, Ordering::Relaxed) + 1);

@@ -19,7 +19,7 @@ use rand_distr::{Distribution as _, StandardNormal};
 
 pub use merge::{merge, MergeError, Merged, MergedPlots};
 pub use resume::fingerprint;
-pub use run::run;
+pub use run::{run, run_cancellable};
 
 use super::task_rng;
 use crate::scenario::{Distribution, Level, Prepared, Scenario, ScenarioError, SweepSpec};
@@ -57,6 +57,9 @@ pub enum SweepError {
         /// What differs.
         message: String,
     },
+    /// The caller cancelled the run (see [`run_cancellable`]).
+    #[error("the sweep was cancelled")]
+    Cancelled,
     /// Output could not be written.
     #[error("cannot write {path}: {source}")]
     Io {

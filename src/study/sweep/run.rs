@@ -6,13 +6,16 @@ use std::fs::File;
 use std::io::Write;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use rayon::prelude::*;
 
 use super::{as_written, csv_header, csv_row, file_names, overrides, raw_header, raw_name, run_point, shard_range};
 use super::{PointStats, RunOptions, SweepError, SweepSummary};
 use crate::scenario::{Prepared, Scenario, SweepSpec};
+
+/// The cancel flag of a run that cannot be cancelled.
+static NEVER: AtomicBool = AtomicBool::new(false);
 
 /// Fault injection for interruption tests (see [`RunOptions::fault_after`]):
 /// counts the write, sync, truncation, removal and rename points of a run.
@@ -86,6 +89,8 @@ pub(super) struct Sweep<'a> {
     pub(super) raw_head: String,
     pub(super) files: Files,
     pub(super) faults: Faults,
+    /// Set by the caller to stop the run before its next point.
+    pub(super) cancel: &'a AtomicBool,
 }
 
 /// The open table (and raw table) of a run, the first point still to
@@ -145,7 +150,26 @@ pub fn run(
     progress: &(dyn Fn(u64) + Sync),
     opts: RunOptions,
 ) -> Result<(SweepSummary, Vec<PointStats>), SweepError> {
-    let sw = Sweep::new(prep, base, dir, keep, opts)?;
+    run_cancellable(prep, base, dir, threads, keep, progress, opts, &AtomicBool::new(false))
+}
+
+/// [`run`] that stops with [`SweepError::Cancelled`] before the next point
+/// once `cancel` is set (e.g. by Ctrl-C in the Python module); the points
+/// running then finish first, and the partial table is left as an
+/// interrupted run leaves it (resumable). A run never cancelled is [`run`].
+#[allow(clippy::too_many_arguments)]
+pub fn run_cancellable(
+    prep: &Prepared,
+    base: &[String],
+    dir: &Path,
+    threads: usize,
+    keep: bool,
+    progress: &(dyn Fn(u64) + Sync),
+    opts: RunOptions,
+    cancel: &AtomicBool,
+) -> Result<(SweepSummary, Vec<PointStats>), SweepError> {
+    let mut sw = Sweep::new(prep, base, dir, keep, opts)?;
+    sw.cancel = cancel;
     let fp = super::fingerprint(prep, &sw.sc, &sw.spec, base, opts.shard);
     let opened = if opts.resume && (sw.files.partial.exists() || sw.files.final_path.exists()) {
         sw.resume(&fp)?
@@ -190,7 +214,8 @@ impl<'a> Sweep<'a> {
         let faults = Faults { after: opts.fault_after, seen: std::cell::Cell::new(0) };
         let (header, raw_head) = (csv_header(&spec), raw_header(&spec));
         let files = Files::new(dir, opts.shard);
-        Ok(Sweep { prep, base, sc, spec, range, opts, keep, header, raw_head, files, faults })
+        let cancel = &NEVER;
+        Ok(Sweep { prep, base, sc, spec, range, opts, keep, header, raw_head, files, faults, cancel })
     }
 
     /// `--resume` refused: `message` says why.
@@ -242,6 +267,7 @@ impl<'a> Sweep<'a> {
         let done = AtomicU64::new(o.start - range.start);
         // The workers share these, not `self` (whose fault counter is not `Sync`).
         let (prep, sc, spec, base, raw, keep) = (self.prep, &self.sc, &self.spec, self.base, self.opts.raw, self.keep);
+        let cancel = self.cancel;
         while o.start < range.end {
             let end = (o.start + chunk).min(range.end);
             let wanted = |p: u64| raw || (keep && spec.histogram.contains(&p));
@@ -249,6 +275,9 @@ impl<'a> Sweep<'a> {
                 (o.start..end)
                     .into_par_iter()
                     .map(|p| {
+                        if cancel.load(Ordering::Relaxed) {
+                            return Err(SweepError::Cancelled);
+                        }
                         let r = run_point(prep, sc, spec, base, p, wanted(p));
                         progress(done.fetch_add(1, Ordering::Relaxed) + 1);
                         r
@@ -318,5 +347,31 @@ impl<'a> Sweep<'a> {
         faults.point();
         std::fs::rename(&f.partial, &f.final_path).map_err(io(&f.final_path))?;
         Ok((o.shots, o.kept))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cancelled_sweep_stops_before_its_points_and_leaves_no_table() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("scenarios/sweep_open_time_pressure.toml");
+        let prep = Prepared::new(&crate::scenario::Source::from_path(&path).unwrap(), "sweep").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let done = AtomicU64::new(0);
+        let progress = |n: u64| done.store(n, Ordering::Relaxed);
+        let cancel = AtomicBool::new(true);
+        let base = ["sweep.replicates=1".to_string()];
+        let r = run_cancellable(&prep, &base, dir.path(), 2, false, &progress, RunOptions::default(), &cancel);
+        assert!(matches!(r, Err(SweepError::Cancelled)), "{r:?}");
+        assert!(!dir.path().join("sweep.csv").exists());
+        assert_eq!(done.load(Ordering::Relaxed), 0);
+        // Not cancelled: the same call runs every point.
+        cancel.store(false, Ordering::Relaxed);
+        let (s, _) =
+            run_cancellable(&prep, &base, dir.path(), 2, false, &progress, RunOptions::default(), &cancel).unwrap();
+        assert_eq!(s.points, 35);
+        assert!(dir.path().join("sweep.csv").exists());
     }
 }
