@@ -31,6 +31,8 @@ from ._native import MesobenchError, ScenarioError, SimulationError
 __version__ = _native.__version__
 
 __all__ = [
+    "FitResult",
+    "fit",
     "MesobenchError",
     "RunResult",
     "Scenario",
@@ -353,3 +355,50 @@ def compare(study: PathLike, threads: Optional[int] = None) -> CompareResult:
     _ensure_plugin_host()
     arms_csv, summary = _native.compare(os.fspath(study), threads)
     return CompareResult(arms_csv, summary)
+
+
+class FitResult:
+    """The outcome of :func:`fit`: ``summary`` (fit_summary.json as a dict),
+    ``estimates`` (one row per parameter: key, estimate, the 95 % interval,
+    unit, identifiable), ``history`` (fit_history.csv), ``calibrated_toml``
+    (the calibrated scenario's text), ``converged`` and ``warnings``."""
+
+    def __init__(self, summary: bytes, history: bytes, calibrated: str):
+        self._files = {"fit_summary.json": summary, "fit_history.csv": history, "calibrated.toml": calibrated.encode()}
+        self.summary = json.loads(summary)
+        self.history = read_table(history)
+        self.calibrated_toml = calibrated
+        self.converged = bool(self.summary["converged"])
+        self.warnings = list(self.summary["warnings"])
+        rows = []
+        for key in self.summary["parameter_order"]:
+            p = self.summary["parameters"][key]
+            ci = p["ci95"] or [float("nan"), float("nan")]
+            rows.append(
+                {
+                    "key": key,
+                    "estimate": p["estimate"],
+                    "ci95_lo": ci[0],
+                    "ci95_hi": ci[1],
+                    "unit": p["unit"],
+                    "identifiable": p["identifiable"],
+                }
+            )
+        self.estimates = pd.DataFrame(rows)
+
+    def csv(self, name: str) -> bytes:
+        """The bytes the command line writes to ``name`` (fit_summary.json, fit_history.csv, calibrated.toml)."""
+        return self._files[name]
+
+    def __repr__(self) -> str:
+        state = "converged" if self.converged else "NOT converged"
+        return f"<FitResult {len(self.estimates)} parameters, {state}>"
+
+
+def fit(fit_file: PathLike, threads: Optional[int] = None, out: Optional[PathLike] = None) -> FitResult:
+    """Calibrate the plant from bench data, as ``mesobench fit`` does (see
+    docs/calibration.md). A fit that does not converge returns with
+    ``converged`` False (the command line exits 1); ``out`` also writes
+    every output file, plots included."""
+    summary, history, calibrated = _native.fit(os.fspath(fit_file), threads, None if out is None else os.fspath(out))
+    return FitResult(summary, history, calibrated)

@@ -423,6 +423,44 @@ fn compare(py: Python<'_>, path: PathBuf, threads: Option<usize>) -> PyResult<(P
     Ok((PyBytes::new(py, &arms).unbind(), PyBytes::new(py, &summary).unbind()))
 }
 
+/// Run a fit file as `mesobench fit` does; returns the bytes of
+/// fit_summary.json, fit_history.csv and calibrated.toml (and writes every
+/// output, plots included, into `out` when given).
+#[pyfunction]
+#[pyo3(signature = (path, threads = None, out = None))]
+fn fit(
+    py: Python<'_>,
+    path: PathBuf,
+    threads: Option<usize>,
+    out: Option<PathBuf>,
+) -> PyResult<(Py<PyBytes>, Py<PyBytes>, String)> {
+    use mesobench::study::fit::{self as mfit, FitError};
+    let to_py = |e: FitError| match e {
+        FitError::Input(m) => ScenarioError::new_err(m),
+        FitError::Run(m) => SimulationError::new_err(m),
+    };
+    let spec = mfit::load(&path, mfit::Purpose::Fit).map_err(to_py)?;
+    let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().map_err(|e| io_err(&e))?;
+    let spec_ref = &spec;
+    let (outcome, files) = py
+        .detach(|| {
+            pool.install(|| {
+                let outcome = mfit::lm::fit(spec_ref, &|_| {})?;
+                let files =
+                    mesobench::report::fit::fit_bytes(spec_ref, &outcome).map_err(|e| FitError::Run(e.to_string()))?;
+                if let Some(dir) = &out {
+                    mesobench::report::fit::write_fit(dir, spec_ref, &outcome)
+                        .map_err(|e| FitError::Run(e.to_string()))?;
+                }
+                Ok::<_, FitError>((outcome, files))
+            })
+        })
+        .map_err(to_py)?;
+    let _ = outcome;
+    Ok((PyBytes::new(py, &files.summary).unbind(), PyBytes::new(py, &files.history).unbind(), files.calibrated))
+}
+
 /// Register `path` as the executable that hosts firmware plugins with
 /// `plugin_isolation = "process"` (the command line registers itself).
 #[pyfunction]
@@ -456,6 +494,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sweep, m)?)?;
     m.add_function(wrap_pyfunction!(sensitivity, m)?)?;
     m.add_function(wrap_pyfunction!(compare, m)?)?;
+    m.add_function(wrap_pyfunction!(fit, m)?)?;
     m.add_function(wrap_pyfunction!(parameters_markdown, m)?)?;
     m.add_function(wrap_pyfunction!(set_plugin_host, m)?)?;
     m.add_function(wrap_pyfunction!(plugin_host_main, m)?)?;

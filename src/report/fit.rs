@@ -288,24 +288,31 @@ fn round_sig(x: f64, digits: i32) -> f64 {
     (x * f).round() / f
 }
 
-/// Write every output of a fit into `dir`.
-pub fn write_fit(dir: &Path, file: &FitFile, out: &Outcome) -> Result<Vec<PathBuf>, ReportError> {
-    std::fs::create_dir_all(dir).map_err(|source| ReportError::Io { path: dir.to_owned(), source })?;
-    let mut files = Vec::new();
+/// The bytes of a fit's files: `fit_summary.json`, `fit_history.csv` and
+/// `calibrated.toml` (what `write_fit` writes, without the plots).
+pub struct FitFiles {
+    /// `fit_summary.json`.
+    pub summary: Vec<u8>,
+    /// `fit_history.csv`.
+    pub history: Vec<u8>,
+    /// `calibrated.toml`.
+    pub calibrated: String,
+}
+
+/// The fit's files, and each experiment's overlays at the estimates.
+fn fit_files(file: &FitFile, out: &Outcome) -> Result<(FitFiles, Vec<(String, Vec<Overlay>)>), ReportError> {
     let keys: Vec<&str> = out.estimates.iter().map(|e| e.key.as_str()).collect();
     let x: Vec<f64> = out.estimates.iter().map(|e| e.estimate).collect();
     let mut experiments = Vec::new();
+    let mut overlays = Vec::new();
     for ex in &file.experiments {
         let sim = crate::study::fit::simulate(file, ex, &x).map_err(|m| ReportError::Plot {
-            path: dir.to_owned(),
-            message: format!("experiment {:?}: {m}", ex.name),
+            path: file.scenario_path.clone(),
+            message: format!("experiment {:?} at the estimates: {m}", ex.name),
         })?;
         let (e, ov) = crate::study::fit::validate::compare(ex, &sim);
-        for o in &ov {
-            let chart = overlay_chart(&ex.name, o, "simulated at the estimates");
-            plot_both(dir, &format!("fit_{}_{}", slug(&ex.name), o.signal.name()), &chart, &mut files)?;
-        }
         experiments.push(e);
+        overlays.push((ex.name.clone(), ov));
     }
     let summary = FitSummary {
         fit_file: &file.path,
@@ -342,15 +349,39 @@ pub fn write_fit(dir: &Path, file: &FitFile, out: &Outcome) -> Result<Vec<PathBu
         global_stage: out.global.iter().map(|(v, c)| GlobalRow { values: v.clone(), cost: *c }).collect(),
         mesobench_version: crate::VERSION,
     };
-    let p = dir.join("fit_summary.json");
-    write_atomic(&p, &json_bytes(&summary))?;
-    files.push(p);
-    let p = dir.join("fit_history.csv");
-    write_atomic(&p, &history_csv(out, &keys))?;
-    files.push(p);
-    let p = dir.join("calibrated.toml");
-    write_atomic(&p, calibrated_toml(file, out)?.as_bytes())?;
-    files.push(p);
+    let files = FitFiles {
+        summary: json_bytes(&summary),
+        history: history_csv(out, &keys),
+        calibrated: calibrated_toml(file, out)?,
+    };
+    Ok((files, overlays))
+}
+
+/// The bytes of a fit's files without writing them (for the Python package).
+pub fn fit_bytes(file: &FitFile, out: &Outcome) -> Result<FitFiles, ReportError> {
+    fit_files(file, out).map(|f| f.0)
+}
+
+/// Write every output of a fit into `dir`.
+pub fn write_fit(dir: &Path, file: &FitFile, out: &Outcome) -> Result<Vec<PathBuf>, ReportError> {
+    std::fs::create_dir_all(dir).map_err(|source| ReportError::Io { path: dir.to_owned(), source })?;
+    let mut files = Vec::new();
+    let (bytes, overlays) = fit_files(file, out)?;
+    for (name, ov) in &overlays {
+        for o in ov {
+            let chart = overlay_chart(name, o, "simulated at the estimates");
+            plot_both(dir, &format!("fit_{}_{}", slug(name), o.signal.name()), &chart, &mut files)?;
+        }
+    }
+    for (name, b) in [
+        ("fit_summary.json", bytes.summary.as_slice()),
+        ("fit_history.csv", bytes.history.as_slice()),
+        ("calibrated.toml", bytes.calibrated.as_bytes()),
+    ] {
+        let p = dir.join(name);
+        write_atomic(&p, b)?;
+        files.push(p);
+    }
     if !out.profiles.is_empty() {
         plot_both(dir, "fit_profiles", &profile_chart(&out.profiles, &out.estimates), &mut files)?;
     }
