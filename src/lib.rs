@@ -39,6 +39,7 @@
 #![warn(missing_docs)]
 
 pub mod control;
+pub mod fmi;
 pub mod model;
 pub mod reference;
 pub mod report;

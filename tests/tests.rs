@@ -6,6 +6,7 @@ mod compare;
 mod conservation;
 mod convergence;
 mod firmware;
+mod fmu;
 mod manual;
 mod registry;
 mod regression;
