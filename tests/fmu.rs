@@ -231,3 +231,120 @@ fn a_scenario_with_overrides_and_a_firmware_plugin_exports_its_plant() {
     assert_eq!(m.variables.iter().find(|v| v.name == "supply.pressure_bar").unwrap().start, Value::Real(3.5));
     assert!(!m.text.contains("[firmware]"));
 }
+
+fn mesobench_at(exe: &std::path::Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(exe).args(args).current_dir(root()).output().expect("binary runs")
+}
+
+/// The FMU binary of this build (next to the mesobench executable). A binary
+/// from another build of the plant refuses to instantiate (its token differs).
+fn fmu_library() -> std::path::PathBuf {
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_mesobench"));
+    fmi::package::library_near(bin).unwrap_or_else(|| {
+        panic!(
+            "{} is missing next to {}: build it with `cargo build -p mesobench-fmu` (a plain `cargo test` builds it)",
+            fmi::package::LIBRARY_FILE,
+            bin.display()
+        )
+    })
+}
+
+#[test]
+fn mesobench_fmu_writes_an_fmu_archive() {
+    let lib = fmu_library();
+    let tmp = tempfile::tempdir().unwrap();
+    for (v, dir) in [("2", "binaries/linux64/"), ("3", "binaries/x86_64-linux/")] {
+        let out = tmp.path().join(format!("ref{v}.fmu"));
+        let o = mesobench_at(
+            std::path::Path::new(env!("CARGO_BIN_EXE_mesobench")),
+            &["fmu", "scenarios/reference.toml", "--fmi", v, "--out", out.to_str().unwrap()],
+        );
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let zip = zip::ZipArchive::new(std::fs::File::open(&out).unwrap()).unwrap();
+        let names: Vec<String> = zip.file_names().map(|n| n.unwrap().into_owned()).collect();
+        for want in [
+            "modelDescription.xml".to_string(),
+            "resources/scenario.toml".into(),
+            format!("{dir}mesobench_reference.so"),
+        ] {
+            assert!(names.contains(&want), "{want} not in {names:?}");
+        }
+        // The same inputs give the same bytes.
+        let again = tmp.path().join("again.fmu");
+        let o = mesobench_at(
+            std::path::Path::new(env!("CARGO_BIN_EXE_mesobench")),
+            &[
+                "fmu",
+                "scenarios/reference.toml",
+                "--fmi",
+                v,
+                "--out",
+                again.to_str().unwrap(),
+                "--lib",
+                lib.to_str().unwrap(),
+            ],
+        );
+        assert!(o.status.success());
+        assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&again).unwrap());
+    }
+}
+
+#[test]
+fn mesobench_fmu_without_its_binary_or_with_a_bad_value_exits_2() {
+    let tmp = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("fmu-no-lib");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let exe = tmp.join("mesobench");
+    let _ = std::fs::remove_file(&exe);
+    std::fs::hard_link(env!("CARGO_BIN_EXE_mesobench"), &exe)
+        .or_else(|_| std::fs::copy(env!("CARGO_BIN_EXE_mesobench"), &exe).map(|_| ()))
+        .unwrap();
+    let out = tmp.join("x.fmu");
+    let o = mesobench_at(&exe, &["fmu", "--fmi", "2", "--out", out.to_str().unwrap()]);
+    crate::util::assert_exit2(&o, &["libmesobench_fmu.so", "cargo build --release -p mesobench-fmu", "--lib"]);
+    let o = mesobench_at(&exe, &["fmu", "--fmi", "4", "--out", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = mesobench_at(
+        std::path::Path::new(env!("CARGO_BIN_EXE_mesobench")),
+        &["fmu", "--fmi", "2", "--out", out.to_str().unwrap(), "--set", "supply.pressure_bar=60"],
+    );
+    crate::util::assert_exit2(&o, &["supply.pressure_bar = 60 is not allowed", "0.2 to 10"]);
+    assert!(!out.exists());
+}
+
+/// tests/fmi/test_fmpy.py: FMPy's validation, the dose and traces against
+/// `mesobench run`, state, reset, memory, a refused parameter, speed. It
+/// needs a Python with FMPy and pytest (`.ci/run` makes target/fmi-venv);
+/// without one it fails, in CI always, elsewhere unless MESOBENCH_SKIP_FMPY=1.
+#[test]
+fn fmpy_checks_the_exported_fmus() {
+    let python = std::env::var_os("MESOBENCH_PYTHON")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| root().join("target/fmi-venv/bin/python"));
+    let usable = std::process::Command::new(&python)
+        .args(["-c", "import fmpy, pytest"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !usable {
+        let msg = format!(
+            "{} cannot import fmpy and pytest: make the environment with `python3 -m venv target/fmi-venv && target/fmi-venv/bin/pip install fmpy pytest`, or point MESOBENCH_PYTHON at a Python that has them",
+            python.display()
+        );
+        let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+        if !ci && std::env::var("MESOBENCH_SKIP_FMPY").is_ok_and(|v| v == "1") {
+            eprintln!("skipped (MESOBENCH_SKIP_FMPY=1): {msg}");
+            return;
+        }
+        panic!("{msg} (outside CI, MESOBENCH_SKIP_FMPY=1 skips this check)");
+    }
+    let lib = fmu_library();
+    let o = std::process::Command::new(&python)
+        .args(["-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", "tests/fmi"])
+        .env("MESOBENCH_BIN", env!("CARGO_BIN_EXE_mesobench"))
+        .env("MESOBENCH_FMU_LIB", &lib)
+        .current_dir(root())
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    println!("{out}");
+    assert!(o.status.success(), "FMPy checks failed:\n{out}\n{}", String::from_utf8_lossy(&o.stderr));
+}

@@ -168,3 +168,108 @@ pub unsafe fn slices<'a, T>(vr: *const u32, n: usize, values: *mut T) -> Result<
     }
     Ok((std::slice::from_raw_parts(vr, n), std::slice::from_raw_parts_mut(values, n)))
 }
+
+#[cfg(test)]
+mod tests {
+    //! The C functions called as C would call them (FMI 2.0).
+    use super::fmi2::*;
+    use std::ffi::{c_char, c_int, c_void, CStr, CString};
+
+    /// A logger that appends to the `Vec<String>` behind the environment.
+    unsafe extern "C" fn collect(
+        env: *mut c_void,
+        _name: *const c_char,
+        _s: c_int,
+        _cat: *const c_char,
+        msg: *const c_char,
+    ) {
+        (*(env as *mut Vec<String>)).push(CStr::from_ptr(msg).to_string_lossy().into_owned());
+    }
+
+    fn resources() -> std::path::PathBuf {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let dir = std::env::temp_dir().join(format!("mesobench-fmu-test-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let source = mesobench::scenario::Source::default_scenario();
+        let text = mesobench::fmi::plant_scenario(&source, &[], "reference").unwrap();
+        std::fs::write(dir.join(mesobench::fmi::RESOURCE_SCENARIO), text).unwrap();
+        dir
+    }
+
+    fn instantiate(log: &mut Vec<String>, guid: Option<&str>) -> Fmi2Component {
+        let dir = resources();
+        let model =
+            mesobench::fmi::Model::new(&std::fs::read_to_string(dir.join("scenario.toml")).unwrap(), dir.clone())
+                .unwrap();
+        let guid = CString::new(guid.unwrap_or(&model.token)).unwrap();
+        let location = CString::new(format!("file://{}", dir.display())).unwrap();
+        // The logger is C-variadic; a fixed-argument function receives the same fixed arguments.
+        let logger: LoggerFn = unsafe { std::mem::transmute(collect as unsafe extern "C" fn(_, _, _, _, _)) };
+        let callbacks = CallbackFunctions {
+            logger: Some(logger),
+            allocate_memory: None,
+            free_memory: None,
+            step_finished: None,
+            component_environment: log as *mut Vec<String> as *mut c_void,
+        };
+        unsafe { fmi2Instantiate(c"plant".as_ptr(), 1, guid.as_ptr(), location.as_ptr(), &callbacks, 0, 0) }
+    }
+
+    fn delivered(c: Fmi2Component) -> f64 {
+        let vr = [mesobench::fmi::VR_FIRST_OUTPUT];
+        let mut x = [0.0];
+        assert_eq!(unsafe { fmi2GetReal(c, vr.as_ptr(), 1, x.as_mut_ptr()) }, 0);
+        x[0]
+    }
+
+    #[test]
+    fn interleaved_instances_step_independently_and_a_wrong_guid_is_refused() {
+        let mut log_a = Vec::new();
+        let mut log_b = Vec::new();
+        let a = instantiate(&mut log_a, None);
+        let b = instantiate(&mut log_b, None);
+        assert!(!a.is_null() && !b.is_null());
+        unsafe {
+            for c in [a, b] {
+                assert_eq!(fmi2SetupExperiment(c, 0, 0.0, 0.0, 0, 0.0), 0);
+                assert_eq!(fmi2EnterInitializationMode(c), 0);
+                assert_eq!(fmi2ExitInitializationMode(c), 0);
+            }
+            let on = [1.0];
+            let vr = [mesobench::fmi::VR_VALVE_COMMAND];
+            assert_eq!(fmi2SetReal(a, vr.as_ptr(), 1, on.as_ptr()), 0);
+            for k in 0..200 {
+                assert_eq!(fmi2DoStep(a, k as f64 * 1e-4, 1e-4, 1), 0);
+                assert_eq!(fmi2DoStep(b, k as f64 * 1e-4, 1e-4, 1), 0);
+            }
+            assert!(delivered(a) > 0.0);
+            assert_eq!(delivered(b), 0.0);
+            fmi2FreeInstance(a);
+            fmi2FreeInstance(b);
+        }
+        let mut log = Vec::new();
+        assert!(instantiate(&mut log, Some("{00000000-0000-0000-0000-000000000000}")).is_null());
+        assert!(log[0].contains("does not match"), "{log:?}");
+    }
+
+    #[test]
+    fn a_refused_value_is_an_error_status_with_the_message_in_the_log() {
+        let mut log = Vec::new();
+        let c = instantiate(&mut log, None);
+        unsafe {
+            let vr = [mesobench::fmi::VR_FIRST_PARAMETER];
+            let bad = [1e9];
+            assert_eq!(fmi2SetReal(c, vr.as_ptr(), 1, bad.as_ptr()), 3);
+            assert!(
+                log.last().unwrap().starts_with(
+                    "fmi2SetReal: parameter solver.step_us = 1e9 is not allowed: a number from 0.1 to 200 µs"
+                ),
+                "{log:?}"
+            );
+            assert_eq!(fmi2DoStep(c, 0.0, 1e-4, 1), 3, "no step before initialisation");
+            assert_eq!(fmi2GetReal(std::ptr::null_mut(), vr.as_ptr(), 1, bad.as_ptr() as *mut f64), 3);
+            fmi2FreeInstance(c);
+        }
+    }
+}

@@ -471,7 +471,15 @@ fn derived_start(prep: &Prepared, base: &Scenario, p: &Param) -> Option<f64> {
     // The shortest decimal first (what the preset table holds), then the exact value.
     let rounded: f64 = format!("{human:.12e}").parse().ok()?;
     let rounded: f64 = crate::text::g6(rounded).parse::<f64>().ok().filter(|r| close(*r, human)).unwrap_or(rounded);
-    [rounded, human].into_iter().find(|v| prep.with(&[set_arg(p.key, *v)]).is_ok_and(|sc| sc.params == base.params))
+    // The conversion back may be a few units in the last place off the default the component computed.
+    let mut near = vec![rounded, human];
+    let (mut up, mut down) = (human, human);
+    for _ in 0..4 {
+        up = up.next_up();
+        down = down.next_down();
+        near.extend([up, down]);
+    }
+    near.into_iter().find(|v| prep.with(&[set_arg(p.key, *v)]).is_ok_and(|sc| sc.params == base.params))
 }
 
 fn close(a: f64, b: f64) -> bool {
