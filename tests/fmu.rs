@@ -348,3 +348,68 @@ fn fmpy_checks_the_exported_fmus() {
     println!("{out}");
     assert!(o.status.success(), "FMPy checks failed:\n{out}\n{}", String::from_utf8_lossy(&o.stderr));
 }
+
+/// A controller FMU built from tests/fmi/open_loop_fmu.c (the open-loop
+/// example behind an FMI 2.0 wrapper), zipped into `dir`.
+fn open_loop_controller_fmu(dir: &std::path::Path, open_time_s: f64) -> std::path::PathBuf {
+    let source = std::fs::read_to_string(root().join("tests/fmi/open_loop_fmu.c")).unwrap();
+    let source = format!("#define OPEN_TIME {open_time_s:?}\n{source}");
+    let lib = crate::util::build_plugin(dir, "open_loop_fmu", &source);
+    let var = |name: &str, vr: u32, causality: &str, ty: &str| {
+        let start = if causality == "input" { " start=\"0\"" } else { "" };
+        format!("    <ScalarVariable name=\"{name}\" valueReference=\"{vr}\" causality=\"{causality}\" variability=\"discrete\"><{ty}{start}/></ScalarVariable>\n")
+    };
+    let xml = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<fmiModelDescription fmiVersion=\"2.0\" modelName=\"open_loop\" guid=\"{{1}}\">\n  <CoSimulation modelIdentifier=\"open_loop\"/>\n  <ModelVariables>\n{}{}{}{}{}  </ModelVariables>\n</fmiModelDescription>\n",
+        var("trigger", 1, "input", "Integer"),
+        var("tick_period", 2, "input", "Real"),
+        var("valve_mode", 3, "output", "Integer"),
+        var("idle", 4, "output", "Integer"),
+        var("sig_command", 5, "output", "Real"),
+    );
+    let path = dir.join(format!("open_loop_{}ms.fmu", open_time_s * 1e3));
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
+    let options = zip::write::SimpleFileOptions::default();
+    use std::io::Write;
+    zip.start_file("modelDescription.xml", options).unwrap();
+    zip.write_all(xml.as_bytes()).unwrap();
+    zip.start_file("binaries/linux64/open_loop.so", options).unwrap();
+    zip.write_all(&std::fs::read(lib).unwrap()).unwrap();
+    zip.finish().unwrap();
+    path
+}
+
+#[test]
+fn a_controller_fmu_as_firmware_gives_the_doses_of_the_built_in_open_loop() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (open_ms, sets) in [(60.0, &[][..]), (30.0, &["firmware.open_time_ms=30"][..])] {
+        let fmu = open_loop_controller_fmu(tmp.path(), open_ms * 1e-3);
+        let built_in = crate::util::reference(sets);
+        let fmu_set = format!("firmware.fmu={:?}", fmu.display().to_string());
+        let with_fmu = crate::util::reference(&["firmware.kind=\"fmu\"", &fmu_set]);
+        let (a, b) = (shots(&built_in), shots(&with_fmu));
+        assert_eq!(a.len(), 3);
+        for (x, y) in a.iter().zip(&b) {
+            assert_eq!(x.dose.to_bits(), y.dose.to_bits(), "built-in {} µL, FMU {} µL", x.dose * 1e9, y.dose * 1e9);
+            assert_eq!(x.open_time_cmd, y.open_time_cmd);
+            assert!((y.open_time_cmd - open_ms * 1e-3).abs() < 1e-9, "{}", y.open_time_cmd);
+        }
+    }
+}
+
+#[test]
+fn a_controller_fmu_that_is_missing_or_not_fmi_2_is_refused_with_its_path() {
+    let e = mesobench::scenario::load(
+        &Source::default_scenario(),
+        &["firmware.kind=\"fmu\"".into(), "firmware.fmu=\"nowhere.fmu\"".into()],
+        "reference",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("firmware.fmu") && e.contains("nowhere.fmu"), "{e}");
+    let tmp = tempfile::tempdir().unwrap();
+    let plant = tmp.path().join("plant3.fmu");
+    std::fs::write(&plant, fmi::package::fmu_bytes(&reference_model(), Version::Fmi3, b"x").unwrap()).unwrap();
+    let Err(e) = mesobench::control::fmu::FmuFirmware::load(&plant) else { panic!("an FMI 3.0 FMU loaded") };
+    assert!(e.to_string().contains("only FMI 2.0"), "{e}");
+}
