@@ -213,7 +213,10 @@ mod tests {
             step_finished: None,
             component_environment: log as *mut Vec<String> as *mut c_void,
         };
-        unsafe { fmi2Instantiate(c"plant".as_ptr(), 1, guid.as_ptr(), location.as_ptr(), &callbacks, 0, 0) }
+        let c = unsafe { fmi2Instantiate(c"plant".as_ptr(), 1, guid.as_ptr(), location.as_ptr(), &callbacks, 0, 0) };
+        // The instance has read its resources.
+        std::fs::remove_dir_all(&dir).unwrap();
+        c
     }
 
     fn delivered(c: Fmi2Component) -> f64 {
