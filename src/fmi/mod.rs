@@ -884,42 +884,7 @@ impl State {
             None => w.u(0),
             Some((s, g, z)) => {
                 w.u(1);
-                w.f(*z);
-                for x in [s.t, s.p_set, s.p_reg, s.p_res] {
-                    w.f(x);
-                }
-                let v = &s.valve;
-                for x in [v.current, v.x, v.v, v.opening, v.since_edge] {
-                    w.f(x);
-                }
-                w.u(v.last_cmd as u64);
-                w.list(&s.line_p);
-                w.list(&s.line_w);
-                for x in [s.p_c, s.t_c, s.x_p, s.v_p] {
-                    w.f(x);
-                }
-                w.u(s.stuck as u64);
-                for x in [s.z, s.w_syr, s.p_s, s.q_tube, s.w_hub, s.p_hub] {
-                    w.f(x);
-                }
-                w.list(&s.q_needle);
-                w.list(&s.v_bleb);
-                w.f(s.expelled);
-                w.list(&s.delivered);
-                w.list(&s.leaked);
-                w.f(s.supply_mass);
-                w.u(s.syringe_empty as u64);
-                w.f(g.q_valve_in);
-                w.f(g.q_valve_ex);
-                w.u(g.inlet_choked as u64);
-                w.list(&g.p_site);
-                w.list(&g.re);
-                w.list(&g.q_leak);
-                w.u(g.extrapolated as u64);
-                for x in [g.line_mach, g.q_total, g.delivered_total] {
-                    w.f(x);
-                }
-                w.u(g.breakaway as u64);
+                write_plant(&mut w, s, g, *z);
             }
         }
         w.0
@@ -957,68 +922,7 @@ impl State {
         let shots = r.u()?;
         let plant = match r.u()? {
             0 => None,
-            1 => {
-                let z = r.f()?;
-                let (t, p_set, p_reg, p_res) = (r.f()?, r.f()?, r.f()?, r.f()?);
-                let valve = crate::model::valve::ValveState {
-                    current: r.f()?,
-                    x: r.f()?,
-                    v: r.f()?,
-                    opening: r.f()?,
-                    since_edge: r.f()?,
-                    last_cmd: r.u()? != 0,
-                };
-                let (line_p, line_w) = (r.list()?, r.list()?);
-                let (p_c, t_c, x_p, v_p) = (r.f()?, r.f()?, r.f()?, r.f()?);
-                let stuck = r.u()? != 0;
-                let (z_p, w_syr, p_s, q_tube, w_hub, p_hub) = (r.f()?, r.f()?, r.f()?, r.f()?, r.f()?, r.f()?);
-                let (q_needle, v_bleb) = (r.list()?, r.list()?);
-                let expelled = r.f()?;
-                let (delivered, leaked) = (r.list()?, r.list()?);
-                let supply_mass = r.f()?;
-                let syringe_empty = r.u()? != 0;
-                let state = PlantState {
-                    t,
-                    p_set,
-                    p_reg,
-                    p_res,
-                    valve,
-                    line_p,
-                    line_w,
-                    p_c,
-                    t_c,
-                    x_p,
-                    v_p,
-                    stuck,
-                    z: z_p,
-                    w_syr,
-                    p_s,
-                    q_tube,
-                    w_hub,
-                    p_hub,
-                    q_needle,
-                    v_bleb,
-                    expelled,
-                    delivered,
-                    leaked,
-                    supply_mass,
-                    syringe_empty,
-                };
-                let signals = Signals {
-                    q_valve_in: r.f()?,
-                    q_valve_ex: r.f()?,
-                    inlet_choked: r.u()? != 0,
-                    p_site: r.list()?,
-                    re: r.list()?,
-                    q_leak: r.list()?,
-                    extrapolated: r.u()? != 0,
-                    line_mach: r.f()?,
-                    q_total: r.f()?,
-                    delivered_total: r.f()?,
-                    breakaway: r.u()? != 0,
-                };
-                Some((state, signals, z))
-            }
+            1 => Some(read_plant(&mut r)?),
             _ => return Err(bad()),
         };
         if !r.0.is_empty() {
@@ -1026,6 +930,110 @@ impl State {
         }
         Ok(State { phase, values, inputs, time, last_coil, shots, plant })
     }
+}
+
+/// The plant part of a serialised state.
+fn write_plant(w: &mut Bytes, s: &PlantState, g: &Signals, z: f64) {
+    w.f(z);
+    for x in [s.t, s.p_set, s.p_reg, s.p_res] {
+        w.f(x);
+    }
+    let v = &s.valve;
+    for x in [v.current, v.x, v.v, v.opening, v.since_edge] {
+        w.f(x);
+    }
+    w.u(v.last_cmd as u64);
+    w.list(&s.line_p);
+    w.list(&s.line_w);
+    for x in [s.p_c, s.t_c, s.x_p, s.v_p] {
+        w.f(x);
+    }
+    w.u(s.stuck as u64);
+    for x in [s.z, s.w_syr, s.p_s, s.q_tube, s.w_hub, s.p_hub] {
+        w.f(x);
+    }
+    w.list(&s.q_needle);
+    w.list(&s.v_bleb);
+    w.f(s.expelled);
+    w.list(&s.delivered);
+    w.list(&s.leaked);
+    w.f(s.supply_mass);
+    w.u(s.syringe_empty as u64);
+    w.f(g.q_valve_in);
+    w.f(g.q_valve_ex);
+    w.u(g.inlet_choked as u64);
+    w.list(&g.p_site);
+    w.list(&g.re);
+    w.list(&g.q_leak);
+    w.u(g.extrapolated as u64);
+    for x in [g.line_mach, g.q_total, g.delivered_total] {
+        w.f(x);
+    }
+    w.u(g.breakaway as u64);
+}
+
+/// The plant part of a serialised state.
+fn read_plant(r: &mut Unbytes) -> Result<(PlantState, Signals, f64), String> {
+    let z = r.f()?;
+    let (t, p_set, p_reg, p_res) = (r.f()?, r.f()?, r.f()?, r.f()?);
+    let valve = crate::model::valve::ValveState {
+        current: r.f()?,
+        x: r.f()?,
+        v: r.f()?,
+        opening: r.f()?,
+        since_edge: r.f()?,
+        last_cmd: r.u()? != 0,
+    };
+    let (line_p, line_w) = (r.list()?, r.list()?);
+    let (p_c, t_c, x_p, v_p) = (r.f()?, r.f()?, r.f()?, r.f()?);
+    let stuck = r.u()? != 0;
+    let (z_p, w_syr, p_s, q_tube, w_hub, p_hub) = (r.f()?, r.f()?, r.f()?, r.f()?, r.f()?, r.f()?);
+    let (q_needle, v_bleb) = (r.list()?, r.list()?);
+    let expelled = r.f()?;
+    let (delivered, leaked) = (r.list()?, r.list()?);
+    let supply_mass = r.f()?;
+    let syringe_empty = r.u()? != 0;
+    let state = PlantState {
+        t,
+        p_set,
+        p_reg,
+        p_res,
+        valve,
+        line_p,
+        line_w,
+        p_c,
+        t_c,
+        x_p,
+        v_p,
+        stuck,
+        z: z_p,
+        w_syr,
+        p_s,
+        q_tube,
+        w_hub,
+        p_hub,
+        q_needle,
+        v_bleb,
+        expelled,
+        delivered,
+        leaked,
+        supply_mass,
+        syringe_empty,
+    };
+    let signals = Signals {
+        q_valve_in: r.f()?,
+        q_valve_ex: r.f()?,
+        inlet_choked: r.u()? != 0,
+        p_site: r.list()?,
+        re: r.list()?,
+        q_leak: r.list()?,
+        extrapolated: r.u()? != 0,
+        line_mach: r.f()?,
+        q_total: r.f()?,
+        delivered_total: r.f()?,
+        breakaway: r.u()? != 0,
+    };
+    Ok((state, signals, z))
 }
 
 #[derive(Default)]
