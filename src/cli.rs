@@ -247,6 +247,27 @@ pub enum Command {
         #[arg(long)]
         params: bool,
     },
+    /// Write the scenario's plant as a co-simulation FMU (docs/fmu.md).
+    Fmu(FmuArgs),
+}
+
+/// `mesobench fmu`.
+#[derive(clap::Args)]
+pub struct FmuArgs {
+    /// Scenario file (TOML) whose plant the FMU holds; without it the embedded default.
+    pub scenario: Option<PathBuf>,
+    /// FMI version: 2 (FMI 2.0) or 3 (FMI 3.0).
+    #[arg(long, value_name = "2|3", value_parser = clap::builder::RangedU64ValueParser::<u8>::new().range(2..=3))]
+    pub fmi: u8,
+    /// The FMU file to write.
+    #[arg(long, value_name = "FILE.fmu")]
+    pub out: PathBuf,
+    /// The FMU binary (libmesobench_fmu.so) [default: next to this executable].
+    #[arg(long, value_name = "PATH")]
+    pub lib: Option<PathBuf>,
+    /// Override any plant key by its dotted path (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
 }
 
 /// `--shard I/N`, or Slurm's array variables when set.

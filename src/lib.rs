@@ -40,6 +40,7 @@
 
 pub mod bench;
 pub mod control;
+pub mod fmi;
 pub mod model;
 pub mod reference;
 pub mod report;
@@ -81,6 +82,7 @@ pub fn controller_for(sc: &Scenario) -> Result<Box<dyn Controller>, FirmwareErro
         FirmwareKind::VolumeTarget { target, lead, gain, max_open, drive } => {
             Box::new(VolumeTarget::new(*target, *lead, *gain, *max_open, *drive))
         }
+        FirmwareKind::Fmu { path } => Box::new(control::fmu::FmuFirmware::load(path)?),
         FirmwareKind::Plugin { path, params, isolation: PluginIsolation::InProcess, .. } => {
             Box::new(Plugin::load(path, params)?)
         }

@@ -92,7 +92,32 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Fit { file, out, threads, quiet } => fit(&file, out, threads, quiet),
         Command::Validate { file, scenario, out, quiet } => validate(&file, scenario.as_deref(), out, quiet),
         Command::Run { scenario, out, set, quiet } => run_scenario(scenario.as_deref(), out, &set, quiet),
+        Command::Fmu(args) => fmu(&args),
     }
+}
+
+/// `mesobench fmu`: write the scenario's plant as an FMU.
+fn fmu(args: &cli::FmuArgs) -> anyhow::Result<()> {
+    use mesobench::fmi;
+    let (source, fallback) = match &args.scenario {
+        Some(p) => (Source::from_path(p)?, p.file_stem().and_then(|s| s.to_str()).unwrap_or("scenario").to_string()),
+        None => (Source::default_scenario(), scenario::DEFAULT_NAME.to_string()),
+    };
+    let lib = match &args.lib {
+        Some(p) => p.clone(),
+        None => std::env::current_exe().ok().and_then(|exe| fmi::package::library_near(&exe)).with_context(|| {
+            format!(
+                "the FMU binary {} is not next to this executable: build it with `cargo build --release -p mesobench-fmu` (it lands in target/release/), or give its path with --lib",
+                fmi::package::LIBRARY_FILE
+            )
+        })?,
+    };
+    let version = fmi::Version::from_number(args.fmi).context("--fmi must be 2 or 3")?;
+    let text = fmi::plant_scenario(&source, &args.set, &fallback)?;
+    let model = fmi::Model::new(&text, source.dir.clone())?;
+    fmi::package::write_fmu(&model, version, &lib, &args.out)?;
+    eprintln!("wrote {} (FMI {}, {} parameters)", args.out.display(), args.fmi, model.parameters().count());
+    Ok(())
 }
 
 /// `mesobench check`: validate a scenario (or a comparison study) and print

@@ -7,6 +7,7 @@ mod conservation;
 mod convergence;
 mod firmware;
 mod fit;
+mod fmu;
 mod manual;
 mod registry;
 mod regression;

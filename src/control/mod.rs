@@ -12,6 +12,7 @@
 
 pub mod builtin;
 pub mod drive;
+pub mod fmu;
 pub mod host;
 pub mod manual;
 pub mod plugin;

@@ -12,8 +12,8 @@ use crate::model::param::{
 section! {
     /// `[firmware]`: which firmware runs on the gun's controller and its settings.
     pub struct RawFirmware in "firmware" {
-        /// Firmware: built-in open loop, pressure PID, volume target, or a C plugin.
-        kind: String as KIND = choice("open_loop", &["open_loop", "pressure_pid", "volume_target", "plugin"]),
+        /// Firmware: built-in open loop, pressure PID, volume target, a C plugin, or a controller FMU.
+        kind: String as KIND = choice("open_loop", &["open_loop", "pressure_pid", "volume_target", "plugin", "fmu"]),
         /// Firmware tick rate.
         tick_hz: f64 as TICK = real(HZ, 10_000.0, 100.0, 20_000.0).src("a 100 µs control loop (derived)"),
         /// Valve open time per shot (open loop, pressure PID).
@@ -78,6 +78,8 @@ section! {
         plugin_isolation: String as PLUGIN_ISOLATION = choice("process", &["process", "in_process"]),
         /// Longest wait for one plugin call in a host process.
         plugin_timeout_ms: f64 as PLUGIN_TIMEOUT = real(MS, 1000.0, 1.0, 3_600_000.0).src("a setting: far above any plugin call"),
+        /// FMI 2.0 co-simulation FMU of the controller (relative to the scenario's folder; docs/fmu.md).
+        fmu: String as FMU = text("required when firmware.kind = \"fmu\""),
     }
 }
 
@@ -175,6 +177,11 @@ pub enum FirmwareKind {
         max_open: f64,
         /// Coil drive.
         drive: DriveSpec,
+    },
+    /// A controller FMU (FMI 2.0 co-simulation), stepped at the tick.
+    Fmu {
+        /// The `.fmu` file, resolved against the scenario's folder.
+        path: PathBuf,
     },
     /// A C plugin.
     Plugin {
@@ -283,7 +290,7 @@ impl FirmwareSpec {
                 format!("less than sensors.trigger_press_ms = {}", fmt_num(press * 1e3)),
             ));
         }
-        if pre + open_time >= period && kind != "volume_target" && kind != "plugin" {
+        if pre + open_time >= period && kind != "volume_target" && kind != "plugin" && kind != "fmu" {
             return Err(invalid(
                 RawFirmware::PRE.key,
                 fmt_num(pre * 1e3),
@@ -315,6 +322,7 @@ impl FirmwareSpec {
                 )?,
                 drive: drive_spec(f, c)?,
             },
+            "fmu" => controller_fmu(f, dir)?,
             _ => plugin(f, c, dir)?,
         };
         Ok(FirmwareSpec {
@@ -406,6 +414,28 @@ fn plugin(f: &RawFirmware, c: &Reader, dir: &Path) -> Result<FirmwareKind, Inval
     };
     let timeout = c.real(&RawFirmware::PLUGIN_TIMEOUT, f.plugin_timeout_ms)?;
     Ok(FirmwareKind::Plugin { path, params: f.plugin_params.clone().unwrap_or_default(), isolation, timeout })
+}
+
+fn controller_fmu(f: &RawFirmware, dir: &Path) -> Result<FirmwareKind, Invalid> {
+    let Some(written) = &f.fmu else {
+        return Err(invalid(
+            RawFirmware::FMU.key,
+            "(missing)",
+            "the path of an .fmu file, relative to the scenario file",
+        ));
+    };
+    let path = resolve_plugin(written, dir);
+    if !path.is_file() {
+        return Err(invalid(
+            RawFirmware::FMU.key,
+            format!("{written:?}"),
+            format!(
+                "an existing FMU: no such file: {} (a relative path is relative to the scenario's folder)",
+                path.display()
+            ),
+        ));
+    }
+    Ok(FirmwareKind::Fmu { path })
 }
 
 /// The plugin path written in a scenario, resolved against the scenario's
