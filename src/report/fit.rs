@@ -300,7 +300,10 @@ pub struct FitFiles {
 }
 
 /// The fit's files, and each experiment's overlays at the estimates.
-fn fit_files(file: &FitFile, out: &Outcome) -> Result<(FitFiles, Vec<(String, Vec<Overlay>)>), ReportError> {
+/// Each experiment's name and its overlays.
+type Overlays = Vec<(String, Vec<Overlay>)>;
+
+fn fit_files(file: &FitFile, out: &Outcome) -> Result<(FitFiles, Overlays), ReportError> {
     let keys: Vec<&str> = out.estimates.iter().map(|e| e.key.as_str()).collect();
     let x: Vec<f64> = out.estimates.iter().map(|e| e.estimate).collect();
     let mut experiments = Vec::new();

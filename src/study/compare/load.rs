@@ -116,7 +116,7 @@ struct RawOperator {
 }
 
 /// `file:line:column` of byte offset `at` in `text`.
-fn location(file: &str, text: &str, at: usize) -> String {
+pub(crate) fn location(file: &str, text: &str, at: usize) -> String {
     let before = &text[..at.min(text.len())];
     let line = before.matches('\n').count() + 1;
     let col = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;

@@ -17,7 +17,7 @@
 //!
 //! Reading and checking the study file is in `load.rs`.
 
-mod load;
+pub(crate) mod load;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 

@@ -12,6 +12,7 @@ use super::{Align, Experiment, FitError, FitFile, FitParam, Settings, Tolerance,
 use crate::bench::{self, ColumnSpec, Signal};
 use crate::model::param::{fmt_num, Kind};
 use crate::scenario::{self, registry, Prepared, Source};
+use crate::study::compare::load::location;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -63,14 +64,6 @@ struct RawParam {
     lo: Spanned<f64>,
     hi: Spanned<f64>,
     start: Option<Spanned<f64>>,
-}
-
-/// `file:line:column` of byte offset `at` in `text`.
-fn location(file: &str, text: &str, at: usize) -> String {
-    let before = &text[..at.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let col = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
-    format!("{file}:{line}:{col}")
 }
 
 struct Ctx<'a> {
