@@ -245,10 +245,12 @@ fn mesobench_at(exe: &std::path::Path, args: &[&str]) -> std::process::Output {
 /// from another build of the plant refuses to instantiate (its token differs).
 fn fmu_library() -> std::path::PathBuf {
     // `cargo test` builds the fmu crate's tests, not its cdylib: build it
-    // once (same profile, so it lands next to the mesobench binary).
+    // once per test run (same profile, so it lands next to the mesobench
+    // binary; a no-op when it is up to date, and never a stale library
+    // whose token no longer matches this build's model description).
     static BUILT: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
     let bin = std::path::Path::new(env!("CARGO_BIN_EXE_mesobench"));
-    if fmi::package::library_near(bin).is_none() {
+    {
         let built = BUILT.get_or_init(|| {
             let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
             let release = bin.parent().is_some_and(|d| d.ends_with("release"));
