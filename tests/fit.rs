@@ -322,3 +322,62 @@ fn shipped_fit_example_loads_with_both_csv_dialects() {
     assert!(first.abs() < 5e3, "{first}");
     let _ = fit::load(&root().join("scenarios/fit_example/validate.toml"), Purpose::Validate).unwrap();
 }
+
+/// Write a table of numbers as a Parquet file (snappy), one DOUBLE column per header.
+fn write_parquet(path: &Path, headers: &[String], columns: &[Vec<f64>]) {
+    use parquet::basic::{Compression, Repetition, Type as Physical};
+    use parquet::data_type::DoubleType;
+    use parquet::file::properties::WriterProperties;
+    use parquet::file::writer::SerializedFileWriter;
+    use parquet::schema::types::Type;
+    use std::sync::Arc;
+    let fields: Vec<Arc<Type>> = headers
+        .iter()
+        .map(|h| {
+            Arc::new(Type::primitive_type_builder(h, Physical::DOUBLE).with_repetition(Repetition::REQUIRED).build().unwrap())
+        })
+        .collect();
+    let schema = Arc::new(Type::group_type_builder("bench").with_fields(fields).build().unwrap());
+    let props = Arc::new(WriterProperties::builder().set_compression(Compression::SNAPPY).build());
+    let mut w = SerializedFileWriter::new(std::fs::File::create(path).unwrap(), schema, props).unwrap();
+    let mut rg = w.next_row_group().unwrap();
+    let mut k = 0;
+    while let Some(mut col) = rg.next_column().unwrap() {
+        col.typed::<DoubleType>().write_batch(&columns[k], None, None).unwrap();
+        col.close().unwrap();
+        k += 1;
+    }
+    rg.close().unwrap();
+    w.close().unwrap();
+}
+
+#[test]
+fn a_parquet_log_reads_as_its_csv_export() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path();
+    bench_folder(d, 7);
+    let text = std::fs::read_to_string(d.join("trace.csv")).unwrap();
+    let mut lines = text.lines();
+    let headers: Vec<String> = lines.next().unwrap().split(';').map(String::from).collect();
+    let mut columns = vec![Vec::new(); headers.len()];
+    for l in lines {
+        for (k, cell) in l.split(';').enumerate() {
+            columns[k].push(cell.replace(',', ".").parse::<f64>().unwrap());
+        }
+    }
+    write_parquet(&d.join("trace.parquet"), &headers, &columns);
+    let csv = fit::load(&fit_file(d, TWO, ""), Purpose::Fit).unwrap();
+    let text = std::fs::read_to_string(d.join("fit.toml")).unwrap().replace("trace.csv", "trace.parquet");
+    std::fs::write(d.join("fit_pq.toml"), text).unwrap();
+    let pq = fit::load(&d.join("fit_pq.toml"), Purpose::Fit).unwrap();
+    let (a, b) = (&csv.experiments[0], &pq.experiments[0]);
+    assert_eq!(a.bench_edges, b.bench_edges);
+    for (x, y) in a.channels.iter().zip(&b.channels) {
+        assert_eq!((x.signal, x.sd, &x.shots), (y.signal, y.sd, &y.shots));
+    }
+    // A Parquet column that is not mapped right is named like a CSV one.
+    let bad = std::fs::read_to_string(d.join("fit_pq.toml")).unwrap().replace("\"p_syringe_kpa\" =", "\"P syr\" =");
+    std::fs::write(d.join("bad_pq.toml"), bad).unwrap();
+    let e = fit::load(&d.join("bad_pq.toml"), Purpose::Fit).unwrap_err().to_string();
+    assert!(e.contains("\"P syr\" names no column") && e.contains("trace.parquet"), "{e}");
+}

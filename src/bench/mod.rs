@@ -6,7 +6,9 @@
 //! with one header row. A channel map says which column is which mesobench
 //! [`Signal`]; each column's unit comes from its header (`P syringe [bar]`,
 //! `p_kpa`, `Time (ms)`) or from the map. Pressures are gauge unless the
-//! unit says absolute (`bar(a)`, `kPa abs`, `psia`).
+//! unit says absolute (`bar(a)`, `kPa abs`, `psia`). Parquet files
+//! (`.parquet`, or the `PAR1` magic) are read too, one column per
+//! top-level field; their "line" in messages is the row number from 1.
 
 pub mod units;
 
@@ -234,7 +236,69 @@ struct Table {
     rows: Vec<(u64, Vec<String>)>,
 }
 
+/// Whether a file is Parquet: its `.parquet`/`.pq` extension or its magic bytes.
+fn is_parquet(path: &Path) -> bool {
+    use std::io::Read;
+    if path.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("parquet") || e.eq_ignore_ascii_case("pq")) {
+        return true;
+    }
+    let mut magic = [0u8; 4];
+    std::fs::File::open(path).and_then(|mut f| f.read_exact(&mut magic)).is_ok() && &magic == b"PAR1"
+}
+
+/// A Parquet file as a table: one column per top-level field (numbers,
+/// booleans as 0/1, text), rows numbered from 1 in place of lines.
+fn read_parquet(path: &Path) -> Result<Table, BenchError> {
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+    use parquet::record::Field;
+    let file = path.display();
+    let cannot = |e: &dyn std::fmt::Display| fail(format!("cannot read bench data {file} (Parquet): {e}"));
+    let f = std::fs::File::open(path).map_err(|e| cannot(&e))?;
+    let size = f.metadata().map_err(|e| cannot(&e))?.len();
+    if size > MAX_TRACE_MIB << 20 {
+        return Err(fail(format!("{file} is larger than {MAX_TRACE_MIB} MiB: split the log into shorter files")));
+    }
+    let reader = SerializedFileReader::new(f).map_err(|e| cannot(&e))?;
+    let schema = reader.metadata().file_metadata().schema_descr_ptr();
+    let root = schema.root_schema();
+    let headers: Vec<String> = root.get_fields().iter().map(|c| c.name().to_string()).collect();
+    if let Some(nested) = root.get_fields().iter().find(|c| c.is_group()) {
+        return Err(fail(format!(
+            "{file}: column {:?} is nested (a group): bench data must be flat columns of numbers",
+            nested.name()
+        )));
+    }
+    let mut rows = Vec::new();
+    for (i, row) in reader.get_row_iter(None).map_err(|e| cannot(&e))?.enumerate() {
+        let row = row.map_err(|e| cannot(&e))?;
+        let cells = row
+            .get_column_iter()
+            .map(|(_, v)| match v {
+                Field::Double(x) => format!("{x:?}"),
+                Field::Float(x) => format!("{:?}", f64::from(*x)),
+                Field::Bool(b) => if *b { "1" } else { "0" }.to_string(),
+                Field::Byte(x) => x.to_string(),
+                Field::Short(x) => x.to_string(),
+                Field::Int(x) => x.to_string(),
+                Field::Long(x) => x.to_string(),
+                Field::UByte(x) => x.to_string(),
+                Field::UShort(x) => x.to_string(),
+                Field::UInt(x) => x.to_string(),
+                Field::ULong(x) => x.to_string(),
+                Field::Str(s) => s.clone(),
+                Field::Null => String::new(),
+                other => other.to_string(),
+            })
+            .collect();
+        rows.push((i as u64 + 1, cells));
+    }
+    Ok(Table { delimiter: b',', headers, rows })
+}
+
 fn read_table(path: &Path) -> Result<Table, BenchError> {
+    if is_parquet(path) {
+        return read_parquet(path);
+    }
     let text = read_text(path)?;
     let file = path.display();
     let first = text.lines().find(|l| !l.trim().is_empty() && !l.starts_with('#'));
