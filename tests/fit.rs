@@ -334,7 +334,12 @@ fn write_parquet(path: &Path, headers: &[String], columns: &[Vec<f64>]) {
     let fields: Vec<Arc<Type>> = headers
         .iter()
         .map(|h| {
-            Arc::new(Type::primitive_type_builder(h, Physical::DOUBLE).with_repetition(Repetition::REQUIRED).build().unwrap())
+            Arc::new(
+                Type::primitive_type_builder(h, Physical::DOUBLE)
+                    .with_repetition(Repetition::REQUIRED)
+                    .build()
+                    .unwrap(),
+            )
         })
         .collect();
     let schema = Arc::new(Type::group_type_builder("bench").with_fields(fields).build().unwrap());

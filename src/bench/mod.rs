@@ -239,7 +239,11 @@ struct Table {
 /// Whether a file is Parquet: its `.parquet`/`.pq` extension or its magic bytes.
 fn is_parquet(path: &Path) -> bool {
     use std::io::Read;
-    if path.extension().and_then(|e| e.to_str()).is_some_and(|e| e.eq_ignore_ascii_case("parquet") || e.eq_ignore_ascii_case("pq")) {
+    if path
+        .extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| e.eq_ignore_ascii_case("parquet") || e.eq_ignore_ascii_case("pq"))
+    {
         return true;
     }
     let mut magic = [0u8; 4];
