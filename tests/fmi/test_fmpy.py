@@ -241,3 +241,33 @@ def test_shots_per_second(fmu, work):
               "--quiet")
     run_per_shot = (time.perf_counter() - started) / 20
     print(f"{fmu}: mesobench run {1 / run_per_shot:.1f} shots/s (20 shots, process start included)")
+
+
+def test_an_fmu_with_a_foreign_binary_is_refused_without_a_crash(fmu, work):
+    """A model description whose token does not match the binary (an FMU
+    assembled from two builds) is refused at instantiation with a message,
+    as often as it is tried, and the process goes on to run a good FMU."""
+    import zipfile
+
+    bad = work / ("foreign_" + os.path.basename(fmu))
+    with zipfile.ZipFile(fmu) as src, zipfile.ZipFile(bad, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item.filename)
+            if item.filename == "modelDescription.xml":
+                text = data.decode()
+                key = "guid=\"" if 'fmiVersion="2.0"' in text else "instantiationToken=\""
+                start = text.index(key) + len(key)
+                text = text[:start] + "{00000000-0000-0000-0000-000000000000}" + text[text.index('"', start):]
+                data = text.encode()
+            dst.writestr(item, data)
+    for _ in range(3):
+        messages = []
+
+        def logger(*args):
+            messages.append(args[-1].decode() if isinstance(args[-1], bytes) else str(args[-1]))
+
+        with pytest.raises(Exception):
+            simulate_fmu(str(bad), stop_time=0.001, step_size=STEP_S, logger=logger, validate=False)
+        assert "does not match this binary" in "\n".join(messages), messages
+    res = simulate_fmu(fmu, stop_time=0.001, step_size=STEP_S, output=["delivered_ul"], validate=False)
+    assert len(res) > 0
