@@ -119,8 +119,8 @@ fn overlay_chart(experiment: &str, o: &Overlay, what: &str) -> Stack {
     let mut simulated = Vec::new();
     let mut residual = Vec::new();
     for (k, shot) in o.shots.iter().enumerate() {
-        // Shots side by side on one axis would overlap: each keeps its own
-        // time since the edge, and the lines of later shots follow.
+        // Every shot on the same axis (time since its own edge): the
+        // measured dots of all shots, one simulated line per shot.
         let pts: Vec<(f64, f64, f64)> = shot.iter().map(|(t, m, s)| (t * 1e3, m / scale, s / scale)).collect();
         measured.extend(pts.iter().map(|p| (p.0, p.1)));
         residual.extend(pts.iter().map(|p| (p.0, p.2 - p.1)));

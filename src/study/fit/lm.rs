@@ -246,7 +246,7 @@ pub struct Outcome {
     pub converged: bool,
     /// Why it stopped.
     pub reason: String,
-    /// The optimiser's history (global stage as start `usize::MAX` rows are not kept; LM rows only).
+    /// The optimiser's history: every accepted Levenberg–Marquardt iterate of every start.
     pub history: Vec<Step>,
     /// The global stage: (values, cost or None where the simulation failed).
     pub global: Vec<(Vec<f64>, Option<f64>)>,

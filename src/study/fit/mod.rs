@@ -107,8 +107,6 @@ pub struct Experiment {
     pub set: Vec<String>,
     /// Alignment.
     pub align: Align,
-    /// Bench file of the trace.
-    pub trace_file: Option<String>,
     /// Shots in the data.
     pub shots: usize,
     /// Edge times in the bench trace, s.
@@ -212,7 +210,11 @@ fn sample_sd(v: &[f64]) -> f64 {
 
 /// Linear interpolation of `v(t)` at `x`, holding the end values.
 fn interp(t: &[f64], v: &[f64], x: f64) -> f64 {
-    let k = t.partition_point(|&ti| ti <= x);
+    lerp_at(t, v, t.partition_point(|&ti| ti <= x), x)
+}
+
+/// `v(t)` at `x`, where `k` is the first sample after `x`.
+fn lerp_at(t: &[f64], v: &[f64], k: usize, x: f64) -> f64 {
     if k == 0 {
         return v[0];
     }
@@ -244,7 +246,6 @@ impl Experiment {
             origin,
             set,
             align,
-            trace_file: trace.as_ref().map(|t| t.file.clone()),
             shots: volumes.iter().map(|v| v.0 + 1).max().unwrap_or(0),
             bench_edges: Vec::new(),
             channels: Vec::new(),
@@ -336,11 +337,6 @@ impl Experiment {
             ex.align_window = d[d.len() / 2];
         }
         Ok(ex)
-    }
-
-    /// Residual count of this experiment.
-    pub fn residuals(&self) -> usize {
-        self.channels.iter().map(|c| c.shots.iter().map(Vec::len).sum::<usize>()).sum::<usize>() + self.volumes.len()
     }
 }
 
@@ -438,14 +434,7 @@ fn shot_values(ex: &Experiment, t: &[f64], cols: &[Vec<f64>], k: usize, e: f64) 
                     while i < t.len() && t[i] <= x {
                         i += 1;
                     }
-                    let y = if i == 0 {
-                        v[0]
-                    } else if i >= t.len() {
-                        v[t.len() - 1]
-                    } else {
-                        v[i - 1] + (x - t[i - 1]) / (t[i] - t[i - 1]) * (v[i] - v[i - 1])
-                    };
-                    y - zero
+                    lerp_at(t, v, i, x) - zero
                 })
                 .collect()
         })

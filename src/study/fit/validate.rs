@@ -130,7 +130,7 @@ fn delay(pts: &[(f64, f64)]) -> Option<f64> {
     })
 }
 
-/// Compare one experiment at parameter values `x` (empty for the scenario as written).
+/// Compare one experiment with its simulation: errors per channel and shot, and the overlays.
 pub fn compare(ex: &Experiment, sim: &Simulated) -> (ExperimentError, Vec<Overlay>) {
     let ov = overlays(ex, sim);
     let mut channels = Vec::new();
