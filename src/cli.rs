@@ -236,14 +236,14 @@ pub enum Command {
         #[arg(long)]
         check: bool,
     },
-    /// Validate a scenario and print the resolved SI parameters.
+    /// Validate a scenario (or a comparison study) and print its resolved parameters as JSON in SI (pressures in Pa absolute, lengths in m, times in s, volumes in m³, temperatures in K); `--params` prints each key's human value next to its SI value instead.
     Check {
         /// Scenario file (TOML).
         scenario: PathBuf,
         /// Override any scenario key by its dotted path (repeatable).
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
-        /// Print every scenario key in its human unit, with where its value comes from (the file's line, --set, or the default), instead of the SI JSON.
+        /// Print every scenario key in its human unit next to its SI value as simulated (`3 bar(g)  401325 Pa (absolute)`), with where its value comes from (the file's line, --set, or the default), instead of the SI JSON.
         #[arg(long)]
         params: bool,
     },
@@ -350,12 +350,7 @@ pub fn print_summary(sc: &Scenario, run: &mesobench::Run, seconds: f64, dir: &Pa
     }
     println!(
         "  shots {}   dose {:.3} µL ± {:.3} (CV {:.2} %)   range {:.3} – {:.3} µL",
-        s.shots,
-        s.dose_mean_ul,
-        s.dose_sd_ul,
-        100.0 * s.dose_cv,
-        s.dose_min_ul,
-        s.dose_max_ul
+        s.shots, s.dose_mean_ul, s.dose_sd_ul, s.dose_cv_pct, s.dose_min_ul, s.dose_max_ul
     );
     if s.needle_dose_mean_ul.len() > 1 {
         let per: Vec<String> = s.needle_dose_mean_ul.iter().map(|d| format!("{d:.3}")).collect();
@@ -456,9 +451,10 @@ pub fn params_table(entries: &[mesobench::scenario::registry::Entry]) -> String 
     // Long texts (a description) run past the column instead of widening it.
     let wv = shown.iter().map(|v| v.chars().count()).filter(|n| *n <= 32).max().unwrap_or(0);
     let pad = |s: &str, w: usize| format!("{s}{}", " ".repeat(w.saturating_sub(s.chars().count())));
-    let mut out = String::new();
+    let ws = entries.iter().map(|e| e.si.chars().count()).max().unwrap_or(0);
+    let mut out = format!("{}  {}  {}  from\n", pad("key", wk), pad("value", wv), pad("SI (as simulated)", ws));
     for (e, v) in entries.iter().zip(&shown) {
-        out.push_str(&format!("{}  {}  {}\n", pad(&e.key, wk), pad(v, wv), e.origin));
+        out.push_str(&format!("{}  {}  {}  {}\n", pad(&e.key, wk), pad(v, wv), pad(&e.si, ws), e.origin));
     }
     out
 }

@@ -272,7 +272,7 @@ fn run_scenario(path: Option<&Path>, out: Option<PathBuf>, set: &[String], quiet
     let started = Instant::now();
     let (run, elapsed, files) = with_outputs(&dir, "run", || {
         // trace.csv is streamed to a temporary file as the run samples.
-        let mut trace = mesobench::report::TraceCsv::create(&dir)?;
+        let mut trace = mesobench::report::TraceCsv::create(&dir, &sc)?;
         let run = mesobench::simulate_traced(&sc, &mut trace).with_context(|| format!("scenario {}", sc.name))?;
         let elapsed = started.elapsed();
         let files = mesobench::report::write_run(&dir, &sc, &source, set, &run, trace)?;

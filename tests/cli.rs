@@ -69,7 +69,7 @@ fn every_shipped_scenario_runs() {
             "shots",
             "dose_mean_ul",
             "dose_sd_ul",
-            "dose_cv",
+            "dose_cv_pct",
             "dose_min_ul",
             "dose_max_ul",
             "leak_mean_ul",
@@ -265,4 +265,65 @@ fn check_prints_resolved_si_parameters() {
     let json: serde_json::Value = serde_json::from_str(&out).expect("stdout is one JSON document");
     assert_eq!(json["params"]["supply"]["p_set"].as_f64(), Some(401325.0));
     assert!(String::from_utf8_lossy(&o.stderr).contains("scenarios/reference.toml: valid"));
+}
+
+/// The rows of a CSV file as (header, records).
+fn csv_table(path: &Path) -> (Vec<String>, Vec<Vec<String>>) {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|_| panic!("{} missing", path.display()));
+    let mut lines = text.lines();
+    let head = lines.next().expect("a header").split(',').map(String::from).collect();
+    (head, lines.map(|l| l.split(',').map(String::from).collect()).collect())
+}
+
+#[test]
+fn every_table_column_and_summary_key_names_its_unit_and_cv_is_a_percentage() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("pid");
+    let o = mesobench(&["run", "scenarios/closed_loop_pressure.toml", "--out", dir.to_str().unwrap(), "-q"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // The pressure PID's telemetry is in kPa gauge, as the other pressures.
+    let (head, rows) = csv_table(&dir.join("trace.csv"));
+    for name in ["fw_setpoint_kpa", "fw_measured_kpa", "fw_command_kpa", "fw_integrator_kpa"] {
+        assert!(head.iter().any(|h| h == name), "{name} in {head:?}");
+    }
+    let sp = head.iter().position(|h| h == "fw_setpoint_kpa").unwrap();
+    let setpoints: Vec<f64> = rows.iter().filter_map(|r| r[sp].parse().ok()).filter(|v: &f64| v.is_finite()).collect();
+    // The scenario holds 2.5 bar gauge (250 kPa).
+    assert!(setpoints.iter().any(|v| (v - 250.0).abs() < 1e-9), "setpoints {:?}", &setpoints[..5.min(setpoints.len())]);
+    // dose_cv_pct is SD / mean in percent.
+    let s = summary(&dir);
+    let (mean, sd, cv) =
+        (s["dose_mean_ul"].as_f64().unwrap(), s["dose_sd_ul"].as_f64().unwrap(), s["dose_cv_pct"].as_f64().unwrap());
+    assert!((cv - 100.0 * sd / mean).abs() < 1e-12 * cv.max(1.0), "cv {cv} sd {sd} mean {mean}");
+    assert!(s.get("dose_cv").is_none(), "no unitless fraction key");
+    // The open-loop reference: the volume target's and a plugin's columns are named too.
+    let dir = tmp.path().join("vt");
+    let o = mesobench(&["run", "scenarios/volume_target.toml", "--out", dir.to_str().unwrap(), "-q"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (head, _) = csv_table(&dir.join("trace.csv"));
+    assert_eq!(&head[head.len() - 4..], ["fw_setpoint_ul", "fw_measured_ul", "fw_valve_open", "fw_lead_ms"]);
+}
+
+#[test]
+fn tables_print_no_residue_of_unit_conversions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ref");
+    let o = mesobench(&["run", "scenarios/reference.toml", "--out", dir.to_str().unwrap(), "-q"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (head, rows) = csv_table(&dir.join("shots.csv"));
+    let col = |name: &str| head.iter().position(|h| h == name).unwrap();
+    // 0.06 s in ms, and valve edges 2.35 ms after shots that start at 0.5 s, 1 s.
+    for r in &rows {
+        assert_eq!(r[col("open_time_cmd_ms")], "60.0");
+        assert_eq!(r[col("valve_t_on_ms")], "2.35");
+        assert_eq!(r[col("valve_t_off_ms")], "3.45");
+    }
+    // No cell of any table carries more than 12 significant digits.
+    for file in ["shots.csv", "needles.csv", "trace.csv"] {
+        let (_, rows) = csv_table(&dir.join(file));
+        for cell in rows.iter().flatten() {
+            let digits = cell.split('e').next().unwrap().chars().filter(char::is_ascii_digit).collect::<String>();
+            assert!(digits.trim_start_matches('0').len() <= 12, "{file}: {cell}");
+        }
+    }
 }

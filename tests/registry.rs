@@ -116,3 +116,18 @@ fn check_params_lists_each_key_in_its_unit_with_where_it_was_set() {
     assert!(entries.iter().any(|e| e.key == "sensors.chamber.bits"));
     assert!(!entries.iter().any(|e| e.key == "sensors.chamber"), "sub-tables are not keys");
 }
+
+#[test]
+fn check_params_prints_each_value_in_si_next_to_its_human_unit() {
+    // 2.5 bar gauge at a 95 kPa ambient is 345,000 Pa absolute, as simulated.
+    let text = "[ambient]\npressure_kpa = 95\n[supply]\npressure_bar = 2.5\n";
+    let src = Source { name: "gun.toml".into(), text: text.into(), dir: ".".into() };
+    let prep = Prepared::new(&src, "gun").expect("valid");
+    let entries = prep.entries(&[]).expect("valid");
+    let find = |k: &str| entries.iter().find(|e| e.key == k).unwrap_or_else(|| panic!("{k} listed"));
+    assert_eq!(find("supply.pressure_bar").si, "345000 Pa (absolute)");
+    assert_eq!(find("supply.regulator_tau_ms").si, "0.02 s", "a default converts too");
+    assert_eq!(find("ambient.pressure_kpa").si, "95000 Pa");
+    assert_eq!(find("fluid.preset").si, "", "texts have no SI value");
+    assert_eq!(find("session.shots").si, "", "counts have no unit");
+}

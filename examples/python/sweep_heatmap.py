@@ -35,7 +35,7 @@ def main():
     print(f"{table.attrs['points']} points, {table.attrs['shots']} shots")
 
     x, y = "firmware.open_time_ms", "supply.pressure_bar"
-    cv = table.pivot(index=y, columns=x, values="dose_cv") * 100  # %
+    cv = table.pivot(index=y, columns=x, values="dose_cv_pct")
     mean = table.pivot(index=y, columns=x, values="dose_mean_ul")
 
     fig, ax = plt.subplots(figsize=(8, 4.5), layout="constrained")

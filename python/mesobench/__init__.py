@@ -272,7 +272,7 @@ class RunResult:
         s = self.summary
         return (
             f"<RunResult {s['scenario']}: {s['shots']} shots, dose {s['dose_mean_ul']:.4g} µL, "
-            f"CV {s['dose_cv']:.3g}, {len(self.warnings)} warnings>"
+            f"CV {s['dose_cv_pct']:.3g} %, {len(self.warnings)} warnings>"
         )
 
 

@@ -18,7 +18,6 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 use mesobench::scenario::{self as msc, Prepared, Source};
-use mesobench::sim::{TraceSample, TraceSink};
 
 create_exception!(mesobench, MesobenchError, PyException, "Base class of mesobench's errors.");
 create_exception!(
@@ -283,22 +282,6 @@ impl NativeScenario {
     }
 }
 
-/// `trace.csv` in memory: every sample, as the command line streams it.
-struct TraceBytes {
-    writer: csv::Writer<Vec<u8>>,
-    error: Option<String>,
-}
-
-impl TraceSink for TraceBytes {
-    fn sample(&mut self, s: &TraceSample) {
-        if self.error.is_none() {
-            if let Err(e) = self.writer.serialize(mesobench::report::TraceRow::from(s)) {
-                self.error = Some(e.to_string());
-            }
-        }
-    }
-}
-
 /// What a run returns to the Python side: the bytes of shots.csv,
 /// needles.csv and summary.json, of trace.csv when asked for, the warnings
 /// and why the session stopped early.
@@ -315,12 +298,10 @@ fn run(py: Python<'_>, scenario: &NativeScenario, extra: Vec<String>, trace: boo
         let failed = |e: mesobench::sim::RunError| (true, format!("scenario {}: {}", sc.name, message(&e)));
         let other = |e: &dyn std::fmt::Display| (false, e.to_string());
         let (run, trace_bytes) = if trace {
-            let mut sink = TraceBytes { writer: csv::Writer::from_writer(Vec::new()), error: None };
+            // trace.csv in memory: every sample, as the command line streams it.
+            let mut sink = mesobench::report::TraceTable::new(Vec::new(), &sc);
             let run = mesobench::simulate_traced(&sc, &mut sink).map_err(failed)?;
-            if let Some(e) = sink.error {
-                return Err((false, e));
-            }
-            (run, Some(sink.writer.into_inner().map_err(|e| other(&e))?))
+            (run, Some(sink.into_inner().map_err(|e| other(&e))?))
         } else {
             (mesobench::simulate(&sc, false).map_err(failed)?, None)
         };

@@ -35,13 +35,19 @@ fn color(a: usize) -> RGBColor {
 struct Row<'a> {
     arm: &'a str,
     kind: &'a str,
+    #[serde(serialize_with = "super::tidy_f64")]
     target_ul: f64,
     unit: usize,
     shot: usize,
+    #[serde(serialize_with = "super::tidy_f64")]
     dose_ul: f64,
+    #[serde(serialize_with = "super::tidy_f64")]
     error_pct: f64,
+    #[serde(serialize_with = "super::tidy_f64")]
     leak_ul: f64,
+    #[serde(serialize_with = "super::tidy_f64")]
     peak_tissue_kpa: f64,
+    #[serde(serialize_with = "super::tidy_f64")]
     duration_ms: f64,
 }
 

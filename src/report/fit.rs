@@ -426,10 +426,15 @@ pub fn write_validation(dir: &Path, file: &FitFile, v: &Validation) -> Result<Ve
     struct ShotRow<'a> {
         experiment: &'a str,
         shot: usize,
+        #[serde(serialize_with = "super::tidy_opt")]
         measured_ul: Option<f64>,
+        #[serde(serialize_with = "super::tidy_f64")]
         simulated_ul: f64,
+        #[serde(serialize_with = "super::tidy_opt")]
         dose_error_pct: Option<f64>,
+        #[serde(serialize_with = "super::tidy_opt")]
         valve_delay_measured_ms: Option<f64>,
+        #[serde(serialize_with = "super::tidy_opt")]
         valve_delay_simulated_ms: Option<f64>,
     }
     let rows: Vec<ShotRow> = v

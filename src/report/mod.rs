@@ -62,9 +62,23 @@ pub(crate) fn tmp_path(path: &Path) -> PathBuf {
 /// reached 90 % opening, the t90 of a shot that delivered nothing).
 fn finite_or_empty<S: serde::Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
     if v.is_finite() {
-        s.serialize_f64(*v)
+        s.serialize_f64(crate::text::tidy(*v))
     } else {
         s.serialize_none()
+    }
+}
+
+/// A table's number, without the residue of its unit conversion
+/// ([`crate::text::tidy`]).
+pub(crate) fn tidy_f64<S: serde::Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(crate::text::tidy(*v))
+}
+
+/// An optional number of a table (empty when absent), as [`tidy_f64`].
+pub(crate) fn tidy_opt<S: serde::Serializer>(v: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(x) => s.serialize_some(&crate::text::tidy(*x)),
+        None => s.serialize_none(),
     }
 }
 
@@ -74,10 +88,13 @@ pub struct ShotRow {
     /// Shot index.
     pub shot: usize,
     /// Trigger time, ms.
+    #[serde(serialize_with = "tidy_f64")]
     pub t_start_ms: f64,
     /// Commanded open time, ms.
+    #[serde(serialize_with = "tidy_f64")]
     pub open_time_cmd_ms: f64,
     /// Effective valve open time ∫opening dt, ms.
+    #[serde(serialize_with = "tidy_f64")]
     pub valve_open_effective_ms: f64,
     /// Opening delay, ms.
     #[serde(serialize_with = "finite_or_empty")]
@@ -86,35 +103,49 @@ pub struct ShotRow {
     #[serde(serialize_with = "finite_or_empty")]
     pub valve_t_off_ms: f64,
     /// Delivered into tissue, µL.
+    #[serde(serialize_with = "tidy_f64")]
     pub dose_ul: f64,
     /// Refluxed, µL.
+    #[serde(serialize_with = "tidy_f64")]
     pub leak_ul: f64,
     /// Swept by the plunger, µL.
+    #[serde(serialize_with = "tidy_f64")]
     pub expelled_ul: f64,
     /// Change of compressed storage, µL.
+    #[serde(serialize_with = "tidy_f64")]
     pub stored_change_ul: f64,
     /// Peak flow, µL/s.
+    #[serde(serialize_with = "tidy_f64")]
     pub peak_flow_ul_s: f64,
     /// Peak syringe pressure, kPa gauge.
+    #[serde(serialize_with = "tidy_f64")]
     pub peak_syringe_kpa: f64,
     /// Peak tissue pressure, kPa gauge.
+    #[serde(serialize_with = "tidy_f64")]
     pub peak_tissue_kpa: f64,
     /// Peak chamber pressure, kPa gauge.
+    #[serde(serialize_with = "tidy_f64")]
     pub peak_chamber_kpa: f64,
     /// Time to 90 % of the dose, ms.
     #[serde(serialize_with = "finite_or_empty")]
     pub t90_ms: f64,
     /// Maximum needle Reynolds number.
+    #[serde(serialize_with = "tidy_f64")]
     pub max_reynolds: f64,
     /// Supply pressure at trigger, kPa gauge.
+    #[serde(serialize_with = "tidy_f64")]
     pub supply_start_kpa: f64,
     /// Chamber pressure at trigger, kPa gauge.
+    #[serde(serialize_with = "tidy_f64")]
     pub chamber_start_kpa: f64,
     /// Chamber temperature at trigger, °C.
+    #[serde(serialize_with = "tidy_f64")]
     pub chamber_temp_start_c: f64,
     /// Piston position at trigger, mm.
+    #[serde(serialize_with = "tidy_f64")]
     pub piston_start_mm: f64,
     /// Plunger travel at the end of the shot, mm.
+    #[serde(serialize_with = "tidy_f64")]
     pub plunger_end_mm: f64,
     /// Inlet choked during the shot.
     pub inlet_choked: bool,
@@ -163,15 +194,19 @@ pub struct NeedleRow {
     /// Needle index.
     pub needle: usize,
     /// Delivered into this site, µL.
+    #[serde(serialize_with = "tidy_f64")]
     pub dose_ul: f64,
     /// Refluxed at this site, µL.
+    #[serde(serialize_with = "tidy_f64")]
     pub leak_ul: f64,
     /// Share of the shot's dose, –.
     #[serde(serialize_with = "finite_or_empty")]
     pub share: f64,
     /// Peak site pressure, kPa gauge.
+    #[serde(serialize_with = "tidy_f64")]
     pub peak_tissue_kpa: f64,
     /// Maximum Reynolds number.
+    #[serde(serialize_with = "tidy_f64")]
     pub max_reynolds: f64,
 }
 
@@ -179,46 +214,186 @@ pub struct NeedleRow {
 #[derive(Debug, serde::Serialize)]
 pub struct TraceRow {
     /// Time, ms.
+    #[serde(serialize_with = "tidy_f64")]
     pub t_ms: f64,
     /// Coil drive over the step, fraction of the drive voltage (1 = on).
+    #[serde(serialize_with = "tidy_f64")]
     pub valve_cmd: f64,
     /// Valve opening, –.
+    #[serde(serialize_with = "tidy_f64")]
     pub valve_opening: f64,
     /// Coil current, A.
+    #[serde(serialize_with = "tidy_f64")]
     pub coil_current_a: f64,
     /// Supply, kPa gauge.
+    #[serde(serialize_with = "tidy_f64")]
     pub supply_kpa: f64,
     /// Valve outlet, kPa gauge.
+    #[serde(serialize_with = "tidy_f64")]
     pub valve_outlet_kpa: f64,
     /// Chamber, kPa gauge.
+    #[serde(serialize_with = "tidy_f64")]
     pub chamber_kpa: f64,
     /// Chamber gas temperature, °C.
+    #[serde(serialize_with = "tidy_f64")]
     pub chamber_temp_c: f64,
     /// Piston position, mm.
+    #[serde(serialize_with = "tidy_f64")]
     pub piston_mm: f64,
     /// Plunger travel, mm.
+    #[serde(serialize_with = "tidy_f64")]
     pub plunger_mm: f64,
     /// Syringe, kPa gauge.
+    #[serde(serialize_with = "tidy_f64")]
     pub syringe_kpa: f64,
     /// Tissue at needle 1, kPa gauge.
+    #[serde(serialize_with = "tidy_f64")]
     pub tissue_kpa: f64,
     /// Total needle flow, µL/s.
+    #[serde(serialize_with = "tidy_f64")]
     pub flow_ul_s: f64,
     /// Delivered so far, µL.
+    #[serde(serialize_with = "tidy_f64")]
     pub delivered_ul: f64,
     /// Refluxed so far, µL.
+    #[serde(serialize_with = "tidy_f64")]
     pub leaked_ul: f64,
     /// Regulator set pressure in force, kPa gauge.
+    #[serde(serialize_with = "tidy_f64")]
     pub regulator_setpoint_kpa: f64,
-    /// Firmware telemetry, SI units of the firmware's controlled quantity
-    /// (Pa for the pressure PID, m³ for the volume target).
+    /// Firmware telemetry: the controlled quantity's setpoint, in the unit
+    /// its column names ([`FwColumns`]).
+    #[serde(serialize_with = "tidy_f64")]
     pub fw_setpoint: f64,
     /// Firmware telemetry: measured value.
+    #[serde(serialize_with = "tidy_f64")]
     pub fw_measured: f64,
     /// Firmware telemetry: command.
+    #[serde(serialize_with = "tidy_f64")]
     pub fw_command: f64,
     /// Firmware telemetry: integrator state.
+    #[serde(serialize_with = "tidy_f64")]
     pub fw_integrator: f64,
+}
+
+/// The names and scales of `trace.csv`'s four firmware-telemetry columns:
+/// the telemetry is SI inside (Pa gauge for the pressure PID, m³ and s for
+/// the volume target); each column carries its unit in its name, as every
+/// other column does. A C plugin's or a controller FMU's telemetry has no
+/// declared unit: its columns end in `_si`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FwColumns {
+    /// Column names: setpoint, measured, command, integrator.
+    pub names: [&'static str; 4],
+    /// Scale from the SI telemetry to each column's unit.
+    pub scales: [f64; 4],
+    /// The unit of the trace plot's firmware panel (setpoint, measured and
+    /// command share it), and its scale from SI.
+    pub plot: (&'static str, f64),
+}
+
+impl FwColumns {
+    /// The telemetry columns of `sc`'s firmware.
+    pub fn of(sc: &Scenario) -> FwColumns {
+        use crate::scenario::FirmwareKind;
+        match sc.firmware.kind {
+            FirmwareKind::PressurePid { .. } => FwColumns {
+                names: ["fw_setpoint_kpa", "fw_measured_kpa", "fw_command_kpa", "fw_integrator_kpa"],
+                scales: [1e-3; 4],
+                plot: ("kPa", 1e-3),
+            },
+            FirmwareKind::VolumeTarget { .. } => FwColumns {
+                names: ["fw_setpoint_ul", "fw_measured_ul", "fw_valve_open", "fw_lead_ms"],
+                scales: [1e9, 1e9, 1.0, 1e3],
+                plot: ("µL", 1e9),
+            },
+            _ => FwColumns {
+                names: ["fw_setpoint_si", "fw_measured_si", "fw_command_si", "fw_integrator_si"],
+                scales: [1.0; 4],
+                plot: ("firmware units (SI)", 1.0),
+            },
+        }
+    }
+
+    /// The header of `trace.csv`.
+    pub fn header(&self) -> Vec<&'static str> {
+        let mut h = vec![
+            "t_ms",
+            "valve_cmd",
+            "valve_opening",
+            "coil_current_a",
+            "supply_kpa",
+            "valve_outlet_kpa",
+            "chamber_kpa",
+            "chamber_temp_c",
+            "piston_mm",
+            "plunger_mm",
+            "syringe_kpa",
+            "tissue_kpa",
+            "flow_ul_s",
+            "delivered_ul",
+            "leaked_ul",
+            "regulator_setpoint_kpa",
+        ];
+        h.extend(self.names);
+        h
+    }
+
+    /// The row of sample `s`.
+    pub fn row(&self, s: &TraceSample) -> TraceRow {
+        let k = self.scales;
+        TraceRow {
+            fw_setpoint: s.fw_setpoint * k[0],
+            fw_measured: s.fw_measured * k[1],
+            fw_command: s.fw_command * k[2],
+            fw_integrator: s.fw_integrator * k[3],
+            ..TraceRow::from(s)
+        }
+    }
+}
+
+/// `trace.csv` as a table of rows on any writer: its header (with the
+/// firmware's telemetry columns) first, then one row per sample.
+pub struct TraceTable<W: std::io::Write> {
+    writer: csv::Writer<W>,
+    fw: FwColumns,
+    error: Option<std::io::Error>,
+    rows: u64,
+}
+
+impl<W: std::io::Write> TraceTable<W> {
+    /// A table for `sc`'s trace on `w`; the header is written at once.
+    pub fn new(w: W, sc: &Scenario) -> TraceTable<W> {
+        let fw = FwColumns::of(sc);
+        let mut writer = csv::WriterBuilder::new().has_headers(false).from_writer(w);
+        let error = writer.write_record(fw.header()).err().map(std::io::Error::other);
+        TraceTable { writer, fw, error, rows: 0 }
+    }
+
+    /// Rows written so far.
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// The writer back, or the first write error.
+    pub fn into_inner(mut self) -> std::io::Result<W> {
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        self.writer.into_inner().map_err(|e| std::io::Error::other(e.to_string()))
+    }
+}
+
+impl<W: std::io::Write> TraceSink for TraceTable<W> {
+    fn sample(&mut self, s: &TraceSample) {
+        if self.error.is_some() {
+            return;
+        }
+        match self.writer.serialize(self.fw.row(s)) {
+            Ok(()) => self.rows += 1,
+            Err(e) => self.error = Some(std::io::Error::other(e)),
+        }
+    }
 }
 
 impl From<&TraceSample> for TraceRow {
@@ -256,35 +431,30 @@ pub struct TraceCsv {
     tmp: PathBuf,
     /// The folder, when this created it (removed again, if empty, by a failed run).
     created: Option<PathBuf>,
-    writer: Option<csv::Writer<std::fs::File>>,
-    error: Option<std::io::Error>,
-    rows: u64,
+    table: Option<TraceTable<std::fs::File>>,
 }
 
 impl TraceCsv {
-    /// Create `dir` if needed and open its temporary trace file.
-    pub fn create(dir: &Path) -> Result<TraceCsv, ReportError> {
+    /// Create `dir` if needed and open its temporary trace file for `sc`'s trace.
+    pub fn create(dir: &Path, sc: &Scenario) -> Result<TraceCsv, ReportError> {
         let created = (!dir.exists()).then(|| dir.to_owned());
         std::fs::create_dir_all(dir).map_err(|source| ReportError::Io { path: dir.to_owned(), source })?;
         let path = dir.join("trace.csv");
         let tmp = tmp_path(&path);
         let file = std::fs::File::create(&tmp).map_err(|source| ReportError::Io { path: path.clone(), source })?;
-        Ok(TraceCsv { path, tmp, created, writer: Some(csv::Writer::from_writer(file)), error: None, rows: 0 })
+        Ok(TraceCsv { path, tmp, created, table: Some(TraceTable::new(file, sc)) })
     }
 
     /// Rows written so far.
     pub fn rows(&self) -> u64 {
-        self.rows
+        self.table.as_ref().map_or(0, TraceTable::rows)
     }
 
     /// Flush, sync and rename into `trace.csv`; the first write error, if any.
     pub fn finish(mut self) -> Result<PathBuf, ReportError> {
         let io = |source| ReportError::Io { path: self.path.clone(), source };
-        if let Some(e) = self.error.take() {
-            return Err(io(e));
-        }
-        let w = self.writer.take().expect("an unfinished trace");
-        let file = w.into_inner().map_err(|e| io(std::io::Error::other(e.to_string())))?;
+        let table = self.table.take().expect("an unfinished trace");
+        let file = table.into_inner().map_err(io)?;
         file.sync_all().map_err(io)?;
         drop(file);
         std::fs::rename(&self.tmp, &self.path).map_err(io)?;
@@ -295,21 +465,15 @@ impl TraceCsv {
 
 impl TraceSink for TraceCsv {
     fn sample(&mut self, s: &TraceSample) {
-        if self.error.is_some() {
-            return;
-        }
-        if let Some(w) = self.writer.as_mut() {
-            match w.serialize(TraceRow::from(s)) {
-                Ok(()) => self.rows += 1,
-                Err(e) => self.error = Some(std::io::Error::other(e)),
-            }
+        if let Some(t) = self.table.as_mut() {
+            t.sample(s);
         }
     }
 }
 
 impl Drop for TraceCsv {
     fn drop(&mut self) {
-        if self.writer.take().is_some() {
+        if self.table.take().is_some() {
             let _ = std::fs::remove_file(&self.tmp);
             if let Some(dir) = &self.created {
                 let _ = std::fs::remove_dir(dir);
@@ -329,8 +493,8 @@ pub struct Summary {
     pub dose_mean_ul: f64,
     /// Dose SD (n − 1), µL.
     pub dose_sd_ul: f64,
-    /// Dose CV, –.
-    pub dose_cv: f64,
+    /// Dose CV, % (SD / mean × 100).
+    pub dose_cv_pct: f64,
     /// Smallest dose, µL.
     pub dose_min_ul: f64,
     /// Largest dose, µL.
@@ -376,7 +540,7 @@ pub fn summary(sc: &Scenario, run: &Run) -> Summary {
         shots: shots.len(),
         dose_mean_ul: d.mean,
         dose_sd_ul: d.sd,
-        dose_cv: d.cv,
+        dose_cv_pct: 100.0 * d.cv,
         dose_min_ul: d.min,
         dose_max_ul: d.max,
         leak_mean_ul: mean_of(&|s| s.leak * 1e9),
@@ -518,11 +682,7 @@ pub fn write_run(
     written.insert(2, trace_path);
     for name in ["trace.png", "trace.svg"] {
         let p = dir.join(name);
-        let (scale, unit) = match sc.firmware.kind {
-            crate::scenario::FirmwareKind::PressurePid { .. } => (1e-3, "kPa"),
-            crate::scenario::FirmwareKind::VolumeTarget { .. } => (1e9, "µL"),
-            _ => (1.0, "firmware units"),
-        };
+        let (unit, scale) = FwColumns::of(sc).plot;
         plot::render(
             &p,
             &plot::TraceChart { name: &sc.name, samples: &run.trace, shots, fw_scale: scale, fw_unit: unit },

@@ -502,10 +502,10 @@ pub fn write_tune(
     for e in &outcome.history {
         let _ = write!(csv, "{}", e.index);
         for v in &e.values {
-            let _ = write!(csv, ",{v:?}");
+            let _ = write!(csv, ",{}", crate::text::cell(*v));
         }
         let m = e.metrics.as_ref();
-        let f = |g: fn(&Metrics) -> f64| m.map(|m| format!("{:?}", g(m))).unwrap_or_default();
+        let f = |g: fn(&Metrics) -> f64| m.map(|m| crate::text::cell(g(m))).unwrap_or_default();
         let _ = writeln!(
             csv,
             ",{:?},{:?},{},{},{},{},{},{},{},{}",
@@ -529,7 +529,7 @@ pub fn write_tune(
     land.push_str("objective,feasible\n");
     for (v, o, f) in &outcome.landscape.points {
         for x in v {
-            let _ = write!(land, "{x:?},");
+            let _ = write!(land, "{},", crate::text::cell(*x));
         }
         let _ = writeln!(land, "{o:?},{f}");
     }

@@ -171,11 +171,22 @@ pub struct Entry {
     pub unit: &'static str,
     /// Where the value comes from: `file:line:column`, `--set …`, or `default`.
     pub origin: String,
+    /// The value in SI with its unit (`401325 Pa (absolute)`), as the
+    /// simulation uses it; empty for texts, flags, pure numbers and values
+    /// derived from other keys.
+    pub si: String,
 }
 
 /// Every declared key (sensor keys expanded, sub-tables left out) with the
 /// value `raw` gives it; `locate` says where a written key was written.
 pub fn entries(raw: &Raw, locate: impl Fn(&str) -> String) -> Vec<Entry> {
+    use crate::model::RawAmbient;
+    let ambient = &RawAmbient::PRESSURE;
+    let kpa = match ambient.default {
+        Def::Value(v) => raw.ambient.pressure_kpa.unwrap_or(v),
+        _ => raw.ambient.pressure_kpa.unwrap_or(crate::model::gas::P_ATM / 1e3),
+    };
+    let p_atm = (ambient.unit.to_si)(kpa, 0.0);
     let mut out = Vec::new();
     for p in params().filter(|p| !matches!(p.kind, Kind::Table)) {
         let keys: Vec<String> = if p.key.contains('*') {
@@ -189,8 +200,12 @@ pub fn entries(raw: &Raw, locate: impl Fn(&str) -> String) -> Vec<Entry> {
                 || (key.starts_with("supply.reservoir_")
                     && raw.supply.reservoir_volume_ml.is_none()
                     && raw.supply.reservoir_pressure_bar.is_none());
+            let mut number = None;
             let (value, origin) = match raw.written(&key) {
-                Some(v) => (v, locate(&key)),
+                Some(v) => {
+                    number = v.parse::<f64>().ok();
+                    (v, locate(&key))
+                }
                 None if absent_table => {
                     unit = "";
                     ("(not used: its table or feature is absent)".to_string(), "default".to_string())
@@ -199,10 +214,19 @@ pub fn entries(raw: &Raw, locate: impl Fn(&str) -> String) -> Vec<Entry> {
                     if matches!(p.default, Def::Derived(_) | Def::None(_)) {
                         unit = "";
                     }
+                    if let Def::Value(v) = p.default {
+                        number = Some(v);
+                    }
                     (default_text(p), "default".to_string())
                 }
             };
-            out.push(Entry { key, value, unit, origin });
+            let si = match number {
+                Some(x) if p.is_number() && !unit.is_empty() && p.unit.si != "—" => {
+                    format!("{} {}", shown((p.unit.to_si)(x, p_atm)), p.unit.si)
+                }
+                _ => String::new(),
+            };
+            out.push(Entry { key, value, unit, origin, si });
         }
     }
     out

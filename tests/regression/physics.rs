@@ -138,5 +138,5 @@ fn a_shot_that_delivers_nothing_leaves_empty_cells_and_a_finite_summary() {
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["dose_mean_ul"].as_f64(), Some(0.0));
-    assert!(summary["dose_cv"].as_f64().is_some_and(f64::is_finite), "{summary}");
+    assert!(summary["dose_cv_pct"].as_f64().is_some_and(f64::is_finite), "{summary}");
 }

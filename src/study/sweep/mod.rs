@@ -255,7 +255,7 @@ pub fn csv_header(spec: &SweepSpec) -> String {
             "shots",
             "dose_mean_ul",
             "dose_sd_ul",
-            "dose_cv",
+            "dose_cv_pct",
             "bias_pct",
             "dose_p5_ul",
             "dose_p50_ul",
@@ -271,12 +271,12 @@ pub fn csv_header(spec: &SweepSpec) -> String {
 /// One `sweep.csv` row (human units, shortest round-trip floats).
 pub fn csv_row(p: &PointStats) -> String {
     let mut f = vec![p.point.to_string()];
-    f.extend(p.values.iter().map(|v| format!("{v:?}")));
+    f.extend(p.values.iter().map(|v| crate::text::cell(*v)));
     f.push(p.shots.to_string());
     for v in [
         p.mean * 1e9,
         p.sd * 1e9,
-        p.cv,
+        p.cv * 100.0,
         p.bias * 100.0,
         p.p5 * 1e9,
         p.p50 * 1e9,
@@ -285,7 +285,7 @@ pub fn csv_row(p: &PointStats) -> String {
         p.peak_tissue / 1e3,
     ] {
         // Undefined statistics (the bias without a target) are empty cells.
-        f.push(if v.is_finite() { format!("{v:?}") } else { String::new() });
+        f.push(if v.is_finite() { crate::text::cell(v) } else { String::new() });
     }
     f.join(",") + "\n"
 }
@@ -375,7 +375,7 @@ fn stats_from_row(f: &[&str], axes: usize) -> PointStats {
         shots: f[c].parse().unwrap_or(0),
         mean: num(c + 1) / 1e9,
         sd: num(c + 2) / 1e9,
-        cv: num(c + 3),
+        cv: num(c + 3) / 100.0,
         bias: num(c + 4) / 100.0,
         p5: num(c + 5) / 1e9,
         p50: num(c + 6) / 1e9,

@@ -306,8 +306,8 @@ impl<'a> Sweep<'a> {
             if self.opts.raw {
                 for (rep, shot, dose, leak, peak) in &p.raw {
                     let mut f = vec![p.point.to_string(), rep.to_string(), shot.to_string()];
-                    f.extend(p.values.iter().map(|v| format!("{v:?}")));
-                    f.extend([dose * 1e9, leak * 1e9, peak / 1e3].iter().map(|v| format!("{v:?}")));
+                    f.extend(p.values.iter().map(|v| crate::text::cell(*v)));
+                    f.extend([dose * 1e9, leak * 1e9, peak / 1e3].iter().map(|v| crate::text::cell(*v)));
                     raw_rows.extend_from_slice((f.join(",") + "\n").as_bytes());
                 }
             }
