@@ -53,7 +53,7 @@ fn seeded_sweep_summary() {
     let spec = sc.sweep.clone().unwrap();
     let mut out = String::new();
     for p in 0..spec.points() {
-        let s = mesobench::study::sweep::run_point(&prep, &sc, &spec, &base, p, false).unwrap();
+        let s = mesobench::study::sweep::run_point(&prep, &sc, &spec, &base, p, false, false).unwrap();
         out.push_str(&format!(
             "point {p} {:?}: {} shots, mean {} m3, sd {} m3, p5 {} m3, p95 {} m3\n",
             s.values,

@@ -339,7 +339,9 @@ fn raw_output_lists_every_shot_and_resumes() {
     // 10 points × 3 replicates × 2 shots, plus the header.
     assert_eq!(raw.lines().count(), 61);
     assert!(raw.starts_with(
-        "point,replicate,shot,firmware.open_time_ms,supply.pressure_bar,dose_ul,leak_ul,peak_tissue_kpa\n"
+        "point,replicate,shot,firmware.open_time_ms,supply.pressure_bar,dose_ul,leak_ul,peak_tissue_kpa,\
+         needle.inner_diameter_mm,syringe.break_loose_n,tissue.opening_pressure_kpa,valve.coil_temperature_c,\
+         valve.voltage_v\n"
     ));
     for f in ["sweep_hist.png", "sweep_hist.svg"] {
         assert!(a.join(f).exists(), "{f}");
@@ -480,4 +482,49 @@ fn shard_index_from_kubernetes_and_slurm_scripts() {
     assert!(std::fs::read_to_string(s.join("slurm_merge.sbatch")).unwrap().contains(" merge "));
     let o = cli(&sweep_args(s.to_str().unwrap(), &["--slurm-script", "99"]), &[]);
     assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn raw_csv_carries_every_drawn_value_as_simulated() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a = tmp.path().join("a");
+    assert!(cli(&sweep_args(a.to_str().unwrap(), &["--raw"]), &[]).status.success());
+    let raw = std::fs::read_to_string(a.join("raw.csv")).unwrap();
+    let mut lines = raw.lines();
+    let head: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let rows: Vec<Vec<f64>> = lines.map(|l| l.split(',').map(|f| f.parse().unwrap()).collect()).collect();
+    let col = |k: &str| head.iter().position(|h| *h == k).unwrap_or_else(|| panic!("{k} in {head:?}"));
+    let (rep, dose, bore, volts) =
+        (col("replicate"), col("dose_ul"), col("needle.inner_diameter_mm"), col("valve.voltage_v"));
+    // A session-level draw is the same in every shot of a replicate, a
+    // per-shot draw differs from shot to shot.
+    for pair in rows.windows(2).filter(|w| w[0][0] == w[1][0] && w[0][rep] == w[1][rep]) {
+        assert_eq!(pair[0][bore], pair[1][bore]);
+        assert_ne!(pair[0][volts], pair[1][volts]);
+    }
+    // The drawn values are those the sweep's own draws give.
+    let sc = prepared().with(&SMALL.map(String::from)).unwrap();
+    for r in rows.iter().take(8) {
+        let drawn = mesobench::study::sweep::drawn_values(&sc, r[0] as u64, r[rep] as u64, r[2] as usize);
+        let listed: Vec<f64> = r[col("needle.inner_diameter_mm")..].to_vec();
+        assert_eq!(drawn, listed, "row {r:?}");
+    }
+    // ...and they are what was simulated: the dose follows the drawn bore
+    // (Poiseuille: a wider needle delivers more), point by point.
+    let mut positive = 0;
+    let points: std::collections::BTreeSet<u64> = rows.iter().map(|r| r[0] as u64).collect();
+    for p in &points {
+        let pts: Vec<&Vec<f64>> = rows.iter().filter(|r| r[0] as u64 == *p).collect();
+        let (mx, my) = (
+            pts.iter().map(|r| r[bore]).sum::<f64>() / pts.len() as f64,
+            pts.iter().map(|r| r[dose]).sum::<f64>() / pts.len() as f64,
+        );
+        let cov: f64 = pts.iter().map(|r| (r[bore] - mx) * (r[dose] - my)).sum();
+        positive += (cov > 0.0) as usize;
+    }
+    assert!(
+        positive * 10 >= points.len() * 8,
+        "dose rises with the drawn bore in {positive} of {} points",
+        points.len()
+    );
 }

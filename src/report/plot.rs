@@ -807,12 +807,12 @@ impl Chart for HistogramChart<'_> {
         DB::ErrorType: 'static,
     {
         root.fill(&WHITE).map_err(err)?;
-        let all = || self.points.iter().flat_map(|p| p.raw.iter().map(|r| r.2 * 1e9));
+        let all = || self.points.iter().flat_map(|p| p.raw.iter().map(|r| r.dose * 1e9));
         let (lo, hi) = range(all(), false);
         let bins = 40usize;
         let width = (hi - lo) / bins as f64;
         let counts: Vec<Vec<f64>> =
-            self.points.iter().map(|p| histogram(p.raw.iter().map(|r| r.2 * 1e9), lo, width, bins)).collect();
+            self.points.iter().map(|p| histogram(p.raw.iter().map(|r| r.dose * 1e9), lo, width, bins)).collect();
         let top = counts.iter().flatten().cloned().fold(0.0, f64::max).max(1e-9);
         let labels: Vec<String> = self
             .points

@@ -356,7 +356,12 @@ impl Shape {
             sampling: crate::scenario::Sampling::Grid,
             design: None,
         };
-        let (header, raw_head) = (csv_header(&shape), raw_header(&shape));
+        // raw.csv lists the drawn value of every [uncertain] key the manifest records.
+        let uncertain: Vec<String> = reference["uncertain"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|u| u["key"].as_str().map(String::from)).collect())
+            .unwrap_or_default();
+        let (header, raw_head) = (csv_header(&shape), raw_header(&shape, &uncertain));
         Ok(Shape { axes: axes.len(), histogram, points, header, raw_head })
     }
 }
@@ -492,7 +497,7 @@ fn with_histograms(
         for &h in histogram {
             if let Some(slot) = stats.get_mut(h as usize) {
                 *slot = as_written(
-                    run_point(&prep, &sc, &spec, &overrides, h, true)
+                    run_point(&prep, &sc, &spec, &overrides, h, true, false)
                         .map_err(|e| format!("cannot recompute histogram point {h}: {e}"))?,
                 );
             }

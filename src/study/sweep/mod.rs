@@ -97,9 +97,28 @@ pub struct PointStats {
     pub leak: f64,
     /// Highest tissue pressure, Pa gauge.
     pub peak_tissue: f64,
-    /// Every shot (replicate, shot, dose m³, reflux m³, peak tissue Pa), when raw output or a histogram asks for it.
+    /// Every shot, when raw output or a histogram asks for it.
     #[serde(skip)]
-    pub raw: Vec<(u64, usize, f64, f64, f64)>,
+    pub raw: Vec<RawShot>,
+}
+
+/// One shot of a sweep point, as `raw.csv` lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RawShot {
+    /// Replicate.
+    pub replicate: u64,
+    /// Shot index in the session.
+    pub shot: usize,
+    /// Dose, m³.
+    pub dose: f64,
+    /// Reflux, m³.
+    pub leak: f64,
+    /// Peak tissue pressure, Pa gauge.
+    pub peak_tissue: f64,
+    /// The value drawn for each `[uncertain]` key (in the order of
+    /// `Scenario::uncertain`, in the key's own unit) exactly as the shot
+    /// was simulated with it; empty unless raw output asks for it.
+    pub drawn: Vec<f64>,
 }
 
 /// Draw from a distribution.
@@ -144,13 +163,48 @@ pub fn overrides(sc: &Scenario, spec: &SweepSpec, base: &[String], point: u64, r
 /// point `point` and the replicate's sensor seed.
 pub fn replicate_sets(sc: &Scenario, sets: Vec<String>, point: u64, replicate: u64) -> Vec<String> {
     let mut out = sets;
-    let mut rng = task_rng(sc.seed, point, replicate);
-    for u in sc.uncertain.iter().filter(|u| u.level == Level::Session) {
-        out.push(format!("{}={:?}", u.key, draw(&u.dist, &mut rng)));
+    for (u, x) in sc.uncertain.iter().filter(|u| u.level == Level::Session).zip(session_draws(sc, point, replicate)) {
+        out.push(format!("{}={x:?}", u.key));
     }
     // Sensor noise of each replicate gets its own seed too.
     out.push(format!("seed={}", super::splitmix(sc.seed ^ (point << 32) ^ replicate) >> 1));
     out
+}
+
+/// The session-level draws of replicate `replicate` of point `point`, in
+/// the order of the session-level `[uncertain]` keys.
+pub fn session_draws(sc: &Scenario, point: u64, replicate: u64) -> Vec<f64> {
+    let mut rng = task_rng(sc.seed, point, replicate);
+    sc.uncertain.iter().filter(|u| u.level == Level::Session).map(|u| draw(&u.dist, &mut rng)).collect()
+}
+
+/// The per-shot and per-site draws of shot `shot` of replicate `replicate`
+/// of point `point`, in the order of `per_shot`.
+fn shot_draws(
+    per_shot: &[&crate::scenario::Uncertain],
+    seed: u64,
+    point: u64,
+    replicate: u64,
+    shot: usize,
+) -> Vec<f64> {
+    // Streams for shots sit above the replicate streams of the same point.
+    let mut rng = task_rng(seed, point, (1 << 23) ^ (replicate << 32) ^ shot as u64);
+    per_shot.iter().map(|u| draw(&u.dist, &mut rng)).collect()
+}
+
+/// Every `[uncertain]` key's value in shot `shot` of replicate `replicate`
+/// of point `point` (in the order of `Scenario::uncertain`): what `raw.csv`
+/// lists next to the shot's dose.
+pub fn drawn_values(sc: &Scenario, point: u64, replicate: u64, shot: usize) -> Vec<f64> {
+    let per_shot: Vec<_> = sc.uncertain.iter().filter(|u| u.level != Level::Session).collect();
+    let mut session = session_draws(sc, point, replicate).into_iter();
+    let mut shot =
+        if per_shot.is_empty() { Vec::new() } else { shot_draws(&per_shot, sc.seed, point, replicate, shot) }
+            .into_iter();
+    sc.uncertain
+        .iter()
+        .map(|u| if u.level == Level::Session { session.next() } else { shot.next() }.unwrap_or(f64::NAN))
+        .collect()
 }
 
 /// Simulate one replicate; per-shot and per-site parameters are drawn
@@ -172,11 +226,9 @@ pub fn simulate_replicate(
         return crate::simulate(variant, trace);
     }
     let shot_sets = |shot: usize| {
-        // Streams for shots sit above the replicate streams of the same point.
-        let mut rng = task_rng(seed, point, (1 << 23) ^ (replicate << 32) ^ shot as u64);
         let mut shot_sets = sets.to_vec();
-        for u in &per_shot {
-            shot_sets.push(format!("{}={:?}", u.key, draw(&u.dist, &mut rng)));
+        for (u, x) in per_shot.iter().zip(shot_draws(&per_shot, seed, point, replicate, shot)) {
+            shot_sets.push(format!("{}={x:?}", u.key));
         }
         shot_sets
     };
@@ -208,6 +260,7 @@ pub fn run_point(
     base: &[String],
     point: u64,
     keep_raw: bool,
+    drawn: bool,
 ) -> Result<PointStats, SweepError> {
     let mut doses = Vec::new();
     let mut raw = Vec::new();
@@ -220,7 +273,14 @@ pub fn run_point(
             .map_err(|source| SweepError::Run { point, replicate: r, source })?;
         for s in &run.result.shots {
             if keep_raw {
-                raw.push((r, s.index, s.dose, s.leak, s.peak_tissue_pressure));
+                raw.push(RawShot {
+                    replicate: r,
+                    shot: s.index,
+                    dose: s.dose,
+                    leak: s.leak,
+                    peak_tissue: s.peak_tissue_pressure,
+                    drawn: if drawn { drawn_values(sc, point, r, s.index) } else { Vec::new() },
+                });
             }
             doses.push(s.dose);
             leak += s.leak;
@@ -341,12 +401,27 @@ pub fn file_names(shard: Option<(u64, u64)>) -> (String, String) {
     }
 }
 
-/// Header of `raw.csv`.
-pub fn raw_header(spec: &SweepSpec) -> String {
+/// Header of `raw.csv`: the point, replicate and shot, the swept values,
+/// the shot's results, then the value drawn for each `[uncertain]` key
+/// (named by its key, which carries its unit), so that the dose can be
+/// regressed on them.
+pub fn raw_header(spec: &SweepSpec, uncertain: &[String]) -> String {
     let mut h = vec!["point".to_string(), "replicate".into(), "shot".into()];
     h.extend(spec.axes.iter().map(|a| a.0.clone()));
     h.extend(["dose_ul", "leak_ul", "peak_tissue_kpa"].map(String::from));
+    h.extend(uncertain.iter().cloned());
     h.join(",") + "\n"
+}
+
+/// One `raw.csv` row of shot `s` of point `p`: results in the table's
+/// convention ([`crate::text::cell`]), the drawn values with every digit they
+/// were simulated with.
+pub fn raw_row(p: &PointStats, s: &RawShot) -> String {
+    let mut f = vec![p.point.to_string(), s.replicate.to_string(), s.shot.to_string()];
+    f.extend(p.values.iter().map(|v| crate::text::cell(*v)));
+    f.extend([s.dose * 1e9, s.leak * 1e9, s.peak_tissue / 1e3].iter().map(|v| crate::text::cell(*v)));
+    f.extend(s.drawn.iter().map(|v| format!("{v:?}")));
+    f.join(",") + "\n"
 }
 
 /// File name of the raw per-shot table (for a shard, or the whole sweep).

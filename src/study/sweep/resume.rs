@@ -265,7 +265,7 @@ impl Sweep<'_> {
             let f: Vec<&str> = line.split(',').collect();
             let mut p = stats_from_row(&f, self.spec.axes.len());
             if self.spec.histogram.contains(&p.point) {
-                p = as_written(run_point(self.prep, &self.sc, &self.spec, self.base, p.point, true)?);
+                p = as_written(run_point(self.prep, &self.sc, &self.spec, self.base, p.point, true, false)?);
             }
             kept.push(p);
         }

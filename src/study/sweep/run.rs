@@ -10,7 +10,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use rayon::prelude::*;
 
-use super::{as_written, csv_header, csv_row, file_names, overrides, raw_header, raw_name, run_point, shard_range};
+use super::{
+    as_written, csv_header, csv_row, file_names, overrides, raw_header, raw_name, raw_row, run_point, shard_range,
+};
 use super::{PointStats, RunOptions, SweepError, SweepSummary};
 use crate::scenario::{Prepared, Scenario, SweepSpec};
 
@@ -212,7 +214,8 @@ impl<'a> Sweep<'a> {
         }
         std::fs::create_dir_all(dir).map_err(|source| SweepError::Io { path: dir.to_owned(), source })?;
         let faults = Faults { after: opts.fault_after, seen: std::cell::Cell::new(0) };
-        let (header, raw_head) = (csv_header(&spec), raw_header(&spec));
+        let keys: Vec<String> = sc.uncertain.iter().map(|u| u.key.clone()).collect();
+        let (header, raw_head) = (csv_header(&spec), raw_header(&spec, &keys));
         let files = Files::new(dir, opts.shard);
         let cancel = &NEVER;
         Ok(Sweep { prep, base, sc, spec, range, opts, keep, header, raw_head, files, faults, cancel })
@@ -278,7 +281,7 @@ impl<'a> Sweep<'a> {
                         if cancel.load(Ordering::Relaxed) {
                             return Err(SweepError::Cancelled);
                         }
-                        let r = run_point(prep, sc, spec, base, p, wanted(p));
+                        let r = run_point(prep, sc, spec, base, p, wanted(p), raw);
                         progress(done.fetch_add(1, Ordering::Relaxed) + 1);
                         r
                     })
@@ -304,11 +307,8 @@ impl<'a> Sweep<'a> {
             let mut p = r?;
             rows.extend_from_slice(csv_row(&p).as_bytes());
             if self.opts.raw {
-                for (rep, shot, dose, leak, peak) in &p.raw {
-                    let mut f = vec![p.point.to_string(), rep.to_string(), shot.to_string()];
-                    f.extend(p.values.iter().map(|v| crate::text::cell(*v)));
-                    f.extend([dose * 1e9, leak * 1e9, peak / 1e3].iter().map(|v| crate::text::cell(*v)));
-                    raw_rows.extend_from_slice((f.join(",") + "\n").as_bytes());
+                for s in &p.raw {
+                    raw_rows.extend_from_slice(raw_row(&p, s).as_bytes());
                 }
             }
             if !(self.keep && self.spec.histogram.contains(&p.point)) {
