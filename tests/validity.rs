@@ -262,3 +262,55 @@ fn a_run_outside_the_presets_validated_range_warns() {
     assert!(v.outside(1e-6, 0.1e-6).is_none());
     assert!(v.outside(0.05e-6, 0.1e-6).unwrap().contains("below 0.1 mL"));
 }
+
+#[test]
+fn the_exponential_tissue_law_has_the_presets_compliance_and_fungs_closed_form() {
+    use mesobench::model::tissue::TissueLaw;
+    let quad = preset("intradermal");
+    let exp = TissueParams { law: TissueLaw::Exponential, ..quad.clone() };
+    let (c, vs) = (quad.compliance, quad.stiffening_volume);
+    // Small blebs: both laws are the linear compliance V/C_t.
+    for v in [1e-12, 1e-10] {
+        assert!(rel(exp.elastic_pressure(v), v / c) < 1e-4, "{v}");
+        assert!(rel(quad.elastic_pressure(v), v / c) < 1e-4, "{v}");
+    }
+    // At V = V_s: (V_s/C)(e − 1) against (V_s/C)·2.
+    assert!(rel(exp.elastic_pressure(vs), vs / c * (std::f64::consts::E - 1.0)) < 1e-14);
+    assert!(rel(quad.elastic_pressure(vs), 2.0 * vs / c) < 1e-14);
+    // Far beyond V_s the exponential law is held finite (the run's pressure
+    // checks stop such a run, never a NaN).
+    assert!(exp.elastic_pressure(1e3 * vs).is_finite());
+    // V_s = 0 is linear in both.
+    let lin = TissueParams { stiffening_volume: 0.0, ..exp };
+    assert_eq!(lin.elastic_pressure(3e-9), 3e-9 / c);
+}
+
+#[test]
+fn tissue_law_is_a_scenario_choice_that_changes_the_back_pressure() {
+    // The reference's 20 µL papule with V_s = 0.1 mL reaches V ≈ V_s/5, where
+    // (V_s/C)(e^0.2 − 1) = 1.107 V/C exceeds (V/C)(1 + 0.2²) = 1.04 V/C.
+    let tmp = tempfile::tempdir().unwrap();
+    let peak = |law: &str| {
+        let dir = tmp.path().join(law);
+        let o = mesobench(&[
+            "run",
+            "scenarios/reference.toml",
+            "--set",
+            &format!("tissue.law=\"{law}\""),
+            "--set",
+            "tissue.stiffening_volume_ml=0.1",
+            "--out",
+            dir.to_str().unwrap(),
+            "-q",
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let s: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("summary.json")).unwrap()).unwrap();
+        s["peak_tissue_pressure_kpa"].as_f64().unwrap()
+    };
+    let (quad, exp) = (peak("stiffening"), peak("exponential"));
+    // V/C_t = 20 µL / 7.5 µL/MPa = 2.67 kPa at the end of the shot, so the
+    // peak moves by about (1.107 − 1.040) × 2.67 = 0.18 kPa.
+    assert!(exp > quad + 0.1 && exp < quad + 0.3, "exponential {exp} kPa vs stiffening {quad} kPa");
+    let o = mesobench(&["check", "scenarios/reference.toml", "--set", "tissue.law=\"linear\""]);
+    assert_exit2(&o, &["tissue.law", "linear", "stiffening", "exponential"]);
+}

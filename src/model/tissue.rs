@@ -11,7 +11,10 @@
 //!
 //! e(V) = (V/C_t)·(1 + (V/V_s)²),   p_el = e/(1 + (e/p_dis)⁴)^¼
 //!
-//! (V_s = 0: no stiffening; p_dis = 0: no dissection). The site accepts
+//! (V_s = 0: no stiffening; p_dis = 0: no dissection). `tissue.law =
+//! "exponential"` replaces the quadratic stiffening by Fung's exponential
+//! one, e(V) = (V_s/C_t)·(e^{V/V_s} − 1), with the same small-volume
+//! compliance C_t and the same dissection cap. The site accepts
 //! liquid only (no back-flow from the bleb into the needle), so the opening
 //! pressure acts as a cracking pressure. All pressures are gauge.
 
@@ -34,8 +37,34 @@ pub struct TissueParams {
     pub stiffening_volume: f64,
     /// Dissection pressure p_dis above p_open, Pa (0: none).
     pub dissection_pressure: f64,
+    /// How the bleb stiffens with volume (left out of the resolved
+    /// parameters when it is the default, so their JSON does not change).
+    #[serde(skip_serializing_if = "TissueLaw::is_default")]
+    pub law: TissueLaw,
     /// The preset's validated range (of the preset the site started from).
     pub validated: Validated,
+}
+
+/// How a bleb's elastic pressure grows with its volume V (both laws have
+/// the small-volume compliance C_t and the stiffening volume V_s).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TissueLaw {
+    /// (V/C_t)·(1 + (V/V_s)²): the presets' law, calibrated on Gupta et al.
+    #[default]
+    Stiffening,
+    /// (V_s/C_t)·(e^{V/V_s} − 1): Fung's exponential law of soft tissue
+    /// (Fung, Am J Physiol 213:1532 (1967)) written for the bleb's volume.
+    Exponential,
+}
+
+impl TissueLaw {
+    /// The law's names as `tissue.law` takes them.
+    pub const NAMES: [&'static str; 2] = ["stiffening", "exponential"];
+
+    fn is_default(&self) -> bool {
+        *self == TissueLaw::default()
+    }
 }
 
 /// Where a tissue preset was checked against published data.
@@ -138,6 +167,7 @@ impl TissueParams {
                 absorption_time: 900.0,
                 stiffening_volume: 1e-6,
                 dissection_pressure: 0.0,
+                law: TissueLaw::Stiffening,
                 validated: ID,
             }),
             "dermis_fat" => Some(TissueParams {
@@ -149,6 +179,7 @@ impl TissueParams {
                 absorption_time: 300.0,
                 stiffening_volume: 0.0,
                 dissection_pressure: 20e3,
+                law: TissueLaw::Stiffening,
                 validated: Validated {
                     preset: "dermis_fat",
                     volume: (0.0, 1e-6),
@@ -165,6 +196,7 @@ impl TissueParams {
                 absorption_time: 60.0,
                 stiffening_volume: 0.0,
                 dissection_pressure: 7e3,
+                law: TissueLaw::Stiffening,
                 validated: Validated {
                     preset: "subcutaneous",
                     volume: (0.1e-6, 11e-6),
@@ -182,7 +214,13 @@ impl TissueParams {
         let mut e = v_b / self.compliance;
         if self.stiffening_volume > 0.0 {
             let r = v_b / self.stiffening_volume;
-            e *= 1.0 + r * r;
+            match self.law {
+                TissueLaw::Stiffening => e *= 1.0 + r * r,
+                // e^r − 1 over r (exp_m1 keeps small blebs exact); past r = 40
+                // (a pressure above 1e17 × V_s/C_t) the bleb is held there, so
+                // the state stays finite and the run's pressure checks stop it.
+                TissueLaw::Exponential => e *= if r > 0.0 { r.min(40.0).exp_m1() / r } else { 1.0 },
+            }
         }
         if self.dissection_pressure > 0.0 && e > 0.0 {
             let r = e / self.dissection_pressure;
@@ -272,6 +310,9 @@ section! {
         leak_resistance_kpa_s_per_ml: f64 as LEAK_RESISTANCE = real_from(KPA_S_PER_ML, "tissue.preset", 1.0, 1e7),
         /// Absorption time constant of the bleb.
         absorption_time_s: f64 as ABSORPTION_TIME = real_from(S, "tissue.preset", 0.1, 1e5),
+        /// How the bleb stiffens: stiffening ((V/C)(1 + (V/V_s)²), the presets') or exponential (Fung's (V_s/C)(e^(V/V_s) − 1)).
+        law: String as LAW = choice("stiffening", &TissueLaw::NAMES)
+            .src("Gupta et al., Biomaterials 32:6823 (2011) (stiffening, fitted); Fung, Am J Physiol 213:1532 (1967) (exponential)"),
         /// Stiffening volume of the bleb (0: linear).
         stiffening_volume_ml: f64 as STIFFENING_VOLUME = real_from(ML, "tissue.preset", 0.0, 1000.0),
         /// Dissection pressure above the opening pressure, where the bleb grows at constant pressure (0: none).
@@ -309,6 +350,11 @@ impl TissueParams {
                 ti.dissection_pressure_kpa,
                 base.dissection_pressure / 1e3,
             )?,
+            law: match c.choice(&RawTissue::LAW, &ti.law)? {
+                "stiffening" => TissueLaw::Stiffening,
+                "exponential" => TissueLaw::Exponential,
+                other => return Err(super::param::invalid("tissue.law", other, TissueLaw::NAMES.join(" or "))),
+            },
             validated: base.validated,
         };
         let pdev = c.per_needle(&RawTissue::OPENING_PRESSURE_DEVIATION, &ti.opening_pressure_deviation_pct, needles)?;
