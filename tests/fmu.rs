@@ -382,56 +382,125 @@ fn fmpy_checks_the_exported_fmus() {
     assert!(o.status.success(), "FMPy checks failed:\n{out}\n{}", String::from_utf8_lossy(&o.stderr));
 }
 
-/// A controller FMU built from tests/fmi/open_loop_fmu.c (the open-loop
-/// example behind an FMI 2.0 wrapper), zipped into `dir`.
-fn open_loop_controller_fmu(dir: &std::path::Path, open_time_s: f64) -> std::path::PathBuf {
-    let source = std::fs::read_to_string(root().join("tests/fmi/open_loop_fmu.c")).unwrap();
-    let source = format!("#define OPEN_TIME {open_time_s:?}\n{source}");
-    let lib = crate::util::build_plugin(dir, "open_loop_fmu", &source);
-    let var = |name: &str, vr: u32, causality: &str, ty: &str| {
+/// The ports of tests/fmi/open_loop_fmu.c in the model description of FMI `version` (2 or 3).
+fn open_loop_variables(version: u8) -> String {
+    let ports = [
+        ("trigger", 1, "input", "Integer"),
+        ("tick_period", 2, "input", "Real"),
+        ("valve_mode", 3, "output", "Integer"),
+        ("idle", 4, "output", "Integer"),
+        ("sig_command", 5, "output", "Real"),
+    ];
+    let mut x = String::new();
+    for (name, vr, causality, ty) in ports {
         let start = if causality == "input" { " start=\"0\"" } else { "" };
-        format!("    <ScalarVariable name=\"{name}\" valueReference=\"{vr}\" causality=\"{causality}\" variability=\"discrete\"><{ty}{start}/></ScalarVariable>\n")
+        x += &if version == 2 {
+            format!("    <ScalarVariable name=\"{name}\" valueReference=\"{vr}\" causality=\"{causality}\" variability=\"discrete\"><{ty}{start}/></ScalarVariable>\n")
+        } else {
+            let ty = if ty == "Real" { "Float64" } else { "Int32" };
+            format!("    <{ty} name=\"{name}\" valueReference=\"{vr}\" causality=\"{causality}\" variability=\"discrete\"{start}/>\n")
+        };
+    }
+    x
+}
+
+/// An FMU archive of FMI `version` (2 or 3) with the model description of
+/// `variables` (its token `token`) and `binary` as `open_loop.so`.
+fn controller_archive(
+    dir: &std::path::Path,
+    version: u8,
+    token: &str,
+    variables: &str,
+    binary: &[u8],
+) -> std::path::PathBuf {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let (token_attr, platform) =
+        if version == 2 { ("guid", "linux64") } else { ("instantiationToken", "x86_64-linux") };
+    // FMI 3.0: the ModelStructure after the variables has elements with valueReference too.
+    let structure = if version == 3 {
+        "  <ModelStructure>\n    <Output valueReference=\"3\"/>\n    <Output valueReference=\"4\"/>\n    <Output valueReference=\"5\"/>\n  </ModelStructure>\n"
+    } else {
+        ""
     };
     let xml = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<fmiModelDescription fmiVersion=\"2.0\" modelName=\"open_loop\" guid=\"{{1}}\">\n  <CoSimulation modelIdentifier=\"open_loop\"/>\n  <ModelVariables>\n{}{}{}{}{}  </ModelVariables>\n</fmiModelDescription>\n",
-        var("trigger", 1, "input", "Integer"),
-        var("tick_period", 2, "input", "Real"),
-        var("valve_mode", 3, "output", "Integer"),
-        var("idle", 4, "output", "Integer"),
-        var("sig_command", 5, "output", "Real"),
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<fmiModelDescription fmiVersion=\"{version}.0\" modelName=\"open_loop\" {token_attr}=\"{token}\">\n  <CoSimulation modelIdentifier=\"open_loop\"/>\n  <ModelVariables>\n    <!-- the ports of the firmware -->\n{variables}  </ModelVariables>\n{structure}</fmiModelDescription>\n"
     );
-    let path = dir.join(format!("open_loop_{}ms.fmu", open_time_s * 1e3));
+    let path = dir.join(format!("open_loop_fmi{version}_{n}.fmu"));
     let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
     let options = zip::write::SimpleFileOptions::default();
     use std::io::Write;
     zip.start_file("modelDescription.xml", options).unwrap();
     zip.write_all(xml.as_bytes()).unwrap();
-    zip.start_file("binaries/linux64/open_loop.so", options).unwrap();
-    zip.write_all(&std::fs::read(lib).unwrap()).unwrap();
+    zip.start_file(format!("binaries/{platform}/open_loop.so"), options).unwrap();
+    zip.write_all(binary).unwrap();
     zip.finish().unwrap();
     path
+}
+
+/// A controller FMU of FMI `version` (2 or 3) built from
+/// tests/fmi/open_loop_fmu.c (the open-loop example behind an FMI wrapper)
+/// with the C macros `defines` (`NAME=VALUE`), zipped into `dir`; `token` in
+/// its model description (the FMI 3.0 binary's is `{open-loop-3}`).
+fn controller_fmu(
+    dir: &std::path::Path,
+    version: u8,
+    open_time_s: f64,
+    defines: &[&str],
+    token: &str,
+) -> std::path::PathBuf {
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let source = std::fs::read_to_string(root().join("tests/fmi/open_loop_fmu.c")).unwrap();
+    let mut head = format!("#define OPEN_TIME {open_time_s:?}\n");
+    if version == 3 {
+        head += "#define FMI3\n";
+    }
+    for d in defines {
+        let (name, value) = d.split_once('=').unwrap_or((d, ""));
+        head += &format!("#define {name} {value}\n");
+    }
+    let lib = crate::util::build_plugin(dir, &format!("open_loop_fmu{version}_{n}"), &format!("{head}{source}"));
+    controller_archive(dir, version, token, &open_loop_variables(version), &std::fs::read(lib).unwrap())
+}
+
+/// The open-loop controller FMU of FMI `version` with its right token.
+fn open_loop_controller_fmu(dir: &std::path::Path, version: u8, open_time_s: f64) -> std::path::PathBuf {
+    controller_fmu(dir, version, open_time_s, &[], if version == 2 { "{1}" } else { "{open-loop-3}" })
+}
+
+fn fmu_set(fmu: &std::path::Path) -> String {
+    format!("firmware.fmu={:?}", fmu.display().to_string())
 }
 
 #[test]
 fn a_controller_fmu_as_firmware_gives_the_doses_of_the_built_in_open_loop() {
     let tmp = tempfile::tempdir().unwrap();
-    for (open_ms, sets) in [(60.0, &[][..]), (30.0, &["firmware.open_time_ms=30"][..])] {
-        let fmu = open_loop_controller_fmu(tmp.path(), open_ms * 1e-3);
-        let built_in = crate::util::reference(sets);
-        let fmu_set = format!("firmware.fmu={:?}", fmu.display().to_string());
-        let with_fmu = crate::util::reference(&["firmware.kind=\"fmu\"", &fmu_set]);
-        let (a, b) = (shots(&built_in), shots(&with_fmu));
-        assert_eq!(a.len(), 3);
-        for (x, y) in a.iter().zip(&b) {
-            assert_eq!(x.dose.to_bits(), y.dose.to_bits(), "built-in {} µL, FMU {} µL", x.dose * 1e9, y.dose * 1e9);
-            assert_eq!(x.open_time_cmd, y.open_time_cmd);
-            assert!((y.open_time_cmd - open_ms * 1e-3).abs() < 1e-9, "{}", y.open_time_cmd);
+    for version in [2, 3] {
+        for (open_ms, sets) in [(60.0, &[][..]), (30.0, &["firmware.open_time_ms=30"][..])] {
+            let fmu = open_loop_controller_fmu(tmp.path(), version, open_ms * 1e-3);
+            let built_in = crate::util::reference(sets);
+            let with_fmu = crate::util::reference(&["firmware.kind=\"fmu\"", &fmu_set(&fmu)]);
+            let (a, b) = (shots(&built_in), shots(&with_fmu));
+            assert_eq!(a.len(), 3);
+            assert_eq!(b.len(), 3);
+            for (x, y) in a.iter().zip(&b) {
+                assert_eq!(
+                    x.dose.to_bits(),
+                    y.dose.to_bits(),
+                    "FMI {version}: built-in {} µL, FMU {} µL",
+                    x.dose * 1e9,
+                    y.dose * 1e9
+                );
+                assert_eq!(x.open_time_cmd, y.open_time_cmd);
+                assert!((y.open_time_cmd - open_ms * 1e-3).abs() < 1e-9, "{}", y.open_time_cmd);
+            }
         }
     }
 }
 
 #[test]
-fn a_controller_fmu_that_is_missing_or_not_fmi_2_is_refused_with_its_path() {
+fn a_controller_fmu_that_is_missing_or_of_another_fmi_version_is_refused_with_its_path() {
     let e = mesobench::scenario::load(
         &Source::default_scenario(),
         &["firmware.kind=\"fmu\"".into(), "firmware.fmu=\"nowhere.fmu\"".into()],
@@ -441,8 +510,156 @@ fn a_controller_fmu_that_is_missing_or_not_fmi_2_is_refused_with_its_path() {
     .to_string();
     assert!(e.contains("firmware.fmu") && e.contains("nowhere.fmu"), "{e}");
     let tmp = tempfile::tempdir().unwrap();
+    let load_error = |fmu: &std::path::Path| match mesobench::control::fmu::FmuFirmware::load(fmu) {
+        Ok(_) => panic!("{} loaded", fmu.display()),
+        Err(e) => e.to_string(),
+    };
+    // The plant's FMI 3.0 description (units, type definitions, model
+    // structure) is read, and it has no valve_mode output.
     let plant = tmp.path().join("plant3.fmu");
     std::fs::write(&plant, fmi::package::fmu_bytes(&reference_model(), Version::Fmi3, b"x").unwrap()).unwrap();
-    let Err(e) = mesobench::control::fmu::FmuFirmware::load(&plant) else { panic!("an FMI 3.0 FMU loaded") };
-    assert!(e.to_string().contains("only FMI 2.0"), "{e}");
+    let e = load_error(&plant);
+    assert!(e.contains("plant3.fmu") && e.contains("no output named valve_mode"), "{e}");
+    let other = controller_archive(tmp.path(), 1, "{1}", &open_loop_variables(2), b"x");
+    let e = load_error(&other);
+    assert!(e.contains(&other.display().to_string()), "{e}");
+    assert!(e.contains("FMI 1.0: only FMI 2.0 and FMI 3.0 controller FMUs can be loaded as firmware"), "{e}");
+}
+
+#[test]
+fn a_controller_fmu_port_of_another_type_is_refused_with_the_variable_and_its_type() {
+    let tmp = tempfile::tempdir().unwrap();
+    let load_error = |fmu: &std::path::Path| match mesobench::control::fmu::FmuFirmware::load(fmu) {
+        Ok(_) => panic!("{} loaded", fmu.display()),
+        Err(e) => e.to_string(),
+    };
+    let cases = [
+        (
+            3,
+            open_loop_variables(3).replace("<Int32 name=\"trigger\"", "<Boolean name=\"trigger\"").replace("start=\"0\"/>", "start=\"false\"/>"),
+            "input trigger (valueReference 1) is of type Boolean: a firmware port must be a scalar Float64 or Int32 variable",
+        ),
+        (
+            3,
+            open_loop_variables(3).replace("<Float64 name=\"sig_command\" valueReference=\"5\" causality=\"output\" variability=\"discrete\"/>",
+                "<Float64 name=\"sig_command\" valueReference=\"5\" causality=\"output\" variability=\"discrete\">\n      <Dimension start=\"2\"/>\n    </Float64>"),
+            "output sig_command (valueReference 5) is an array of Float64: a firmware port must be a scalar Float64 or Int32 variable",
+        ),
+        (
+            3,
+            open_loop_variables(3).replace("<Int32 name=\"valve_mode\"", "<UInt8 name=\"valve_mode\""),
+            "output valve_mode (valueReference 3) is of type UInt8",
+        ),
+        (
+            2,
+            open_loop_variables(2).replace("<Integer start=\"0\"/>", "<Boolean start=\"false\"/>"),
+            "input trigger (valueReference 1) is of type Boolean: a firmware port must be a Real, Integer or Enumeration variable",
+        ),
+    ];
+    for (version, variables, want) in cases {
+        assert_ne!(variables, open_loop_variables(version), "the case changes the description");
+        let fmu = controller_archive(tmp.path(), version, "{1}", &variables, b"x");
+        let e = load_error(&fmu);
+        assert!(e.contains(&fmu.display().to_string()) && e.contains(want), "FMI {version}: {e}");
+    }
+    // A variable of another type that is not a port is no matter.
+    let extra = format!(
+        "{}    <Boolean name=\"armed\" valueReference=\"9\" causality=\"output\" variability=\"discrete\"/>\n",
+        open_loop_variables(3)
+    );
+    let fmu = controller_archive(tmp.path(), 3, "{1}", &extra, b"x");
+    assert!(load_error(&fmu).contains("cannot load"), "past the ports, to the binary");
+}
+
+/// `mesobench run` of the reference scenario with the controller FMU `fmu`.
+fn run_with_controller(fmu: &std::path::Path, out: &std::path::Path) -> std::process::Output {
+    run_with_controller_pid(fmu, out).0
+}
+
+/// As [`run_with_controller`], with the process id of the run.
+fn run_with_controller_pid(fmu: &std::path::Path, out: &std::path::Path) -> (std::process::Output, u32) {
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_mesobench"))
+        .args([
+            "run",
+            "scenarios/reference.toml",
+            "--set",
+            "firmware.kind=\"fmu\"",
+            "--set",
+            &fmu_set(fmu),
+            "--out",
+            out.to_str().unwrap(),
+            "--quiet",
+        ])
+        .current_dir(root())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("binary runs");
+    let pid = child.id();
+    (child.wait_with_output().unwrap(), pid)
+}
+
+#[test]
+fn an_fmi_3_controller_fmu_without_a_required_function_or_with_a_wrong_token_is_refused_exit_2() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let no_step = controller_fmu(tmp.path(), 3, 0.06, &["OMIT_DOSTEP"], "{open-loop-3}");
+    let (o, pid) = run_with_controller_pid(&no_step, &out);
+    // The refused FMU's unpacked folder is removed.
+    let left: Vec<_> = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&format!("mesobench-fmu-firmware-{pid}-")))
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    crate::util::assert_exit2(
+        &o,
+        &[
+            &no_step.display().to_string(),
+            "the binary lacks fmi3DoStep, a function every FMI 3.0 co-simulation FMU has",
+        ],
+    );
+    let wrong = controller_fmu(tmp.path(), 3, 0.06, &[], "{another-build}");
+    for _ in 0..3 {
+        let o = run_with_controller(&wrong, &out);
+        crate::util::assert_exit2(
+            &o,
+            &[
+                &wrong.display().to_string(),
+                "fmi3InstantiateCoSimulation returned no instance for instantiationToken \"{another-build}\"",
+                "instantiationToken does not match this binary's {open-loop-3}",
+            ],
+        );
+    }
+    // The same process then runs a good one.
+    let good = open_loop_controller_fmu(tmp.path(), 3, 0.06);
+    let o = run_with_controller(&good, &out);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn a_controller_fmu_failing_or_terminating_mid_run_stops_the_run_with_the_time_and_the_status() {
+    let tmp = tempfile::tempdir().unwrap();
+    let run_error = |fmu: &std::path::Path| {
+        let sc = crate::util::reference(&["firmware.kind=\"fmu\"", &fmu_set(fmu)]);
+        match mesobench::simulate(&sc, false) {
+            Ok(_) => panic!("{} ran to the end", fmu.display()),
+            Err(e) => e.to_string(),
+        }
+    };
+    let cases = [
+        (2, "FAIL_AT_TICK=120", "fmi2DoStep returned status 3 (fmi2Error)"),
+        (3, "FAIL_AT_TICK=120", "fmi3DoStep returned status 3 (fmi3Error) (the controller failed on purpose)"),
+        (3, "TERMINATE_AT_TICK=120", "fmi3DoStep set terminateSimulation: the controller FMU ended the simulation"),
+    ];
+    for (version, define, want) in cases {
+        let token = if version == 2 { "{1}" } else { "{open-loop-3}" };
+        let fmu = controller_fmu(tmp.path(), version, 0.06, &[define], token);
+        let e = run_error(&fmu);
+        assert!(e.contains(&format!("firmware fmu {}", fmu.display())), "{e}");
+        assert!(e.contains("at t = 12.000 ms (tick 120)") && e.contains(want), "FMI {version} {define}: {e}");
+        // From the command line: exit 2 with the same message.
+        let o = run_with_controller(&fmu, &tmp.path().join("out"));
+        crate::util::assert_exit2(&o, &["at t = 12.000 ms (tick 120)", want]);
+    }
 }

@@ -78,7 +78,7 @@ section! {
         plugin_isolation: String as PLUGIN_ISOLATION = choice("process", &["process", "in_process"]),
         /// Longest wait for one plugin call in a host process.
         plugin_timeout_ms: f64 as PLUGIN_TIMEOUT = real(MS, 1000.0, 1.0, 3_600_000.0).src("a setting: far above any plugin call"),
-        /// FMI 2.0 co-simulation FMU of the controller (relative to the scenario's folder; docs/fmu.md).
+        /// FMI 2.0 or FMI 3.0 co-simulation FMU of the controller (relative to the scenario's folder; docs/fmu.md).
         fmu: String as FMU = text("required when firmware.kind = \"fmu\""),
     }
 }
