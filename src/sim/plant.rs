@@ -603,18 +603,27 @@ impl Plant {
         // Forces on the piston other than friction and liquid (forward +).
         let fp = (s.p_c - pa) * p.piston.area - (p.piston.spring_preload + p.piston.spring_rate * s.x_p) + f_ext;
         // Needle linearisation: Q' = a + b·p_hub' (gauge).
+        // Per-needle arrays as slices of one length: no bounds checks or
+        // reloads of the vectors in the loops.
+        let (needles, sites) = (&p.needles[..n], &p.sites[..n]);
+        let (lin_a, lin_b, open) = (&mut self.a[..n], &mut self.b[..n], &mut self.open[..n]);
         let mut extrapolated = false;
-        for k in 0..n {
-            let q = s.q_needle[k];
-            let d = p.needles[k].drop(q);
-            let site = p.sites[k].at_flow(q.max(0.0), s.v_bleb[k]);
-            let ci = self.cache.needle_ci[k];
-            let b = 1.0 / (ci + d.slope + site.slope);
-            self.a[k] = b * (ci * q - d.dp + d.slope * q - site.p + site.slope * q.max(0.0));
-            self.b[k] = b;
-            self.open[k] = true;
-            self.signals.re[k] = d.re;
-            extrapolated |= d.extrapolated;
+        {
+            let (q_needle, v_bleb) = (&s.q_needle[..n], &s.v_bleb[..n]);
+            let needle_ci = &self.cache.needle_ci[..n];
+            let re = &mut self.signals.re[..n];
+            for k in 0..n {
+                let q = q_needle[k];
+                let d = needles[k].drop(q);
+                let site = sites[k].at_flow(q.max(0.0), v_bleb[k]);
+                let ci = needle_ci[k];
+                let b = 1.0 / (ci + d.slope + site.slope);
+                lin_a[k] = b * (ci * q - d.dp + d.slope * q - site.p + site.slope * q.max(0.0));
+                lin_b[k] = b;
+                open[k] = true;
+                re[k] = d.re;
+                extrapolated |= d.extrapolated;
+            }
         }
         self.signals.extrapolated = extrapolated;
         let c_syr = self.storage.compliance(s.p_s);
@@ -636,9 +645,9 @@ impl Plant {
         loop {
             let (mut sa, mut sb) = (0.0, 0.0);
             for k in 0..n {
-                if self.open[k] {
-                    sa += self.a[k];
-                    sb += self.b[k];
+                if open[k] {
+                    sa += lin_a[k];
+                    sb += lin_b[k];
                 }
             }
             // Q_out' = f0 + f1·p_s'.
@@ -697,8 +706,8 @@ impl Plant {
             // Active set: close any needle whose flow would reverse.
             let mut changed = false;
             for k in 0..n {
-                if self.open[k] && self.a[k] + self.b[k] * ph_new < 0.0 {
-                    self.open[k] = false;
+                if open[k] && lin_a[k] + lin_b[k] * ph_new < 0.0 {
+                    open[k] = false;
                     changed = true;
                 }
             }
@@ -706,9 +715,9 @@ impl Plant {
             if !changed || iterations > n {
                 // Commit.
                 let mut q_sum = 0.0;
-                for k in 0..n {
-                    let q = if self.open[k] { (self.a[k] + self.b[k] * ph_new).max(0.0) } else { 0.0 };
-                    s.q_needle[k] = q;
+                for (k, q_k) in s.q_needle[..n].iter_mut().enumerate() {
+                    let q = if open[k] { (lin_a[k] + lin_b[k] * ph_new).max(0.0) } else { 0.0 };
+                    *q_k = q;
                     q_sum += q;
                 }
                 match tube {
@@ -743,17 +752,21 @@ impl Plant {
         // Sites: reflux split, bleb growth with exact absorption decay.
         let mut q_total = 0.0;
         let mut delivered_total = 0.0;
+        let (q_needle, v_bleb) = (&s.q_needle[..n], &mut s.v_bleb[..n]);
+        let (delivered, leaked) = (&mut s.delivered[..n], &mut s.leaked[..n]);
+        let absorb_decay = &self.cache.absorb_decay[..n];
+        let (p_site, q_leak) = (&mut self.signals.p_site[..n], &mut self.signals.q_leak[..n]);
         for k in 0..n {
-            let q = s.q_needle[k];
+            let q = q_needle[k];
             q_total += q;
-            let site = p.sites[k].at_flow(q, s.v_bleb[k]);
+            let site = sites[k].at_flow(q, v_bleb[k]);
             let q_tis = q - site.q_leak;
-            s.v_bleb[k] = p.sites[k].grow_bleb(s.v_bleb[k], q_tis, self.cache.absorb_decay[k], dt);
-            s.delivered[k] += dt * q_tis;
-            s.leaked[k] += dt * site.q_leak;
-            self.signals.p_site[k] = if q > 0.0 { site.p } else { p.sites[k].static_pressure(s.v_bleb[k]) };
-            self.signals.q_leak[k] = site.q_leak;
-            delivered_total += s.delivered[k];
+            v_bleb[k] = sites[k].grow_bleb(v_bleb[k], q_tis, absorb_decay[k], dt);
+            delivered[k] += dt * q_tis;
+            leaked[k] += dt * site.q_leak;
+            p_site[k] = if q > 0.0 { site.p } else { sites[k].static_pressure(v_bleb[k]) };
+            q_leak[k] = site.q_leak;
+            delivered_total += delivered[k];
         }
         self.signals.q_total = q_total;
         self.signals.delivered_total = delivered_total;

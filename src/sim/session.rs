@@ -276,6 +276,8 @@ pub fn run_session_with<O: Observer + ?Sized>(
     let mut commanded = false;
     let reads = fw.controller.reads();
     fw.sensors.read_only(reads.pressures);
+    // The lag filters are followed only when the firmware reads a pressure.
+    let any_read = fw.sensors.any_read();
     let mut ad = (solver.mode == SolverMode::Adaptive).then(|| Adaptive::new(plant));
     // Trigger: raw level, debounced level, ticks the raw level has differed from the debounced one.
     let mut debounced = 0u32;
@@ -299,6 +301,8 @@ pub fn run_session_with<O: Observer + ?Sized>(
         let steps_before = plant.steps();
         let mut rec = ShotRecord::starting(shot, start_tick as f64 * tick, &s0, pa, n);
         cumulative.clear();
+        // Room for a shot period of steps (bounded), so the t90 buffer does not regrow.
+        cumulative.reserve((period_ticks.saturating_mul(n_sub)).min(1 << 16) as usize);
         let delivered0: f64 = s0.delivered.iter().sum();
         let mut was_active = false;
         let mut t_rise = f64::NAN;
@@ -451,7 +455,9 @@ pub fn run_session_with<O: Observer + ?Sized>(
                     plant.advance(&Drive { coil, regulator_setpoint, force: 0.0, force_damping: 0.0 }, h);
                     // Keep time exact (no drift from repeated additions).
                     plant.state.t = t1;
-                    fw.sensors.track(truth(plant), h);
+                    if any_read {
+                        fw.sensors.track(truth(plant), h);
+                    }
                     rec.accumulate(plant, t1 - rec.t_start, h, t_rise, t_fall, pa);
                     cumulative.push((t1 - rec.t_start, plant.signals.delivered_total - delivered0));
                     observer.observe(plant, coil, &applied);
@@ -648,14 +654,19 @@ impl ShotRecord {
         self.hit_stroke |= s.x_p >= plant.params.piston.stroke;
         self.flags.extrapolated |= sig.extrapolated;
         self.flags.line_mach = self.flags.line_mach.max(sig.line_mach);
-        for (ns, (p, re)) in self.needles.iter_mut().zip(sig.p_site.iter().zip(&sig.re)) {
-            ns.peak_site_pressure = ns.peak_site_pressure.max(*p);
-            ns.max_re = ns.max_re.max(*re);
+        // One pass over the needles, on slices of one length.
+        let n = self.needles.len();
+        let (p_site, re) = (&sig.p_site[..n], &sig.re[..n]);
+        let (v_bleb, q_needle) = (&s.v_bleb[..n], &s.q_needle[..n]);
+        let (mut site_volume, mut site_flow) = (self.flags.site_volume, self.flags.site_flow);
+        for (k, ns) in self.needles.iter_mut().enumerate() {
+            ns.peak_site_pressure = ns.peak_site_pressure.max(p_site[k]);
+            ns.max_re = ns.max_re.max(re[k]);
+            site_volume = site_volume.max(v_bleb[k]);
+            site_flow = site_flow.max(q_needle[k]);
         }
-        for (v, q) in s.v_bleb.iter().zip(&s.q_needle) {
-            self.flags.site_volume = self.flags.site_volume.max(*v);
-            self.flags.site_flow = self.flags.site_flow.max(*q);
-        }
+        self.flags.site_volume = site_volume;
+        self.flags.site_flow = site_flow;
     }
 
     fn finish(&mut self, plant: &Plant, s0: &super::PlantState, steps_before: u64, cumulative: &[(f64, f64)]) {
