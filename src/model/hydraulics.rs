@@ -373,3 +373,25 @@ impl FlowTable {
         (dp, slope_ll * dp / q, q > self.q_hi)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The flow-table cache returns the one table already built for the same
+    /// input bits, equal to a fresh build, and builds another for other inputs.
+    #[test]
+    fn flow_table_cache_shares_one_table_per_input_and_matches_a_fresh_build() {
+        let carreau = Rheology::Carreau { eta0: 3.9, eta_inf: 1.0e-3, lambda: 0.66, n: 0.4 };
+        let (length, d) = (4.0e-3, 0.108e-3);
+        let a = FlowTable::cached(length, d, &carreau);
+        let b = FlowTable::cached(length, d, &carreau);
+        assert!(std::sync::Arc::ptr_eq(&a, &b));
+        assert_eq!(*a, FlowTable::build(length, d, &carreau));
+        let other = FlowTable::cached(length, d * (1.0 + f64::EPSILON), &carreau);
+        assert!(!std::sync::Arc::ptr_eq(&a, &other));
+        assert_eq!(*other, FlowTable::build(length, d * (1.0 + f64::EPSILON), &carreau));
+        let power = Rheology::PowerLaw { k: 5.0, n: 0.4, eta0: 3.9 };
+        assert_ne!(table_key(length, d, &carreau), table_key(length, d, &power));
+    }
+}
