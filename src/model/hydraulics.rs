@@ -66,7 +66,7 @@ enum Law {
         /// Shah's developing flow: Some((a, ρ/(2A²))) with x⁺ = a/Q, a = L/(d·Re/Q), m³/s.
         shah: Option<(f64, f64)>,
     },
-    Table(Box<FlowTable>),
+    Table(std::sync::Arc<FlowTable>),
 }
 
 /// Tabulated laminar flow curve of a generalized-Newtonian fluid.
@@ -123,7 +123,7 @@ impl Conduit {
                     shah: developing.then(|| (length / (diameter * re_per_q), fluid.density / (2.0 * area * area))),
                 }
             }
-            _ => Law::Table(Box::new(FlowTable::build(length, diameter, &fluid.rheology))),
+            _ => Law::Table(FlowTable::cached(length, diameter, &fluid.rheology)),
         };
         let kin = k_minor * fluid.density / (2.0 * area * area);
         Conduit { length, diameter, k_minor, developing, density: fluid.density, law, kin, inv_area: 1.0 / area }
@@ -272,7 +272,47 @@ pub fn rabinowitsch_flow(rheology: &Rheology, d: f64, tau_w: f64) -> f64 {
     std::f64::consts::PI * d * d * d / (8.0 * tau_w.powi(3)) * sum
 }
 
+/// Flow tables by the exact bits of their inputs (length, diameter, law and
+/// its parameters): studies rebuild the plant for every variant and shot,
+/// and building a table evaluates the shear rate some 10⁴ times.
+type TableKey = [u64; 7];
+
+/// Most tables kept; the oldest is dropped beyond it.
+const TABLE_CACHE: usize = 64;
+
+static TABLES: std::sync::Mutex<std::collections::VecDeque<(TableKey, std::sync::Arc<FlowTable>)>> =
+    std::sync::Mutex::new(std::collections::VecDeque::new());
+
+fn table_key(length: f64, d: f64, rheology: &Rheology) -> TableKey {
+    let b = f64::to_bits;
+    match *rheology {
+        Rheology::Newtonian { mu } => [0, b(length), b(d), b(mu), 0, 0, 0],
+        Rheology::PowerLaw { k, n, eta0 } => [1, b(length), b(d), b(k), b(n), b(eta0), 0],
+        Rheology::Carreau { eta0, eta_inf, lambda, n } => [2, b(length), b(d), b(eta0), b(eta_inf), b(lambda), b(n)],
+    }
+}
+
 impl FlowTable {
+    /// The table of `length` × `d` for `rheology`, built once per distinct
+    /// input (thread-safe; the same bits as [`FlowTable::build`]).
+    fn cached(length: f64, d: f64, rheology: &Rheology) -> std::sync::Arc<FlowTable> {
+        let key = table_key(length, d, rheology);
+        let lock = || TABLES.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some((_, t)) = lock().iter().find(|(k, _)| *k == key) {
+            return t.clone();
+        }
+        // Built outside the lock, so that threads building other tables do not wait.
+        let table = std::sync::Arc::new(FlowTable::build(length, d, rheology));
+        let mut tables = lock();
+        if !tables.iter().any(|(k, _)| *k == key) {
+            if tables.len() >= TABLE_CACHE {
+                tables.pop_front();
+            }
+            tables.push_back((key, table.clone()));
+        }
+        table
+    }
+
     fn build(length: f64, d: f64, rheology: &Rheology) -> FlowTable {
         // Cumulative Rabinowitsch integral I(τ) = ∫₀^τ s²·γ̇(s) ds on a
         // geometric τ grid (ratio e^0.01), then Q(τ) = π·d³·I/(8·τ³); the
@@ -331,5 +371,27 @@ impl FlowTable {
         let ln_dp = self.ln_dp[i] + t * (self.ln_dp[i + 1] - self.ln_dp[i]);
         let dp = ln_dp.exp();
         (dp, slope_ll * dp / q, q > self.q_hi)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The flow-table cache returns the one table already built for the same
+    /// input bits, equal to a fresh build, and builds another for other inputs.
+    #[test]
+    fn flow_table_cache_shares_one_table_per_input_and_matches_a_fresh_build() {
+        let carreau = Rheology::Carreau { eta0: 3.9, eta_inf: 1.0e-3, lambda: 0.66, n: 0.4 };
+        let (length, d) = (4.0e-3, 0.108e-3);
+        let a = FlowTable::cached(length, d, &carreau);
+        let b = FlowTable::cached(length, d, &carreau);
+        assert!(std::sync::Arc::ptr_eq(&a, &b));
+        assert_eq!(*a, FlowTable::build(length, d, &carreau));
+        let other = FlowTable::cached(length, d * (1.0 + f64::EPSILON), &carreau);
+        assert!(!std::sync::Arc::ptr_eq(&a, &other));
+        assert_eq!(*other, FlowTable::build(length, d * (1.0 + f64::EPSILON), &carreau));
+        let power = Rheology::PowerLaw { k: 5.0, n: 0.4, eta0: 3.9 };
+        assert_ne!(table_key(length, d, &carreau), table_key(length, d, &power));
     }
 }

@@ -41,6 +41,13 @@ pub struct Stribeck {
     pub viscous: f64,
 }
 
+/// e^−r2. Not inlined, so that the exponential is not evaluated
+/// speculatively in the steps (the fast sliding ones) that skip it.
+#[inline(never)]
+fn decay(r2: f64) -> f64 {
+    (-r2).exp()
+}
+
 impl Stribeck {
     /// Friction magnitude opposing motion at speed `v` ≥ 0, N, without the viscous term.
     #[inline]
@@ -50,7 +57,7 @@ impl Stribeck {
             // e^−50 ≈ 2e−22: the Stribeck excess has vanished.
             return self.glide;
         }
-        self.glide + (self.break_loose - self.glide) * (-r2).exp()
+        self.glide + (self.break_loose - self.glide) * decay(r2)
     }
 
     /// Combine two friction laws acting on one body (same velocity).

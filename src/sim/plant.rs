@@ -454,140 +454,21 @@ impl Plant {
     fn step_pneumatics(&mut self, dt: f64, supply_decay: f64) {
         let p = &self.params;
         let s = &mut self.state;
-        let o = s.valve.opening;
-        let t_s = p.supply.temperature;
         let segs = s.line_p.len();
-        // Volume of the chamber and its rate.
-        let v_c = p.chamber.dead_volume + p.piston.area * s.x_p;
-        let dv_c = p.piston.area * s.v_p;
-        let bore = (4.0 * p.piston.area / std::f64::consts::PI).sqrt();
-        let a_w = 2.0 * p.piston.area + std::f64::consts::PI * bore * v_c / p.piston.area;
-        // Valve flows at the outlet node.
-        let (p_out, t_out) = if segs > 0 { (s.line_p[0], p.line.temperature) } else { (s.p_c, s.t_c) };
-        let fin = p.valve.inlet.flow(o, s.p_reg, t_s, p_out, t_out);
-        let fex = p.valve.exhaust.flow(1.0 - o, p.p_atm, p.t_ambient, p_out, t_out);
-        // fex.q is the flow from the atmosphere into the outlet (negative when venting).
-        let q_in = fin.q;
-        let q_ex = -fex.q;
-        self.signals.q_valve_in = q_in;
-        self.signals.q_valve_ex = q_ex;
-        self.signals.inlet_choked = fin.choked && o > 0.0;
-        let dq_net_dp = fin.dq_dp2 + fex.dq_dp2; // ∂(net inflow)/∂p_out
-
+        let geom = ChamberGeometry::of(p, s);
+        let vf = ValveFlows::at(p, s, segs);
+        self.signals.q_valve_in = vf.q_in;
+        self.signals.q_valve_ex = vf.q_ex;
+        self.signals.inlet_choked = vf.choked;
         if segs > 0 && self.cache.line_implicit {
-            let line = &p.line;
-            let a = line.area();
-            let inert = line.length / segs as f64 / a;
-            let k = line.polytropic * R_AIR * line.temperature / line.segment_volume();
-            let ls = &mut self.line;
-            // Connection flows as affine functions of the new pressures:
-            // w' = ŵ + c·(δ_a − δ_b), ŵ being the explicit prediction.
-            for j in 0..segs {
-                let pa = s.line_p[j];
-                let pb = if j + 1 < segs { s.line_p[j + 1] } else { s.p_c };
-                let w = s.line_w[j];
-                let (dpf, g, _) = line.connection_drop(w, 0.5 * (pa + pb));
-                let den = 1.0 + dt / inert * g;
-                ls.w_hat[j] = (w + dt / inert * (pa - pb - dpf + g * w)) / den;
-                ls.c[j] = dt / inert / den;
-            }
-            // Chamber rates at the predicted inflow, linearised in it.
-            let w = ls.w_hat[segs - 1];
-            let (qi, qo) = if w >= 0.0 { (w, 0.0) } else { (0.0, -w) };
-            let r = p.chamber.rates(s.p_c, s.t_c, v_c, dv_c, qi, line.temperature, qo, a_w);
-            let gain = if w >= 0.0 { r.gain_in } else { r.gain_out };
-            // Tridiagonal system in the pressure changes δ_0 … δ_{n−1}, δ_c.
-            let kd = k * dt;
-            ls.diag[0] = 1.0 - kd * dq_net_dp + kd * ls.c[0];
-            ls.upper[0] = -kd * ls.c[0];
-            ls.rhs[0] = kd * (q_in + fex.q - ls.w_hat[0]);
-            for j in 1..segs {
-                ls.lower[j] = -kd * ls.c[j - 1];
-                ls.diag[j] = 1.0 + kd * (ls.c[j - 1] + ls.c[j]);
-                ls.upper[j] = -kd * ls.c[j];
-                ls.rhs[j] = kd * (ls.w_hat[j - 1] - ls.w_hat[j]);
-            }
-            ls.lower[segs] = -dt * gain * ls.c[segs - 1];
-            ls.diag[segs] = 1.0 - dt * r.dp_dp_volume.min(0.0) + dt * gain * ls.c[segs - 1];
-            ls.rhs[segs] = dt * r.dp;
-            solve_tridiagonal(&ls.lower, &mut ls.diag, &ls.upper, &mut ls.rhs);
-            let delta = &ls.rhs;
-            let mut mach: f64 = 0.0;
-            for j in 0..segs {
-                s.line_w[j] = ls.w_hat[j] + ls.c[j] * (delta[j] - delta[j + 1]);
-                s.line_p[j] += delta[j];
-            }
-            s.p_c += delta[segs];
-            for j in 0..segs {
-                let pb = if j + 1 < segs { s.line_p[j + 1] } else { s.p_c };
-                let rho = s.line_p[j].max(pb) / (R_AIR * line.temperature);
-                mach = mach.max((s.line_w[j] / (rho * a)).abs() / line.wave_speed());
-            }
-            self.signals.line_mach = mach;
-            if r.dt != 0.0 {
-                // Polytropic chambers keep their temperature: skip exp(0).
-                s.t_c *= (dt * r.dt / s.t_c).exp();
-            }
+            self.signals.line_mach = line_implicit(p, s, &mut self.line, &vf, &geom, dt);
         } else if segs > 0 {
-            let line = &p.line;
-            let a = line.area();
-            let lc = line.length / segs as f64;
-            let inert = lc / a;
-            let v_seg = line.segment_volume();
-            let k = line.polytropic * R_AIR * line.temperature / v_seg;
-            let mut mach: f64 = 0.0;
-            // Connection flows (semi-implicit friction).
-            for j in 0..segs {
-                let pa = s.line_p[j];
-                let pb = if j + 1 < segs { s.line_p[j + 1] } else { s.p_c };
-                let w = s.line_w[j];
-                let (dpf, g, _) = line.connection_drop(w, 0.5 * (pa + pb));
-                s.line_w[j] = (w + dt / inert * (pa - pb - dpf + g * w)) / (1.0 + dt / inert * g);
-                let rho = pa.max(pb) / (R_AIR * line.temperature);
-                mach = mach.max((s.line_w[j] / (rho * a)).abs() / line.wave_speed());
-            }
-            self.signals.line_mach = mach;
-            // First node: linearly implicit in its own pressure.
-            let f0 = k * (q_in + fex.q - s.line_w[0]);
-            let j0 = k * dq_net_dp;
-            s.line_p[0] += dt * f0 / (1.0 - dt * j0);
-            for j in 1..segs {
-                s.line_p[j] += dt * k * (s.line_w[j - 1] - s.line_w[j]);
-            }
-            // Chamber fed by the last connection.
-            let w = s.line_w[segs - 1];
-            let (qi, qo) = if w >= 0.0 { (w, 0.0) } else { (0.0, -w) };
-            let r = p.chamber.rates(s.p_c, s.t_c, v_c, dv_c, qi, line.temperature, qo, a_w);
-            s.p_c += dt * r.dp / (1.0 - dt * r.dp_dp_volume.min(0.0));
-            if r.dt != 0.0 {
-                // Polytropic chambers keep their temperature: skip exp(0).
-                s.t_c *= (dt * r.dt / s.t_c).exp();
-            }
+            self.signals.line_mach = line_explicit(p, s, &vf, &geom, dt);
         } else {
-            let (qi, qo, gi, go) = {
-                let mut qi = 0.0;
-                let mut qo = q_ex.max(0.0);
-                if q_in >= 0.0 {
-                    qi += q_in;
-                } else {
-                    qo -= q_in;
-                }
-                if q_ex < 0.0 {
-                    qi -= q_ex;
-                }
-                (qi, qo, fin.dq_dp2, -fex.dq_dp2)
-            };
-            let r = p.chamber.rates(s.p_c, s.t_c, v_c, dv_c, qi, t_s, qo, a_w);
-            // ∂(dp/dt)/∂p: inflow derivative through gain_in, outflow through gain_out.
-            let jac = r.dp_dp_volume.min(0.0) + r.gain_in * gi.min(0.0) - r.gain_out * go.max(0.0);
-            s.p_c += dt * r.dp / (1.0 - dt * jac.min(0.0));
-            if r.dt != 0.0 {
-                // Polytropic chambers keep their temperature: skip exp(0).
-                s.t_c *= (dt * r.dt / s.t_c).exp();
-            }
+            chamber_at_valve(p, s, &vf, &geom, dt);
         }
         // Supply: regulator lag towards its drooped target; reservoir drawn down.
-        let draw = q_in.max(0.0);
+        let draw = vf.q_in.max(0.0);
         let target = p.supply.target(s.p_set, s.p_res, draw);
         s.p_reg = target + (s.p_reg - target) * supply_decay;
         s.p_res -= p.supply.reservoir_drop(draw * dt);
@@ -597,166 +478,22 @@ impl Plant {
     fn step_liquid(&mut self, dt: f64, f_ext: f64, damping: f64) {
         let p = &self.params;
         let s = &mut self.state;
-        let pa = p.p_atm;
         let n = p.needles.len();
-        let area = p.syringe.area;
-        // Forces on the piston other than friction and liquid (forward +).
-        let fp = (s.p_c - pa) * p.piston.area - (p.piston.spring_preload + p.piston.spring_rate * s.x_p) + f_ext;
-        // Needle linearisation: Q' = a + b·p_hub' (gauge).
-        let mut extrapolated = false;
-        for k in 0..n {
-            let q = s.q_needle[k];
-            let d = p.needles[k].drop(q);
-            let site = p.sites[k].at_flow(q.max(0.0), s.v_bleb[k]);
-            let ci = self.cache.needle_ci[k];
-            let b = 1.0 / (ci + d.slope + site.slope);
-            self.a[k] = b * (ci * q - d.dp + d.slope * q - site.p + site.slope * q.max(0.0));
-            self.b[k] = b;
-            self.open[k] = true;
-            self.signals.re[k] = d.re;
-            extrapolated |= d.extrapolated;
-        }
-        self.signals.extrapolated = extrapolated;
-        let c_syr = self.storage.compliance(s.p_s);
-        let ps_g = s.p_s - pa;
-        let ph_g = s.p_hub - pa;
-        let tube = p.tubing.as_ref();
-        let tube_lin = tube.map(|t| (self.cache.tube_ci, t.conduit.drop(s.q_tube), t.compliance));
-        let fric = self.cache.fric;
-        let seal = self.cache.seal;
-        let m = p.piston.mass;
-        let z_max = self.cache.z_max;
-
-        // Solve the liquid chain for a given plunger velocity, with the current
-        // open set; returns (p_s' gauge, Q_out', p_hub' gauge) as affine maps.
-        // p_s' = h0 + h1·v.
-        let mut v_new;
-        let mut plunger_v;
-        let mut iterations = 0;
-        loop {
-            let (mut sa, mut sb) = (0.0, 0.0);
-            for k in 0..n {
-                if self.open[k] {
-                    sa += self.a[k];
-                    sb += self.b[k];
-                }
-            }
-            // Q_out' = f0 + f1·p_s'.
-            let (f0, f1, hub) = match tube_lin {
-                Some((ci, d, ch)) => {
-                    let den = 1.0 + dt * sb / ch;
-                    let c0 = (ph_g - dt * sa / ch) / den;
-                    let c1 = (dt / ch) / den;
-                    let g = ci + d.slope + c1;
-                    let f0 = (-c0 + ci * s.q_tube - d.dp + d.slope * s.q_tube) / g;
-                    (f0, 1.0 / g, Some((c0, c1)))
-                }
-                None => (sa, sb, None),
-            };
-            let den = 1.0 + dt * f1 / c_syr;
-            let h0 = (ps_g - dt * f0 / c_syr) / den;
-            let h1 = (dt * area / c_syr) / den;
-            // Piston and plunger.
-            let engaged_force = fp - area * h0; // friction must cancel this to stay stuck
-            let (v, pv) = if s.v_p > 0.0 || (s.stuck && engaged_force > fric.break_loose) {
-                let dry = fric.dry(s.v_p.max(0.0));
-                let v = (m * s.v_p / dt + fp - dry - area * h0) / (m / dt + fric.viscous + damping + area * h1);
-                if v > 0.0 {
-                    (v, v)
-                } else {
-                    (0.0, 0.0)
-                }
-            } else if s.v_p < 0.0 || (s.stuck && fp < -seal.break_loose) {
-                let v = (m * s.v_p / dt + fp + seal.glide) / (m / dt + seal.viscous + damping);
-                (v.min(0.0), 0.0)
-            } else {
-                (0.0, 0.0)
-            };
-            // End stops: front stop, home, bottom of the syringe.
-            let mut v = v;
-            let mut pv = pv;
-            if s.x_p + dt * v > p.piston.stroke {
-                v = (p.piston.stroke - s.x_p) / dt;
-                pv = v.max(0.0);
-            }
-            if s.z + dt * pv > z_max {
-                pv = (z_max - s.z).max(0.0) / dt;
-                v = pv;
-            }
-            if s.x_p + dt * v < 0.0 {
-                v = -s.x_p / dt;
-            }
-            v_new = v;
-            plunger_v = pv;
-            let ps_new = h0 + h1 * pv;
-            let q_out = f0 + f1 * ps_new;
-            let ph_new = match hub {
-                Some((c0, c1)) => c0 + c1 * q_out,
-                None => ps_new,
-            };
-            // Active set: close any needle whose flow would reverse.
-            let mut changed = false;
-            for k in 0..n {
-                if self.open[k] && self.a[k] + self.b[k] * ph_new < 0.0 {
-                    self.open[k] = false;
-                    changed = true;
-                }
-            }
-            iterations += 1;
-            if !changed || iterations > n {
-                // Commit.
-                let mut q_sum = 0.0;
-                for k in 0..n {
-                    let q = if self.open[k] { (self.a[k] + self.b[k] * ph_new).max(0.0) } else { 0.0 };
-                    s.q_needle[k] = q;
-                    q_sum += q;
-                }
-                match tube {
-                    Some(t) => {
-                        s.q_tube = q_out;
-                        s.w_hub += dt * (q_out - q_sum);
-                        s.p_hub = pa + s.w_hub / t.compliance;
-                        s.w_syr += dt * (area * pv - q_out);
-                    }
-                    None => {
-                        s.w_syr += dt * (area * pv - q_sum);
-                    }
-                }
-                break;
-            }
-        }
+        // Per-needle arrays as slices of one length: no bounds checks or
+        // reloads of the vectors in the loops.
+        let mut lin = NeedleLin { a: &mut self.a[..n], b: &mut self.b[..n], open: &mut self.open[..n] };
+        self.signals.extrapolated = lin.linearise(p, s, &self.cache.needle_ci[..n], &mut self.signals.re[..n]);
+        let chain = LiquidChain::at(p, s, &self.cache, self.storage.compliance(s.p_s), f_ext, damping);
+        let (v_new, plunger_v) = chain.solve(s, &mut lin, dt);
         s.p_s = self.storage.pressure(s.w_syr);
-        if tube.is_none() {
+        if p.tubing.is_none() {
             s.p_hub = s.p_s;
         }
         // Mechanics update.
         self.signals.breakaway = s.stuck && plunger_v > 0.0;
-        let stopped = v_new == 0.0;
-        s.x_p = (s.x_p + dt * v_new).clamp(0.0, p.piston.stroke);
-        s.v_p = if (s.x_p >= p.piston.stroke && v_new > 0.0) || (s.x_p <= 0.0 && v_new < 0.0) { 0.0 } else { v_new };
-        s.stuck = stopped || s.v_p == 0.0;
-        s.z += dt * plunger_v;
-        s.expelled += dt * area * plunger_v;
-        if s.z >= z_max - 1e-15 {
-            s.syringe_empty = true;
-        }
+        move_piston(p, s, v_new, plunger_v, self.cache.z_max, dt);
         // Sites: reflux split, bleb growth with exact absorption decay.
-        let mut q_total = 0.0;
-        let mut delivered_total = 0.0;
-        for k in 0..n {
-            let q = s.q_needle[k];
-            q_total += q;
-            let site = p.sites[k].at_flow(q, s.v_bleb[k]);
-            let q_tis = q - site.q_leak;
-            s.v_bleb[k] = p.sites[k].grow_bleb(s.v_bleb[k], q_tis, self.cache.absorb_decay[k], dt);
-            s.delivered[k] += dt * q_tis;
-            s.leaked[k] += dt * site.q_leak;
-            self.signals.p_site[k] = if q > 0.0 { site.p } else { p.sites[k].static_pressure(s.v_bleb[k]) };
-            self.signals.q_leak[k] = site.q_leak;
-            delivered_total += s.delivered[k];
-        }
-        self.signals.q_total = q_total;
-        self.signals.delivered_total = delivered_total;
+        update_sites(p, s, &self.cache.absorb_decay[..n], &mut self.signals, dt);
     }
 
     /// A non-finite or non-physical state, with the component it is in.
@@ -941,6 +678,466 @@ fn solve_tridiagonal(lower: &[f64], diag: &mut [f64], upper: &[f64], rhs: &mut [
     for i in (0..n - 1).rev() {
         rhs[i] = (rhs[i] - upper[i] * rhs[i + 1]) / diag[i];
     }
+}
+
+/// The chamber's volume, its rate and its wall area at the start of a step.
+struct ChamberGeometry {
+    /// Volume, m³.
+    v_c: f64,
+    /// Rate of change of the volume, m³/s.
+    dv_c: f64,
+    /// Wall area for heat transfer, m².
+    a_w: f64,
+}
+
+impl ChamberGeometry {
+    #[inline]
+    fn of(p: &Params, s: &PlantState) -> ChamberGeometry {
+        let v_c = p.chamber.dead_volume + p.piston.area * s.x_p;
+        let dv_c = p.piston.area * s.v_p;
+        let bore = (4.0 * p.piston.area / std::f64::consts::PI).sqrt();
+        let a_w = 2.0 * p.piston.area + std::f64::consts::PI * bore * v_c / p.piston.area;
+        ChamberGeometry { v_c, dv_c, a_w }
+    }
+}
+
+/// The valve seats' flows at the outlet node (the first line node, or the chamber).
+struct ValveFlows {
+    /// Supply temperature, K.
+    t_s: f64,
+    /// Inlet mass flow into the outlet node, kg/s.
+    q_in: f64,
+    /// Exhaust mass flow out of the outlet node (negative when drawing air in), kg/s.
+    q_ex: f64,
+    /// ∂(inlet flow)/∂p_out, kg/(s·Pa).
+    dq_in: f64,
+    /// ∂(flow from the atmosphere into the outlet)/∂p_out, kg/(s·Pa).
+    dq_atm: f64,
+    /// ∂(net inflow)/∂p_out, kg/(s·Pa).
+    dq_net_dp: f64,
+    /// The inlet is choked and open.
+    choked: bool,
+}
+
+impl ValveFlows {
+    #[inline]
+    fn at(p: &Params, s: &PlantState, segs: usize) -> ValveFlows {
+        let o = s.valve.opening;
+        let t_s = p.supply.temperature;
+        let (p_out, t_out) = if segs > 0 { (s.line_p[0], p.line.temperature) } else { (s.p_c, s.t_c) };
+        let fin = p.valve.inlet.flow(o, s.p_reg, t_s, p_out, t_out);
+        let fex = p.valve.exhaust.flow(1.0 - o, p.p_atm, p.t_ambient, p_out, t_out);
+        // fex.q is the flow from the atmosphere into the outlet (negative when venting).
+        ValveFlows {
+            t_s,
+            q_in: fin.q,
+            q_ex: -fex.q,
+            dq_in: fin.dq_dp2,
+            dq_atm: fex.dq_dp2,
+            dq_net_dp: fin.dq_dp2 + fex.dq_dp2,
+            choked: fin.choked && o > 0.0,
+        }
+    }
+
+    /// Flow from the atmosphere into the outlet node, kg/s.
+    #[inline]
+    fn q_atm(&self) -> f64 {
+        -self.q_ex
+    }
+}
+/// The pneumatic line solved linearly implicitly with the chamber (N + 1
+/// pressures, tridiagonal); returns the line's largest Mach number.
+fn line_implicit(
+    p: &Params,
+    s: &mut PlantState,
+    ls: &mut LineScratch,
+    vf: &ValveFlows,
+    geom: &ChamberGeometry,
+    dt: f64,
+) -> f64 {
+    let segs = s.line_p.len();
+    let line = &p.line;
+    let a = line.area();
+    let inert = line.length / segs as f64 / a;
+    let k = line.polytropic * R_AIR * line.temperature / line.segment_volume();
+    // Connection flows as affine functions of the new pressures:
+    // w' = ŵ + c·(δ_a − δ_b), ŵ being the explicit prediction.
+    for j in 0..segs {
+        let pa = s.line_p[j];
+        let pb = if j + 1 < segs { s.line_p[j + 1] } else { s.p_c };
+        let w = s.line_w[j];
+        let (dpf, g, _) = line.connection_drop(w, 0.5 * (pa + pb));
+        let den = 1.0 + dt / inert * g;
+        ls.w_hat[j] = (w + dt / inert * (pa - pb - dpf + g * w)) / den;
+        ls.c[j] = dt / inert / den;
+    }
+    // Chamber rates at the predicted inflow, linearised in it.
+    let w = ls.w_hat[segs - 1];
+    let (qi, qo) = if w >= 0.0 { (w, 0.0) } else { (0.0, -w) };
+    let r = p.chamber.rates(s.p_c, s.t_c, geom.v_c, geom.dv_c, qi, line.temperature, qo, geom.a_w);
+    let gain = if w >= 0.0 { r.gain_in } else { r.gain_out };
+    // Tridiagonal system in the pressure changes δ_0 … δ_{n−1}, δ_c.
+    let kd = k * dt;
+    ls.diag[0] = 1.0 - kd * vf.dq_net_dp + kd * ls.c[0];
+    ls.upper[0] = -kd * ls.c[0];
+    ls.rhs[0] = kd * (vf.q_in + vf.q_atm() - ls.w_hat[0]);
+    for j in 1..segs {
+        ls.lower[j] = -kd * ls.c[j - 1];
+        ls.diag[j] = 1.0 + kd * (ls.c[j - 1] + ls.c[j]);
+        ls.upper[j] = -kd * ls.c[j];
+        ls.rhs[j] = kd * (ls.w_hat[j - 1] - ls.w_hat[j]);
+    }
+    ls.lower[segs] = -dt * gain * ls.c[segs - 1];
+    ls.diag[segs] = 1.0 - dt * r.dp_dp_volume.min(0.0) + dt * gain * ls.c[segs - 1];
+    ls.rhs[segs] = dt * r.dp;
+    solve_tridiagonal(&ls.lower, &mut ls.diag, &ls.upper, &mut ls.rhs);
+    let delta = &ls.rhs;
+    let mut mach: f64 = 0.0;
+    for j in 0..segs {
+        s.line_w[j] = ls.w_hat[j] + ls.c[j] * (delta[j] - delta[j + 1]);
+        s.line_p[j] += delta[j];
+    }
+    s.p_c += delta[segs];
+    for j in 0..segs {
+        let pb = if j + 1 < segs { s.line_p[j + 1] } else { s.p_c };
+        let rho = s.line_p[j].max(pb) / (R_AIR * line.temperature);
+        mach = mach.max((s.line_w[j] / (rho * a)).abs() / line.wave_speed());
+    }
+    if r.dt != 0.0 {
+        // Polytropic chambers keep their temperature: skip exp(0).
+        s.t_c = heat(s.t_c, r.dt, dt);
+    }
+    mach
+}
+
+/// The pneumatic line stepped explicitly (connection flows semi-implicit in
+/// their friction, then the node pressures), the first node linearly
+/// implicitly in its own pressure; returns the line's largest Mach number.
+fn line_explicit(p: &Params, s: &mut PlantState, vf: &ValveFlows, geom: &ChamberGeometry, dt: f64) -> f64 {
+    let segs = s.line_p.len();
+    let line = &p.line;
+    let a = line.area();
+    let lc = line.length / segs as f64;
+    let inert = lc / a;
+    let v_seg = line.segment_volume();
+    let k = line.polytropic * R_AIR * line.temperature / v_seg;
+    let mut mach: f64 = 0.0;
+    // Connection flows (semi-implicit friction).
+    for j in 0..segs {
+        let pa = s.line_p[j];
+        let pb = if j + 1 < segs { s.line_p[j + 1] } else { s.p_c };
+        let w = s.line_w[j];
+        let (dpf, g, _) = line.connection_drop(w, 0.5 * (pa + pb));
+        s.line_w[j] = (w + dt / inert * (pa - pb - dpf + g * w)) / (1.0 + dt / inert * g);
+        let rho = pa.max(pb) / (R_AIR * line.temperature);
+        mach = mach.max((s.line_w[j] / (rho * a)).abs() / line.wave_speed());
+    }
+    // First node: linearly implicit in its own pressure.
+    let f0 = k * (vf.q_in + vf.q_atm() - s.line_w[0]);
+    let j0 = k * vf.dq_net_dp;
+    s.line_p[0] += dt * f0 / (1.0 - dt * j0);
+    for j in 1..segs {
+        s.line_p[j] += dt * k * (s.line_w[j - 1] - s.line_w[j]);
+    }
+    // Chamber fed by the last connection.
+    let w = s.line_w[segs - 1];
+    let (qi, qo) = if w >= 0.0 { (w, 0.0) } else { (0.0, -w) };
+    let r = p.chamber.rates(s.p_c, s.t_c, geom.v_c, geom.dv_c, qi, line.temperature, qo, geom.a_w);
+    s.p_c += dt * r.dp / (1.0 - dt * r.dp_dp_volume.min(0.0));
+    if r.dt != 0.0 {
+        // Polytropic chambers keep their temperature: skip exp(0).
+        s.t_c = heat(s.t_c, r.dt, dt);
+    }
+    mach
+}
+
+/// The chamber fed directly by the valve (no line), linearly implicit in its
+/// pressure through the seat flows' derivatives.
+fn chamber_at_valve(p: &Params, s: &mut PlantState, vf: &ValveFlows, geom: &ChamberGeometry, dt: f64) {
+    let (qi, qo, gi, go) = {
+        let mut qi = 0.0;
+        let mut qo = vf.q_ex.max(0.0);
+        if vf.q_in >= 0.0 {
+            qi += vf.q_in;
+        } else {
+            qo -= vf.q_in;
+        }
+        if vf.q_ex < 0.0 {
+            qi -= vf.q_ex;
+        }
+        (qi, qo, vf.dq_in, -vf.dq_atm)
+    };
+    let r = p.chamber.rates(s.p_c, s.t_c, geom.v_c, geom.dv_c, qi, vf.t_s, qo, geom.a_w);
+    // ∂(dp/dt)/∂p: inflow derivative through gain_in, outflow through gain_out.
+    let jac = r.dp_dp_volume.min(0.0) + r.gain_in * gi.min(0.0) - r.gain_out * go.max(0.0);
+    s.p_c += dt * r.dp / (1.0 - dt * jac.min(0.0));
+    if r.dt != 0.0 {
+        // Polytropic chambers keep their temperature: skip exp(0).
+        s.t_c = heat(s.t_c, r.dt, dt);
+    }
+}
+
+/// The needles' flows linearised at the start of a step, Q' = a + b·p_hub'
+/// (gauge), and the active set of the one-way sites (open needles).
+struct NeedleLin<'a> {
+    a: &'a mut [f64],
+    b: &'a mut [f64],
+    open: &'a mut [bool],
+}
+
+impl NeedleLin<'_> {
+    /// Linearise every needle and its site at the current flows (all open);
+    /// writes the Reynolds numbers and returns whether a flow curve was
+    /// evaluated beyond its table.
+    #[inline]
+    fn linearise(&mut self, p: &Params, s: &PlantState, needle_ci: &[f64], re: &mut [f64]) -> bool {
+        let n = self.a.len();
+        let (needles, sites) = (&p.needles[..n], &p.sites[..n]);
+        let (q_needle, v_bleb) = (&s.q_needle[..n], &s.v_bleb[..n]);
+        let (needle_ci, re) = (&needle_ci[..n], &mut re[..n]);
+        let (lin_a, lin_b, open) = (&mut self.a[..n], &mut self.b[..n], &mut self.open[..n]);
+        let mut extrapolated = false;
+        for k in 0..n {
+            let q = q_needle[k];
+            let d = needles[k].drop(q);
+            let site = sites[k].at_flow(q.max(0.0), v_bleb[k]);
+            let ci = needle_ci[k];
+            let b = 1.0 / (ci + d.slope + site.slope);
+            lin_a[k] = b * (ci * q - d.dp + d.slope * q - site.p + site.slope * q.max(0.0));
+            lin_b[k] = b;
+            open[k] = true;
+            re[k] = d.re;
+            extrapolated |= d.extrapolated;
+        }
+        extrapolated
+    }
+
+    /// Σa and Σb over the open needles.
+    #[inline]
+    fn open_sums(&self) -> (f64, f64) {
+        let n = self.a.len();
+        let (a, b, open) = (&self.a[..n], &self.b[..n], &self.open[..n]);
+        let (mut sa, mut sb) = (0.0, 0.0);
+        for k in 0..n {
+            if open[k] {
+                sa += a[k];
+                sb += b[k];
+            }
+        }
+        (sa, sb)
+    }
+
+    /// Active set: close any needle whose flow would reverse at hub gauge
+    /// pressure `ph`; true if one was closed.
+    #[inline]
+    fn close_reversed(&mut self, ph: f64) -> bool {
+        let n = self.a.len();
+        let (a, b, open) = (&self.a[..n], &self.b[..n], &mut self.open[..n]);
+        let mut changed = false;
+        for k in 0..n {
+            if open[k] && a[k] + b[k] * ph < 0.0 {
+                open[k] = false;
+                changed = true;
+            }
+        }
+        changed
+    }
+}
+
+/// The liquid chain syringe → tubing → head over one step: the piston's
+/// forces, the compliances and the linearised tubing, fixed for the step.
+struct LiquidChain<'p> {
+    p: &'p Params,
+    cache: &'p StepCache,
+    /// Forces on the piston other than friction and liquid (forward +), N.
+    fp: f64,
+    c_syr: f64,
+    ps_g: f64,
+    ph_g: f64,
+    /// Tubing inertance/dt, its linearised drop and its compliance.
+    tube_lin: Option<(f64, crate::model::hydraulics::Drop, f64)>,
+    damping: f64,
+}
+
+impl<'p> LiquidChain<'p> {
+    #[inline]
+    fn at(
+        p: &'p Params,
+        s: &PlantState,
+        cache: &'p StepCache,
+        c_syr: f64,
+        f_ext: f64,
+        damping: f64,
+    ) -> LiquidChain<'p> {
+        let pa = p.p_atm;
+        LiquidChain {
+            p,
+            cache,
+            fp: (s.p_c - pa) * p.piston.area - (p.piston.spring_preload + p.piston.spring_rate * s.x_p) + f_ext,
+            c_syr,
+            ps_g: s.p_s - pa,
+            ph_g: s.p_hub - pa,
+            tube_lin: p.tubing.as_ref().map(|t| (cache.tube_ci, t.conduit.drop(s.q_tube), t.compliance)),
+            damping,
+        }
+    }
+
+    /// Solve the chain with the active set of the needles and commit the
+    /// flows and stored volumes; returns the piston's and the plunger's new
+    /// velocities.
+    #[inline]
+    fn solve(&self, s: &mut PlantState, lin: &mut NeedleLin, dt: f64) -> (f64, f64) {
+        let n = lin.a.len();
+        let area = self.p.syringe.area;
+        let mut iterations = 0;
+        loop {
+            let (sa, sb) = lin.open_sums();
+            // Q_out' = f0 + f1·p_s'.
+            let (f0, f1, hub) = match self.tube_lin {
+                Some((ci, d, ch)) => {
+                    let den = 1.0 + dt * sb / ch;
+                    let c0 = (self.ph_g - dt * sa / ch) / den;
+                    let c1 = (dt / ch) / den;
+                    let g = ci + d.slope + c1;
+                    let f0 = (-c0 + ci * s.q_tube - d.dp + d.slope * s.q_tube) / g;
+                    (f0, 1.0 / g, Some((c0, c1)))
+                }
+                None => (sa, sb, None),
+            };
+            // p_s' = h0 + h1·v.
+            let den = 1.0 + dt * f1 / self.c_syr;
+            let h0 = (self.ps_g - dt * f0 / self.c_syr) / den;
+            let h1 = (dt * area / self.c_syr) / den;
+            let (v, pv) = self.velocities(s, h0, h1, dt);
+            let ps_new = h0 + h1 * pv;
+            let q_out = f0 + f1 * ps_new;
+            let ph_new = match hub {
+                Some((c0, c1)) => c0 + c1 * q_out,
+                None => ps_new,
+            };
+            let changed = lin.close_reversed(ph_new);
+            iterations += 1;
+            if !changed || iterations > n {
+                self.commit(s, lin, ph_new, q_out, pv, dt);
+                return (v, pv);
+            }
+        }
+    }
+
+    /// Piston and plunger velocities with the syringe pressure p_s' = h0 +
+    /// h1·v: Karnopp stick-slip, then the end stops (front stop, home,
+    /// bottom of the syringe).
+    #[inline]
+    fn velocities(&self, s: &PlantState, h0: f64, h1: f64, dt: f64) -> (f64, f64) {
+        let (area, fp, m, damping) = (self.p.syringe.area, self.fp, self.p.piston.mass, self.damping);
+        let (fric, seal) = (&self.cache.fric, &self.cache.seal);
+        let (stroke, z_max) = (self.p.piston.stroke, self.cache.z_max);
+        let engaged_force = fp - area * h0; // friction must cancel this to stay stuck
+        let (mut v, mut pv) = if s.v_p > 0.0 || (s.stuck && engaged_force > fric.break_loose) {
+            let dry = fric.dry(s.v_p.max(0.0));
+            let v = (m * s.v_p / dt + fp - dry - area * h0) / (m / dt + fric.viscous + damping + area * h1);
+            if v > 0.0 {
+                (v, v)
+            } else {
+                (0.0, 0.0)
+            }
+        } else if s.v_p < 0.0 || (s.stuck && fp < -seal.break_loose) {
+            let v = (m * s.v_p / dt + fp + seal.glide) / (m / dt + seal.viscous + damping);
+            (v.min(0.0), 0.0)
+        } else {
+            (0.0, 0.0)
+        };
+        if s.x_p + dt * v > stroke {
+            v = (stroke - s.x_p) / dt;
+            pv = v.max(0.0);
+        }
+        if s.z + dt * pv > z_max {
+            pv = (z_max - s.z).max(0.0) / dt;
+            v = pv;
+        }
+        if s.x_p + dt * v < 0.0 {
+            v = -s.x_p / dt;
+        }
+        (v, pv)
+    }
+
+    /// Commit the needle flows at hub gauge pressure `ph`, the tubing flow
+    /// and the stored volumes.
+    #[inline]
+    fn commit(&self, s: &mut PlantState, lin: &NeedleLin, ph: f64, q_out: f64, pv: f64, dt: f64) {
+        let n = lin.a.len();
+        let (a, b, open) = (&lin.a[..n], &lin.b[..n], &lin.open[..n]);
+        let mut q_sum = 0.0;
+        for (k, q_k) in s.q_needle[..n].iter_mut().enumerate() {
+            let q = if open[k] { (a[k] + b[k] * ph).max(0.0) } else { 0.0 };
+            *q_k = q;
+            q_sum += q;
+        }
+        let area = self.p.syringe.area;
+        match self.p.tubing.as_ref() {
+            Some(t) => {
+                s.q_tube = q_out;
+                s.w_hub += dt * (q_out - q_sum);
+                s.p_hub = self.p.p_atm + s.w_hub / t.compliance;
+                s.w_syr += dt * (area * pv - q_out);
+            }
+            None => {
+                s.w_syr += dt * (area * pv - q_sum);
+            }
+        }
+    }
+}
+
+/// The piston and the plunger after a step at velocities `v_new` and
+/// `plunger_v`: position within its stops, stuck or sliding, plunger travel
+/// and swept volume, an empty syringe.
+#[inline]
+fn move_piston(p: &Params, s: &mut PlantState, v_new: f64, plunger_v: f64, z_max: f64, dt: f64) {
+    let area = p.syringe.area;
+    let stopped = v_new == 0.0;
+    s.x_p = (s.x_p + dt * v_new).clamp(0.0, p.piston.stroke);
+    s.v_p = if (s.x_p >= p.piston.stroke && v_new > 0.0) || (s.x_p <= 0.0 && v_new < 0.0) { 0.0 } else { v_new };
+    s.stuck = stopped || s.v_p == 0.0;
+    s.z += dt * plunger_v;
+    s.expelled += dt * area * plunger_v;
+    if s.z >= z_max - 1e-15 {
+        s.syringe_empty = true;
+    }
+}
+
+/// The sites after a step: reflux split, bleb growth with the exact
+/// absorption decay, delivered and refluxed volumes, and their signals.
+#[inline]
+fn update_sites(p: &Params, s: &mut PlantState, absorb_decay: &[f64], sig: &mut Signals, dt: f64) {
+    let n = absorb_decay.len();
+    let sites = &p.sites[..n];
+    let mut q_total = 0.0;
+    let mut delivered_total = 0.0;
+    let (q_needle, v_bleb) = (&s.q_needle[..n], &mut s.v_bleb[..n]);
+    let (delivered, leaked) = (&mut s.delivered[..n], &mut s.leaked[..n]);
+    let (p_site, q_leak) = (&mut sig.p_site[..n], &mut sig.q_leak[..n]);
+    for k in 0..n {
+        let q = q_needle[k];
+        q_total += q;
+        let site = sites[k].at_flow(q, v_bleb[k]);
+        let q_tis = q - site.q_leak;
+        v_bleb[k] = sites[k].grow_bleb(v_bleb[k], q_tis, absorb_decay[k], dt);
+        delivered[k] += dt * q_tis;
+        leaked[k] += dt * site.q_leak;
+        p_site[k] = if q > 0.0 { site.p } else { sites[k].static_pressure(v_bleb[k]) };
+        q_leak[k] = site.q_leak;
+        delivered_total += delivered[k];
+    }
+    sig.q_total = q_total;
+    sig.delivered_total = delivered_total;
+}
+
+/// The chamber gas temperature `t_c` after `dt` at the rate `rate` (K/s),
+/// exactly exponential. Not inlined, so that the exponential is not
+/// evaluated speculatively where a polytropic chamber skips it.
+#[inline(never)]
+fn heat(t_c: f64, rate: f64, dt: f64) -> f64 {
+    t_c * (dt * rate / t_c).exp()
 }
 
 fn storage_for(params: &Params, z: f64) -> Storage {

@@ -249,45 +249,18 @@ pub fn run_session_with<O: Observer + ?Sized>(
     observer: &mut O,
     mut before_shot: Option<ShotHook>,
 ) -> Result<SessionResult, RunError> {
-    let n_sub = solver.substeps();
-    let tick = solver.tick;
-    let h = tick / n_sub as f64;
-    let period_ticks = ((session.period / tick).round() as u64).max(1);
-    let tail_ticks = (solver.max_tail / tick).ceil() as u64;
-    let press_ticks = ((fw.sensors.spec().trigger_press / tick).round() as u64).max(1);
-    let debounce_ticks = (fw.sensors.spec().debounce / tick).round() as u64;
-    let pa = plant.params.p_atm;
-    let n = plant.params.needles.len();
-    let area = plant.params.syringe.area;
+    let tm = Timing::new(solver, session, fw, plant);
     let mut shots = Vec::with_capacity(session.shots);
     let mut stopped = None;
     let mut cumulative: Vec<(f64, f64)> = Vec::new();
     let steps0 = plant.steps();
     fw.controller.reset()?;
-    let mut queue: std::collections::VecDeque<FwOutput> = std::collections::VecDeque::with_capacity(fw.delay_ticks + 1);
-    let mut applied = FwOutput::default();
-    // The firmware's last (validated) output, the ticks it promised to hold
-    // it for, the trigger level it saw, and the ticks skipped since.
-    let mut out = FwOutput::default();
-    let mut steady = 0u64;
-    let mut fw_level = 0u32;
-    let mut skipped = 0u64;
-    let mut last_command = FwOutput::default();
-    let mut commanded = false;
-    let reads = fw.controller.reads();
-    fw.sensors.read_only(reads.pressures);
+    let mut fs = FwState::new(fw);
     let mut ad = (solver.mode == SolverMode::Adaptive).then(|| Adaptive::new(plant));
-    // Trigger: raw level, debounced level, ticks the raw level has differed from the debounced one.
-    let mut debounced = 0u32;
-    let mut pending = 0u64;
-    let mut edges = 0u32;
-    let mut t_edge = f64::NEG_INFINITY;
+    let mut trig = Trigger { debounced: 0, pending: 0, edges: 0, t_edge: f64::NEG_INFINITY };
     let mut ticks_run = 0u64;
-    let truth = |p: &Plant| [p.state.p_reg - pa, p.state.p_c - pa, p.state.p_s - pa];
-    fw.sensors.settle(truth(plant));
+    fw.sensors.settle(tm.truth(plant));
     for shot in 0..session.shots {
-        let start_tick = shot as u64 * period_ticks;
-        let last = shot + 1 == session.shots;
         if let Some(hook) = before_shot.as_mut() {
             hook(shot, plant).map_err(|message| RunError::Shot { shot, message })?;
         }
@@ -295,213 +268,525 @@ pub fn run_session_with<O: Observer + ?Sized>(
             plant.new_sites();
         }
         plant.refresh_storage();
-        let s0 = plant.state.clone();
-        let steps_before = plant.steps();
-        let mut rec = ShotRecord::starting(shot, start_tick as f64 * tick, &s0, pa, n);
+        let mut run = ShotRun::start(shot, shot as u64 * tm.period_ticks, &tm, plant);
         cumulative.clear();
-        let delivered0: f64 = s0.delivered.iter().sum();
-        let mut was_active = false;
-        let mut t_rise = f64::NAN;
-        let mut t_fall = f64::NAN;
-        let mut active_ticks = 0u64;
-        let mut k = 0u64;
-        let mut end_tick = period_ticks;
-        while k < end_tick {
-            let tick_no = start_tick + k;
-            let t_tick = tick_no as f64 * tick;
-            // Trigger and debounce.
-            let raw = (k < press_ticks) as u32;
-            if raw != debounced {
-                pending += 1;
-                if pending > debounce_ticks {
-                    debounced = raw;
-                    pending = 0;
-                    if raw == 1 {
-                        edges += 1;
-                        t_edge = t_tick;
-                    }
-                }
-            } else {
-                pending = 0;
-            }
-            // Firmware tick: sample, compute, delay, apply. Inside a window
-            // where the firmware promised the same output whatever it reads
-            // (and with the trigger level it saw), its last output stands in
-            // for the call: nothing is sampled, built or validated.
-            if steady > 0 && debounced == fw_level {
-                steady -= 1;
-                skipped += 1;
-                if fw.sensors.any_read() {
-                    fw.sensors.sample(tick_no);
-                }
-            } else {
-                if skipped > 0 {
-                    fw.controller.skip(skipped);
-                    skipped = 0;
-                }
-                fw.sensors.sample(tick_no);
-                let [p_supply, p_chamber, p_syringe] = fw.sensors.pressures();
-                let input = FwInput {
-                    t: t_tick,
-                    tick_period: tick,
-                    tick: tick_no,
-                    shot: edges.saturating_sub(1),
-                    trigger: debounced,
-                    t_since_trigger: t_tick - t_edge,
-                    p_supply,
-                    p_chamber,
-                    p_syringe,
-                    plunger: if reads.plunger { fw.sensors.encoder(plant.state.z) } else { f64::NAN },
-                    syringe_area: area,
-                };
-                out = FwOutput::default();
-                fw.controller.step(&input, &mut out)?;
-                out.validate().map_err(|message| FirmwareError::Step {
-                    name: fw.controller.name(),
-                    t_ms: t_tick * 1e3,
-                    tick: tick_no,
-                    message,
-                })?;
-                steady = fw.controller.steady_ticks();
-                fw_level = debounced;
-            }
-            if fw.delay_ticks == 0 {
-                applied = out;
-            } else {
-                queue.push_back(out);
-                if queue.len() > fw.delay_ticks {
-                    applied = queue.pop_front().expect("non-empty");
-                }
-            }
-            // The driver depends on its command and, on a change of mode, the time.
-            if !commanded || !applied.same_drive(&last_command) {
-                fw.driver.command(&applied, t_tick);
-                last_command = applied;
-                commanded = true;
-            }
-            let active = fw.driver.active();
-            if active && !was_active && t_rise.is_nan() {
-                t_rise = k as f64 * tick;
-            }
-            if !active && was_active {
-                t_fall = k as f64 * tick;
-            }
-            was_active = active;
-            active_ticks += active as u64;
-            let regulator_setpoint =
-                if applied.regulator_setpoint.is_nan() { f64::NAN } else { applied.regulator_setpoint + pa };
-            let resting = applied.idle == 1 && !active && (fw.delay_ticks == 0 || queue.iter().all(|o| o.idle == 1));
-            if resting && regulator_setpoint.is_nan() && quiescent(plant) {
-                // Nothing moves but slow relaxation: advance this tick in closed form.
-                fast_forward(plant, t_tick + tick);
-                fw.sensors.settle(truth(plant));
-                observer.observe(plant, 0.0, &applied);
-                k += 1;
-                ticks_run += 1;
-                if !t_fall.is_nan() && raw == 0 && debounced == 0 && pending == 0 {
-                    if !last {
-                        skip_to(plant, fw, observer, &applied, (start_tick + end_tick) as f64 * tick);
-                    }
-                    break;
-                }
-                continue;
-            }
-            let mut span = 1u64;
-            if let Some(ad) = ad.as_mut() {
-                // One window across the ticks the firmware promised to hold
-                // its output for (the trigger level, and with it the
-                // firmware's input, staying as it is).
-                if steady > 0 && fw.delay_ticks == 0 && !fw.sensors.any_read() {
-                    let mut extra = steady.min(end_tick - k - 1).min(MAX_WINDOW_TICKS - 1);
-                    // The raw trigger level holds until the press ends...
-                    if k < press_ticks {
-                        extra = extra.min(press_ticks - 1 - k);
-                    }
-                    // ...and a debounce under way does not complete inside the window.
-                    if raw != debounced {
-                        extra = extra.min(debounce_ticks.saturating_sub(pending));
-                    }
-                    if last && !t_fall.is_nan() {
-                        let cut = (t_fall / tick).round() as u64 + tail_ticks;
-                        extra = extra.min(cut.saturating_sub(k + 1));
-                    }
-                    span = 1 + extra;
-                }
-                let window = Window {
-                    t0: t_tick,
-                    units: span * n_sub * adaptive::MIN_STEP_DIVISOR,
-                    h0: h / adaptive::MIN_STEP_DIVISOR as f64,
-                    regulator_setpoint,
-                };
-                let edges = (t_rise, t_fall, delivered0);
-                adaptive_window(ad, plant, fw, &window, &mut rec, &mut cumulative, edges, pa, observer, &applied);
-                if span > 1 {
-                    if raw != debounced {
-                        pending += span - 1;
-                    }
-                    steady -= span - 1;
-                    skipped += span - 1;
-                    active_ticks += (span - 1) * active as u64;
-                }
-            } else {
-                for j in 0..n_sub {
-                    let t0 = t_tick + j as f64 * h;
-                    let t1 = t_tick + (j + 1) as f64 * h;
-                    let coil = fw.driver.mean(t0, t1);
-                    plant.advance(&Drive { coil, regulator_setpoint, force: 0.0, force_damping: 0.0 }, h);
-                    // Keep time exact (no drift from repeated additions).
-                    plant.state.t = t1;
-                    fw.sensors.track(truth(plant), h);
-                    rec.accumulate(plant, t1 - rec.t_start, h, t_rise, t_fall, pa);
-                    cumulative.push((t1 - rec.t_start, plant.signals.delivered_total - delivered0));
-                    observer.observe(plant, coil, &applied);
-                }
-            }
-            plant.check()?;
-            k += span;
-            ticks_run += span;
-            if plant.state.syringe_empty {
-                stopped = Some(format!(
-                    "the syringe is empty after shot {} of {} (stopper at {:.2} mm, {:.1} µL left as dead space)",
-                    shot + 1,
-                    session.shots,
-                    plant.state.z * 1e3,
-                    plant.params.syringe.dead_space * 1e9
-                ));
-                break;
-            }
-            let idle = applied.idle == 1 && queue.iter().all(|o| o.idle == 1) && !active && raw == 0 && debounced == 0;
-            if last && idle && !t_fall.is_nan() && delivery_over(plant) {
-                break;
-            }
-            if idle && !t_fall.is_nan() && quiescent(plant) {
-                if !last {
-                    skip_to(plant, fw, observer, &applied, (start_tick + end_tick) as f64 * tick);
-                }
-                break;
-            }
-            if last && !t_fall.is_nan() && k >= (t_fall / tick).round() as u64 + tail_ticks {
-                end_tick = k;
-            }
+        // Room for a shot period of steps (bounded), so the t90 buffer does not regrow.
+        cumulative.reserve((tm.period_ticks.saturating_mul(tm.n_sub)).min(1 << 16) as usize);
+        let mut ctx = ShotContext {
+            tm: &tm,
+            fw: &mut *fw,
+            fs: &mut fs,
+            trig: &mut trig,
+            ad: ad.as_mut(),
+            cumulative: &mut cumulative,
+            last: shot + 1 == session.shots,
+            ticks_run: &mut ticks_run,
+        };
+        if let Some(msg) = ctx.run_shot(plant, &mut run, observer)? {
+            stopped = Some(format!("{msg} after shot {} of {} {}", shot + 1, session.shots, empty_detail(plant)));
         }
-        rec.open_time_cmd = active_ticks as f64 * tick;
-        rec.finish(plant, &s0, steps_before, &cumulative);
+        let mut rec = run.rec;
+        rec.open_time_cmd = run.active_ticks as f64 * tm.tick;
+        rec.finish(plant, &run.s0, run.steps_before, &cumulative);
         check_shot(&rec, plant)?;
         shots.push(rec);
         if stopped.is_some() {
             break;
         }
     }
-    let warnings = warnings(plant, &shots, stopped.as_deref(), h);
+    let warnings = warnings(plant, &shots, stopped.as_deref(), tm.h);
     Ok(SessionResult {
         shots,
         stopped,
         steps: plant.steps() - steps0,
-        substeps: n_sub,
-        effective_step: h,
+        substeps: tm.n_sub,
+        effective_step: tm.h,
         ticks: ticks_run,
         warnings,
     })
+}
+
+/// Where the stopper stands when the syringe is empty, for the stop message.
+fn empty_detail(plant: &Plant) -> String {
+    format!(
+        "(stopper at {:.2} mm, {:.1} µL left as dead space)",
+        plant.state.z * 1e3,
+        plant.params.syringe.dead_space * 1e9
+    )
+}
+
+/// The session's time base and the constants every tick uses.
+struct Timing {
+    /// Plant steps per tick.
+    n_sub: u64,
+    /// Tick period, s.
+    tick: f64,
+    /// Plant step, s.
+    h: f64,
+    /// Ticks per shot period.
+    period_ticks: u64,
+    /// Longest tail of the last shot after the drive falls, ticks.
+    tail_ticks: u64,
+    /// Ticks the trigger is held pressed.
+    press_ticks: u64,
+    /// Ticks the raw trigger level must hold to be taken.
+    debounce_ticks: u64,
+    /// Atmospheric pressure, Pa.
+    pa: f64,
+    /// Syringe bore area, m².
+    area: f64,
+}
+
+impl Timing {
+    fn new(solver: &SolverSettings, session: &SessionSettings, fw: &FirmwareLoop, plant: &Plant) -> Timing {
+        let n_sub = solver.substeps();
+        let tick = solver.tick;
+        Timing {
+            n_sub,
+            tick,
+            h: tick / n_sub as f64,
+            period_ticks: ((session.period / tick).round() as u64).max(1),
+            tail_ticks: (solver.max_tail / tick).ceil() as u64,
+            press_ticks: ((fw.sensors.spec().trigger_press / tick).round() as u64).max(1),
+            debounce_ticks: (fw.sensors.spec().debounce / tick).round() as u64,
+            pa: plant.params.p_atm,
+            area: plant.params.syringe.area,
+        }
+    }
+
+    /// The true gauge pressures the sensors follow: supply, chamber, syringe.
+    #[inline]
+    fn truth(&self, p: &Plant) -> [f64; 3] {
+        let pa = self.pa;
+        [p.state.p_reg - pa, p.state.p_c - pa, p.state.p_s - pa]
+    }
+}
+
+/// The trigger: debounced level, ticks the raw level has differed from the
+/// debounced one, rising edges taken and the time of the last.
+struct Trigger {
+    debounced: u32,
+    pending: u64,
+    edges: u32,
+    t_edge: f64,
+}
+
+impl Trigger {
+    /// Debounce the raw level at tick `k` of a shot (pressed for the first
+    /// `press_ticks`); returns the raw level.
+    #[inline]
+    fn update(&mut self, k: u64, t_tick: f64, tm: &Timing) -> u32 {
+        let raw = (k < tm.press_ticks) as u32;
+        if raw != self.debounced {
+            self.pending += 1;
+            if self.pending > tm.debounce_ticks {
+                self.debounced = raw;
+                self.pending = 0;
+                if raw == 1 {
+                    self.edges += 1;
+                    self.t_edge = t_tick;
+                }
+            }
+        } else {
+            self.pending = 0;
+        }
+        raw
+    }
+
+    /// Raw and debounced levels released, no debounce under way.
+    fn released(&self, raw: u32) -> bool {
+        raw == 0 && self.debounced == 0 && self.pending == 0
+    }
+}
+
+/// The firmware side between ticks: its last (validated) output, the ticks
+/// it promised to hold it for, the trigger level it saw, the ticks skipped
+/// since; the compute-delay queue, the output applied, and the last command
+/// given to the valve driver.
+struct FwState {
+    queue: std::collections::VecDeque<FwOutput>,
+    applied: FwOutput,
+    out: FwOutput,
+    steady: u64,
+    fw_level: u32,
+    skipped: u64,
+    last_command: FwOutput,
+    commanded: bool,
+    reads: crate::control::Reads,
+    /// The lag filters are followed only when the firmware reads a pressure.
+    any_read: bool,
+}
+
+impl FwState {
+    fn new(fw: &mut FirmwareLoop) -> FwState {
+        let reads = fw.controller.reads();
+        fw.sensors.read_only(reads.pressures);
+        FwState {
+            queue: std::collections::VecDeque::with_capacity(fw.delay_ticks + 1),
+            applied: FwOutput::default(),
+            out: FwOutput::default(),
+            steady: 0,
+            fw_level: 0,
+            skipped: 0,
+            last_command: FwOutput::default(),
+            commanded: false,
+            reads,
+            any_read: fw.sensors.any_read(),
+        }
+    }
+
+    /// Firmware tick: sample, compute, delay, apply. Inside a window where
+    /// the firmware promised the same output whatever it reads (and with the
+    /// trigger level it saw), its last output stands in for the call:
+    /// nothing is sampled, built or validated.
+    #[inline]
+    fn tick(
+        &mut self,
+        fw: &mut FirmwareLoop,
+        plant: &Plant,
+        trig: &Trigger,
+        tm: &Timing,
+        tick_no: u64,
+        t_tick: f64,
+    ) -> Result<(), RunError> {
+        if self.steady > 0 && trig.debounced == self.fw_level {
+            self.steady -= 1;
+            self.skipped += 1;
+            if fw.sensors.any_read() {
+                fw.sensors.sample(tick_no);
+            }
+        } else {
+            self.compute(fw, plant, trig, tm, tick_no, t_tick)?;
+        }
+        if fw.delay_ticks == 0 {
+            self.applied = self.out;
+        } else {
+            self.queue.push_back(self.out);
+            if self.queue.len() > fw.delay_ticks {
+                self.applied = self.queue.pop_front().expect("non-empty");
+            }
+        }
+        // The driver depends on its command and, on a change of mode, the time.
+        if !self.commanded || !self.applied.same_drive(&self.last_command) {
+            fw.driver.command(&self.applied, t_tick);
+            self.last_command = self.applied;
+            self.commanded = true;
+        }
+        Ok(())
+    }
+
+    /// Call the firmware: sample its sensors, build its input, validate its output.
+    fn compute(
+        &mut self,
+        fw: &mut FirmwareLoop,
+        plant: &Plant,
+        trig: &Trigger,
+        tm: &Timing,
+        tick_no: u64,
+        t_tick: f64,
+    ) -> Result<(), RunError> {
+        if self.skipped > 0 {
+            fw.controller.skip(self.skipped);
+            self.skipped = 0;
+        }
+        fw.sensors.sample(tick_no);
+        let [p_supply, p_chamber, p_syringe] = fw.sensors.pressures();
+        let input = FwInput {
+            t: t_tick,
+            tick_period: tm.tick,
+            tick: tick_no,
+            shot: trig.edges.saturating_sub(1),
+            trigger: trig.debounced,
+            t_since_trigger: t_tick - trig.t_edge,
+            p_supply,
+            p_chamber,
+            p_syringe,
+            plunger: if self.reads.plunger { fw.sensors.encoder(plant.state.z) } else { f64::NAN },
+            syringe_area: tm.area,
+        };
+        self.out = FwOutput::default();
+        fw.controller.step(&input, &mut self.out)?;
+        self.out.validate().map_err(|message| FirmwareError::Step {
+            name: fw.controller.name(),
+            t_ms: t_tick * 1e3,
+            tick: tick_no,
+            message,
+        })?;
+        self.steady = fw.controller.steady_ticks();
+        self.fw_level = trig.debounced;
+        Ok(())
+    }
+
+    /// Every output applied or still in the delay queue is idle.
+    fn all_idle(&self) -> bool {
+        self.applied.idle == 1 && self.queue.iter().all(|o| o.idle == 1)
+    }
+}
+
+/// One shot under way: its record, the state at its trigger, and the
+/// drive's edges.
+struct ShotRun {
+    rec: ShotRecord,
+    s0: super::PlantState,
+    steps_before: u64,
+    delivered0: f64,
+    start_tick: u64,
+    was_active: bool,
+    t_rise: f64,
+    t_fall: f64,
+    active_ticks: u64,
+}
+
+impl ShotRun {
+    fn start(shot: usize, start_tick: u64, tm: &Timing, plant: &Plant) -> ShotRun {
+        let s0 = plant.state.clone();
+        let rec = ShotRecord::starting(shot, start_tick as f64 * tm.tick, &s0, tm.pa, plant.params.needles.len());
+        let delivered0: f64 = s0.delivered.iter().sum();
+        ShotRun {
+            rec,
+            s0,
+            steps_before: plant.steps(),
+            delivered0,
+            start_tick,
+            was_active: false,
+            t_rise: f64::NAN,
+            t_fall: f64::NAN,
+            active_ticks: 0,
+        }
+    }
+
+    /// Track the drive's rising and falling edges at tick `k` of the shot.
+    #[inline]
+    fn drive_edges(&mut self, active: bool, k: u64, tick: f64) {
+        if active && !self.was_active && self.t_rise.is_nan() {
+            self.t_rise = k as f64 * tick;
+        }
+        if !active && self.was_active {
+            self.t_fall = k as f64 * tick;
+        }
+        self.was_active = active;
+        self.active_ticks += active as u64;
+    }
+
+    /// Fold a step ending at `t1` into the record and the t90 buffer.
+    #[inline]
+    fn record_step(&mut self, plant: &Plant, cumulative: &mut Vec<(f64, f64)>, t1: f64, h: f64, pa: f64) {
+        let rec = &mut self.rec;
+        rec.accumulate(plant, t1 - rec.t_start, h, self.t_rise, self.t_fall, pa);
+        cumulative.push((t1 - rec.t_start, plant.signals.delivered_total - self.delivered0));
+    }
+}
+
+/// What a shot's ticks share with the session.
+struct ShotContext<'s, 'f, 'c> {
+    tm: &'s Timing,
+    fw: &'s mut FirmwareLoop<'f>,
+    fs: &'s mut FwState,
+    trig: &'s mut Trigger,
+    ad: Option<&'s mut Adaptive>,
+    cumulative: &'c mut Vec<(f64, f64)>,
+    last: bool,
+    ticks_run: &'s mut u64,
+}
+
+/// How a tick ends the shot's loop.
+enum TickEnd {
+    /// Go on with the next tick.
+    Next,
+    /// The shot is over.
+    Done,
+    /// The syringe is empty: the session stops.
+    Empty,
+}
+
+impl ShotContext<'_, '_, '_> {
+    /// The ticks of one shot; `Some(message)` when the session must stop after it.
+    fn run_shot<O: Observer + ?Sized>(
+        &mut self,
+        plant: &mut Plant,
+        run: &mut ShotRun,
+        observer: &mut O,
+    ) -> Result<Option<&'static str>, RunError> {
+        let tm = self.tm;
+        let mut k = 0u64;
+        let mut end_tick = tm.period_ticks;
+        while k < end_tick {
+            let tick_no = run.start_tick + k;
+            let t_tick = tick_no as f64 * tm.tick;
+            let raw = self.trig.update(k, t_tick, tm);
+            self.fs.tick(self.fw, plant, self.trig, tm, tick_no, t_tick)?;
+            let active = self.fw.driver.active();
+            run.drive_edges(active, k, tm.tick);
+            let applied = self.fs.applied;
+            let regulator_setpoint =
+                if applied.regulator_setpoint.is_nan() { f64::NAN } else { applied.regulator_setpoint + tm.pa };
+            let resting = applied.idle == 1 && !active && (self.fw.delay_ticks == 0 || self.fs.all_idle());
+            if resting && regulator_setpoint.is_nan() && quiescent(plant) {
+                // Nothing moves but slow relaxation: advance this tick in closed form.
+                fast_forward(plant, t_tick + tm.tick);
+                self.fw.sensors.settle(tm.truth(plant));
+                observer.observe(plant, 0.0, &applied);
+                k += 1;
+                *self.ticks_run += 1;
+                if !run.t_fall.is_nan() && self.trig.released(raw) {
+                    self.skip_rest(plant, observer, &applied, run.start_tick + end_tick);
+                    return Ok(None);
+                }
+                continue;
+            }
+            let span = if self.ad.is_some() {
+                self.adaptive_tick(plant, run, observer, k, end_tick, raw, active, t_tick, regulator_setpoint)
+            } else {
+                self.fixed_tick(plant, run, observer, t_tick, regulator_setpoint);
+                1
+            };
+            plant.check()?;
+            k += span;
+            *self.ticks_run += span;
+            match self.tick_end(plant, run, observer, raw, active, k, &mut end_tick) {
+                TickEnd::Next => {}
+                TickEnd::Done => return Ok(None),
+                TickEnd::Empty => return Ok(Some("the syringe is empty")),
+            }
+        }
+        Ok(None)
+    }
+
+    /// The plant's fixed steps over one tick.
+    #[inline]
+    fn fixed_tick<O: Observer + ?Sized>(
+        &mut self,
+        plant: &mut Plant,
+        run: &mut ShotRun,
+        observer: &mut O,
+        t_tick: f64,
+        regulator_setpoint: f64,
+    ) {
+        let tm = self.tm;
+        let h = tm.h;
+        let applied = self.fs.applied;
+        for j in 0..tm.n_sub {
+            let t0 = t_tick + j as f64 * h;
+            let t1 = t_tick + (j + 1) as f64 * h;
+            let coil = self.fw.driver.mean(t0, t1);
+            plant.advance(&Drive { coil, regulator_setpoint, force: 0.0, force_damping: 0.0 }, h);
+            // Keep time exact (no drift from repeated additions).
+            plant.state.t = t1;
+            if self.fs.any_read {
+                self.fw.sensors.track(tm.truth(plant), h);
+            }
+            run.record_step(plant, self.cumulative, t1, h, tm.pa);
+            observer.observe(plant, coil, &applied);
+        }
+    }
+
+    /// The adaptive stepper from tick `k`: one window across the ticks the
+    /// firmware promised to hold its output for (the trigger level, and with
+    /// it the firmware's input, staying as it is). Returns the ticks crossed.
+    #[allow(clippy::too_many_arguments)]
+    fn adaptive_tick<O: Observer + ?Sized>(
+        &mut self,
+        plant: &mut Plant,
+        run: &mut ShotRun,
+        observer: &mut O,
+        k: u64,
+        end_tick: u64,
+        raw: u32,
+        active: bool,
+        t_tick: f64,
+        regulator_setpoint: f64,
+    ) -> u64 {
+        let tm = self.tm;
+        let span = self.window_span(run, k, end_tick, raw);
+        let window = Window {
+            t0: t_tick,
+            units: span * tm.n_sub * adaptive::MIN_STEP_DIVISOR,
+            h0: tm.h / adaptive::MIN_STEP_DIVISOR as f64,
+            regulator_setpoint,
+        };
+        let edges = (run.t_rise, run.t_fall, run.delivered0);
+        let applied = self.fs.applied;
+        let ad = self.ad.as_deref_mut().expect("adaptive mode");
+        adaptive_window(ad, plant, self.fw, &window, &mut run.rec, self.cumulative, edges, tm.pa, observer, &applied);
+        if span > 1 {
+            if raw != self.trig.debounced {
+                self.trig.pending += span - 1;
+            }
+            self.fs.steady -= span - 1;
+            self.fs.skipped += span - 1;
+            run.active_ticks += (span - 1) * active as u64;
+        }
+        span
+    }
+
+    /// Ticks one adaptive window may cross from tick `k` (at least 1).
+    fn window_span(&self, run: &ShotRun, k: u64, end_tick: u64, raw: u32) -> u64 {
+        let tm = self.tm;
+        let steady = self.fs.steady;
+        if !(steady > 0 && self.fw.delay_ticks == 0 && !self.fw.sensors.any_read()) {
+            return 1;
+        }
+        let mut extra = steady.min(end_tick - k - 1).min(MAX_WINDOW_TICKS - 1);
+        // The raw trigger level holds until the press ends...
+        if k < tm.press_ticks {
+            extra = extra.min(tm.press_ticks - 1 - k);
+        }
+        // ...and a debounce under way does not complete inside the window.
+        if raw != self.trig.debounced {
+            extra = extra.min(tm.debounce_ticks.saturating_sub(self.trig.pending));
+        }
+        if self.last && !run.t_fall.is_nan() {
+            let cut = (run.t_fall / tm.tick).round() as u64 + tm.tail_ticks;
+            extra = extra.min(cut.saturating_sub(k + 1));
+        }
+        1 + extra
+    }
+
+    /// After the steps of a tick (ending at tick `k` of the shot): an empty
+    /// syringe, the end of delivery in the last shot, quiescence (the rest
+    /// of the period skipped), or the last shot's tail cut.
+    #[allow(clippy::too_many_arguments)]
+    fn tick_end<O: Observer + ?Sized>(
+        &mut self,
+        plant: &mut Plant,
+        run: &ShotRun,
+        observer: &mut O,
+        raw: u32,
+        active: bool,
+        k: u64,
+        end_tick: &mut u64,
+    ) -> TickEnd {
+        if plant.state.syringe_empty {
+            return TickEnd::Empty;
+        }
+        let idle = self.fs.all_idle() && !active && raw == 0 && self.trig.debounced == 0;
+        let fell = !run.t_fall.is_nan();
+        if self.last && idle && fell && delivery_over(plant) {
+            return TickEnd::Done;
+        }
+        if idle && fell && quiescent(plant) {
+            let applied = self.fs.applied;
+            self.skip_rest(plant, observer, &applied, run.start_tick + *end_tick);
+            return TickEnd::Done;
+        }
+        if self.last && fell && k >= (run.t_fall / self.tm.tick).round() as u64 + self.tm.tail_ticks {
+            *end_tick = k;
+        }
+        TickEnd::Next
+    }
+
+    /// Skip the rest of the shot period (not after the last shot).
+    fn skip_rest<O: Observer + ?Sized>(
+        &mut self,
+        plant: &mut Plant,
+        observer: &mut O,
+        applied: &FwOutput,
+        to_tick: u64,
+    ) {
+        if !self.last {
+            skip_to(plant, self.fw, observer, applied, to_tick as f64 * self.tm.tick);
+        }
+    }
 }
 
 /// Most ticks one adaptive window spans (so the end of a shot is seen within it).
@@ -648,14 +933,19 @@ impl ShotRecord {
         self.hit_stroke |= s.x_p >= plant.params.piston.stroke;
         self.flags.extrapolated |= sig.extrapolated;
         self.flags.line_mach = self.flags.line_mach.max(sig.line_mach);
-        for (ns, (p, re)) in self.needles.iter_mut().zip(sig.p_site.iter().zip(&sig.re)) {
-            ns.peak_site_pressure = ns.peak_site_pressure.max(*p);
-            ns.max_re = ns.max_re.max(*re);
+        // One pass over the needles, on slices of one length.
+        let n = self.needles.len();
+        let (p_site, re) = (&sig.p_site[..n], &sig.re[..n]);
+        let (v_bleb, q_needle) = (&s.v_bleb[..n], &s.q_needle[..n]);
+        let (mut site_volume, mut site_flow) = (self.flags.site_volume, self.flags.site_flow);
+        for (k, ns) in self.needles.iter_mut().enumerate() {
+            ns.peak_site_pressure = ns.peak_site_pressure.max(p_site[k]);
+            ns.max_re = ns.max_re.max(re[k]);
+            site_volume = site_volume.max(v_bleb[k]);
+            site_flow = site_flow.max(q_needle[k]);
         }
-        for (v, q) in s.v_bleb.iter().zip(&s.q_needle) {
-            self.flags.site_volume = self.flags.site_volume.max(*v);
-            self.flags.site_flow = self.flags.site_flow.max(*q);
-        }
+        self.flags.site_volume = site_volume;
+        self.flags.site_flow = site_flow;
     }
 
     fn finish(&mut self, plant: &Plant, s0: &super::PlantState, steps_before: u64, cumulative: &[(f64, f64)]) {
