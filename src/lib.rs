@@ -106,6 +106,22 @@ pub fn simulate_traced(sc: &Scenario, sink: &mut dyn TraceSink) -> Result<Run, R
     simulate_recorded(sc, fw.as_mut(), rec, None)
 }
 
+/// [`simulate_traced`] calling `progress(shot)` before each shot starts
+/// (with the number of shots done); the results do not depend on it.
+pub fn simulate_traced_with_progress(
+    sc: &Scenario,
+    sink: &mut dyn TraceSink,
+    progress: &mut dyn FnMut(usize),
+) -> Result<Run, RunError> {
+    let mut fw = controller_for(sc)?;
+    let rec = TraceRecorder::with_sink(sc.solver.trace_interval, sim::PLOT_POINTS, Some(sink));
+    let mut hook = |shot: usize, _: &mut sim::Plant| -> Result<(), String> {
+        progress(shot);
+        Ok(())
+    };
+    simulate_recorded(sc, fw.as_mut(), rec, Some(&mut hook))
+}
+
 /// Simulate a scenario's session with the given firmware.
 pub fn simulate_with(sc: &Scenario, controller: &mut dyn Controller, trace: bool) -> Result<Run, RunError> {
     simulate_hooked(sc, controller, trace, None)

@@ -156,8 +156,23 @@ fn sensitivity(study: &StudyArgs, quiet: bool) -> anyhow::Result<()> {
     let (_, prep, sc, dir, threads) = study.load()?;
     let set = &study.set;
     let started = Instant::now();
+    // The bar learns its length from the first evaluation (n × (parameters + 2)).
+    let bar = cli::progress_bar(quiet, 0, "{spinner} {bar:40} {pos}/{len} sessions  {elapsed} elapsed, eta {eta}");
+    let progress = |done: u64, total: u64| {
+        if let Some(b) = &bar {
+            b.set_length(total);
+            // Sessions finish on several threads: never step back.
+            if done > b.position() {
+                b.set_position(done);
+            }
+        }
+    };
     let a = with_outputs(&dir, "sensitivity", || {
-        let a = mesobench::study::sensitivity::dose_sensitivity(&prep, set, threads).map_err(anyhow::Error::msg)?;
+        let a = mesobench::study::sensitivity::dose_sensitivity_with_progress(&prep, set, threads, &progress);
+        if let Some(b) = &bar {
+            b.finish_and_clear();
+        }
+        let a = a.map_err(anyhow::Error::msg)?;
         mesobench::report::write_sensitivity(&dir, &sc, &a)?;
         Ok(a)
     })?;
@@ -273,7 +288,23 @@ fn run_scenario(path: Option<&Path>, out: Option<PathBuf>, set: &[String], quiet
     let (run, elapsed, files) = with_outputs(&dir, "run", || {
         // trace.csv is streamed to a temporary file as the run samples.
         let mut trace = mesobench::report::TraceCsv::create(&dir, &sc)?;
-        let run = mesobench::simulate_traced(&sc, &mut trace).with_context(|| format!("scenario {}", sc.name))?;
+        // A bar per shot for sessions long enough to wait for (on a terminal only).
+        let shots = sc.session.shots as u64;
+        let bar = cli::progress_bar(
+            quiet || shots < 5,
+            shots,
+            "{spinner} {bar:40} {pos}/{len} shots  {elapsed} elapsed, eta {eta}",
+        );
+        let mut progress = |started: usize| {
+            if let Some(b) = &bar {
+                b.set_position(started as u64);
+            }
+        };
+        let run = mesobench::simulate_traced_with_progress(&sc, &mut trace, &mut progress);
+        if let Some(b) = &bar {
+            b.finish_and_clear();
+        }
+        let run = run.with_context(|| format!("scenario {}", sc.name))?;
         let elapsed = started.elapsed();
         let files = mesobench::report::write_run(&dir, &sc, &source, set, &run, trace)?;
         Ok((run, elapsed, files))

@@ -327,3 +327,44 @@ fn tables_print_no_residue_of_unit_conversions() {
         }
     }
 }
+
+/// Run `args` on a pseudo-terminal (util-linux `script`), returning what the
+/// terminal showed, or None where `script` is missing.
+fn on_a_terminal(args: &[&str]) -> Option<String> {
+    if !Path::new("/usr/bin/script").exists() {
+        eprintln!("skipped: util-linux script not installed");
+        return None;
+    }
+    let cmd =
+        std::iter::once(env!("CARGO_BIN_EXE_mesobench")).chain(args.iter().copied()).collect::<Vec<_>>().join(" ");
+    let o = Command::new("/usr/bin/script").args(["-qec", &cmd, "/dev/null"]).current_dir(root()).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    Some(String::from_utf8_lossy(&o.stdout).into_owned())
+}
+
+#[test]
+fn long_runs_and_sensitivity_show_a_progress_bar_on_a_terminal_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("run");
+    let out = out.to_str().unwrap();
+    let args = ["run", "scenarios/reference.toml", "--out", out, "--set", "session.shots=12"];
+    if let Some(shown) = on_a_terminal(&args) {
+        assert!(shown.contains("/12 shots"), "no per-shot bar on a terminal: {shown:?}");
+    }
+    // Not a terminal: not a byte of progress, on stdout or stderr.
+    let o = mesobench(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let all = format!("{}{}", String::from_utf8_lossy(&o.stdout), stderr(&o));
+    assert!(!all.contains("/12 shots") && !all.contains('\r') && !all.contains("\x1b["), "{all:?}");
+    let sens = tmp.path().join("sens");
+    let sens = sens.to_str().unwrap();
+    let args =
+        ["sensitivity", "scenarios/sensitivity_reference.toml", "--out", sens, "--set", "sensitivity.samples=16"];
+    if let Some(shown) = on_a_terminal(&args) {
+        assert!(shown.contains(" sessions "), "no bar for sensitivity on a terminal: {shown:?}");
+    }
+    let o = mesobench(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let all = format!("{}{}", String::from_utf8_lossy(&o.stdout), stderr(&o));
+    assert!(!all.contains(" sessions ") && !all.contains('\r') && !all.contains("\x1b["), "{all:?}");
+}

@@ -150,6 +150,15 @@ fn shipped_study_reproduces_published_manual_variability() {
             assert!(g.cv < manual / 2.0 && g.bias.abs() < 0.02 && g.acceptance.pass, "{gun} at {t} µL: {g:?}");
         }
     }
+    // Its report: p-values far below double precision read "< 1e-16" (the F test's p is ~1e-234 here),
+    // and the conclusion names the extrapolated tissue as the main caveat.
+    assert!(out.pairs.iter().any(|p| p.f_test.p < 1e-100));
+    let dir = tempfile::tempdir().unwrap();
+    mesobench::report::compare::write_compare(dir.path(), &study, &out).unwrap();
+    let html = std::fs::read_to_string(dir.path().join("report.html")).unwrap();
+    assert!(html.contains("<td>&lt; 1e-16</td>") && !html.contains("e-234"));
+    assert!(html.contains("The most consistent arm is gun_volume_target at every target"), "conclusion");
+    assert!(html.contains("its back-pressure there is an extrapolation”."), "the main caveat");
 }
 
 /// Open `report.html` in headless Chromium and check that the page logs no
@@ -175,7 +184,9 @@ fn report_loads_in_headless_chromium() {
 ['error','warn'].forEach(function(k){var f=console[k];console[k]=function(){window.__errors++;f.apply(console,arguments);};});\
 window.addEventListener('load',function(){var ok=0,n=document.images.length;for(var i=0;i<n;i++){var m=document.images[i];\
 if(m.complete&&m.naturalWidth>0&&m.getBoundingClientRect().width>0)ok++;}document.body.setAttribute('data-probe',ok+'/'+n+' errors '+window.__errors);\
-document.body.setAttribute('data-width',String(document.documentElement.scrollWidth));});</script>";
+document.body.setAttribute('data-width',String(document.documentElement.scrollWidth));\
+var w=document.querySelectorAll('.wrap'),s=0;for(var j=0;j<w.length;j++){if(w[j].scrollWidth>w[j].clientWidth)s++;}\
+document.body.setAttribute('data-scrolling',String(s));});</script>";
     let probed = html.replacen("<head>", &format!("<head>{probe}"), 1);
     let page = out.join("probed.html");
     std::fs::write(&page, probed).unwrap();
@@ -215,6 +226,14 @@ document.body.setAttribute('data-width',String(document.documentElement.scrollWi
         .and_then(|w| w.parse().ok())
         .expect("the probe measured the page width");
     assert!(width <= 800, "the page is {width} px wide in an 800 px window");
+    // The wide tables scroll inside their wrapper instead (at least the dose-accuracy table).
+    let scrolling: u32 = dom
+        .split("data-scrolling=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .and_then(|w| w.parse().ok())
+        .expect("the probe counted the scrolling tables");
+    assert!(scrolling >= 1, "no table scrolls inside its wrapper at 800 px");
     let console: Vec<&str> = log.lines().filter(|l| l.contains(":CONSOLE")).collect();
     assert!(console.is_empty(), "console messages: {console:?}");
 }
@@ -269,4 +288,149 @@ fn a_hand_on_a_manual_arm_or_out_of_range_exits_2() {
     let study = small_study(tmp.path(), &bad);
     let o = mesobench(&["compare", study.to_str().unwrap(), "--out", tmp.path().join("p").to_str().unwrap()]);
     assert_exit2(&o, &["arm 'volume' hand.tilt_deg", "95", "0 to 80"]);
+}
+
+/// The text of an HTML fragment without its tags and with its entities read.
+fn text_of(html: &str) -> String {
+    let mut out = String::new();
+    let mut tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => tag = true,
+            '>' => tag = false,
+            c if !tag => out.push(c),
+            _ => {}
+        }
+    }
+    out.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&amp;", "&")
+}
+
+#[test]
+fn report_opens_with_a_conclusion_in_words_with_the_numbers_of_its_tables() {
+    let tmp = tempfile::tempdir().unwrap();
+    let study = small_study(tmp.path(), &format!("{NOVICE}{GUN}{TARGET}"));
+    let out = tmp.path().join("out");
+    let s = run_study(&study, &out, "2");
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    let start = html.find("<h2>Conclusion</h2>").expect("a conclusion");
+    assert!(start < html.find("<h2>Set-up</h2>").unwrap(), "the conclusion opens the report");
+    let para = text_of(&html[start..html[start..].find("</p>").unwrap() + start]);
+    let arms = s["arms"].as_array().unwrap();
+    let get = |arm: &str, t: f64| arms.iter().find(|a| a["arm"] == arm && a["target_ul"] == t).unwrap();
+    // The most consistent arm at each target, with its CV.
+    for t in [10.0, 20.0] {
+        let best = arms
+            .iter()
+            .filter(|a| a["target_ul"] == t)
+            .min_by(|x, y| x["cv"].as_f64().unwrap().total_cmp(&y["cv"].as_f64().unwrap()))
+            .unwrap();
+        let cv = format!("{:.2} % at {t} µL", 100.0 * best["cv"].as_f64().unwrap());
+        assert!(para.contains(best["arm"].as_str().unwrap()) && para.contains(&cv), "{cv} in {para}");
+    }
+    // The CV ratio of the best manual arm (the only one) to the best gun arm, from the pair table.
+    let gun_cv = |a: &str| get(a, 10.0)["cv"].as_f64().unwrap() + get(a, 20.0)["cv"].as_f64().unwrap();
+    let best_gun = if gun_cv("gun") < gun_cv("volume") { "gun" } else { "volume" };
+    let pair = s["pairs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["a"] == "novice" && p["b"] == best_gun && p["target_ul"] == 10.0)
+        .unwrap();
+    let r = &pair["cv_ratio"];
+    let ratio = format!(
+        "{:.2} at 10 µL (95 % interval {:.2} – {:.2})",
+        r["ratio"].as_f64().unwrap(),
+        r["lo"].as_f64().unwrap(),
+        r["hi"].as_f64().unwrap()
+    );
+    assert!(
+        para.contains(&format!("manual arm, novice, divided by that of the most consistent gun arm, {best_gun}")),
+        "{para}"
+    );
+    assert!(para.contains(&ratio), "{ratio} in {para}");
+    // How many arms pass the acceptance rule at every target.
+    let every = ["novice", "gun", "volume"]
+        .iter()
+        .filter(|a| [10.0, 20.0].iter().all(|t| get(a, *t)["acceptance"]["pass"] == true))
+        .count();
+    assert!(para.contains(&format!("{every} of 3 arms pass at every target")), "{para}");
+    assert!(para.contains("mesotherapy acceptance rule (L(V) = max(2 µL, 15 % of V)"), "{para}");
+    // The main caveat: the gun sessions' validity warnings, the extrapolated tissue first.
+    assert!(para.contains("gun sessions raised model-validity warnings") && para.contains("extrapolation"), "{para}");
+    assert!(html.contains("<h2>Model-validity warnings</h2>"));
+}
+
+#[test]
+fn report_describes_every_arm_its_firmware_calibration_and_the_source_of_each_variability() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A stated source on one of the gun's keys, none on another.
+    let gun = GUN.replace(
+        "sd = 0.1 }\n",
+        "sd = 0.1 }  # regulator tolerance (Festo catalogue 2021)\n\"valve.coil_temperature_c\" = { dist = \"uniform\", lo = 20.0, hi = 60.0 }\n",
+    );
+    let study = small_study(tmp.path(), &format!("{NOVICE}{gun}{TARGET}"));
+    let out = tmp.path().join("out");
+    let s = run_study(&study, &out, "2");
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    let section = |name: &str| {
+        let i = html.find(&format!("\">{name}</h3>")).unwrap_or_else(|| panic!("a section for arm {name}"));
+        let rest = &html[i..];
+        text_of(&rest[..rest[5..].find("<h3").map(|j| j + 5).unwrap_or(rest.len())])
+    };
+    let novice = section("novice");
+    assert!(novice.contains("manual: a novice operator") && novice.contains("no firmware"), "{novice}");
+    assert!(novice.contains("median 25 µL/s; geometric SD 1.5 between operators"), "{novice}");
+    assert!(novice.contains("Aesthet Surg J 42(10):1109") && novice.contains("no published source"), "{novice}");
+    let gun = section("gun");
+    assert!(gun.contains("open_loop: firmware.tick_hz = 10000 Hz"), "{gun}");
+    let cal = |t: f64| {
+        let a = s["arms"].as_array().unwrap().iter().find(|a| a["arm"] == "gun" && a["target_ul"] == t).unwrap();
+        format!("{:.2} ms at {t} µL", a["calibrated"].as_f64().unwrap())
+    };
+    assert!(gun.contains("factory calibration: firmware.open_time_ms bisected in 5 – 300 ms"), "{gun}");
+    assert!(gun.contains(&cal(10.0)) && gun.contains(&cal(20.0)), "{} {} in {gun}", cal(10.0), cal(20.0));
+    assert!(
+        gun.contains(
+            "normal, mean 3 bar(g), SD 0.1 bar(g)once per devicestudy file: regulator tolerance (Festo catalogue 2021)"
+        ),
+        "{gun}"
+    );
+    assert!(gun.contains("uniform from 20 to 60 °Conce per deviceno published source"), "{gun}");
+    let volume = section("volume");
+    assert!(
+        volume
+            .contains("volume_target: firmware.tick_hz = 10000 Hz, firmware.lead_ms = 4 ms, firmware.learn_gain = 0.5"),
+        "{volume}"
+    );
+    assert!(!volume.contains("open_time_ms ="), "a volume target does not read the open time: {volume}");
+    assert!(volume.contains("firmware.target_ul set to the target (10 and 20 µL)"), "{volume}");
+    assert!(volume.contains("No device-to-device variability of its own"), "{volume}");
+    // The shared variability, once, with the source the study gives or none.
+    let shared = section("Shared by every arm");
+    assert!(
+        shared.contains(
+            "needle.inner_diameter_mmnormal, mean 0.159 mm, SD 0.003 mmonce per operator or deviceno published source"
+        ),
+        "{shared}"
+    );
+    assert!(shared.contains("uniform from 20 to 50 kPafor every injection site (every shot)"), "{shared}");
+    // p-values that underflow read "< 1e-16", never 0 or 1e-300.
+    let pairs = &html[html.find("<h2>Arm against arm</h2>").unwrap()..];
+    let pairs = &pairs[..pairs.find("</table>").unwrap()];
+    let mut seen = 0;
+    for row in pairs.lines().filter(|l| l.starts_with("<tr><td>")) {
+        let cells: Vec<&str> =
+            row.split("<td").map(|c| c.split('>').nth(1).unwrap().split('<').next().unwrap()).collect();
+        for p in &cells[cells.len() - 2..] {
+            match *p {
+                "&lt; 1e-16" => seen += 1,
+                p => {
+                    let v: f64 = p.parse().unwrap_or_else(|_| panic!("p-value {p:?}"));
+                    assert!((1e-16..=1.0).contains(&v), "p-value {p} printed");
+                    seen += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(seen, 2 * 2 * 3, "two p-values for each of 3 pairs at 2 targets: {pairs}");
 }

@@ -11,7 +11,10 @@ use plotters::prelude::*;
 
 use super::plot::{err, histogram, range, render, Chart, DrawResult, Legend, Mark, Side, FONT, SIZE};
 use super::{csv_bytes, json_bytes, write_atomic, ReportError};
-use crate::study::compare::{ArmSummary, Outcome, Study};
+use crate::control::manual::OperatorParams;
+use crate::scenario::{Distribution, Level, Uncertain};
+use crate::study::compare::{Arm, ArmKind, ArmSummary, DoseSetting, Outcome, Study};
+use crate::text::g6;
 
 /// Tableau-10 colours, one per arm.
 const COLORS: [RGBColor; 10] = [
@@ -349,23 +352,26 @@ fn report_html(study: &Study, out: &Outcome, pngs: &[(String, Vec<u8>)]) -> Stri
     let _ = write!(
         h,
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{}</title>\n<style>\n\
-body{{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222}}\n\
-table{{border-collapse:collapse;margin:1em 0;font-size:0.9em;display:block;overflow-x:auto;max-width:100%}}th,td{{border:1px solid #bbb;padding:0.25em 0.6em;text-align:right}}\n\
-th{{background:#eee}}td.l{{text-align:left}}.pass{{color:#176317;font-weight:bold}}.fail{{color:#b01c1c;font-weight:bold}}\n\
-img{{max-width:100%;border:1px solid #ddd}}figure{{margin:1.5em 0}}figcaption{{font-size:0.9em;color:#555}}\n\
-</style>\n</head>\n<body>\n<h1>{}</h1>\n<p>{}</p>\n",
+body{{font-family:sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;color:#222;overflow-wrap:break-word}}\n\
+.wrap{{overflow-x:auto;max-width:100%;margin:1em 0}}table{{border-collapse:collapse;font-size:0.9em}}\n\
+th,td{{border:1px solid #bbb;padding:0.25em 0.6em;text-align:right;white-space:nowrap;vertical-align:top}}\n\
+table.text td,table.text th{{white-space:normal;min-width:6em}}th{{background:#eee}}.l{{text-align:left}}\n\
+.pass{{color:#176317;font-weight:bold}}.fail{{color:#b01c1c;font-weight:bold}}p.conclusion{{background:#f4f7fb;border-left:4px solid #1f77b4;padding:0.6em 1em}}\n\
+img{{max-width:100%;height:auto;border:1px solid #ddd}}figure{{margin:1.5em 0}}figcaption{{font-size:0.9em;color:#555}}\n\
+</style>\n</head>\n<body>\n<h1>{}</h1>\n<p>{}</p>\n<h2>Conclusion</h2>\n<p class=\"conclusion\">{}</p>\n",
         html_escape(&title),
         html_escape(&title),
-        html_escape(&study.description)
+        html_escape(&study.description),
+        html_escape(&conclusion(study, out))
     );
     let targets: Vec<String> = study.targets_ul.iter().map(|t| fmt(*t)).collect();
     let _ = write!(
         h,
-        "<h2>Set-up</h2>\n<table>\n<tr><th>study file</th><td class=\"l\">{}</td></tr>\n<tr><th>shared scenario</th><td class=\"l\">{}</td></tr>\n\
+        "<h2>Set-up</h2>\n<div class=\"wrap\"><table class=\"text\">\n<tr><th>study file</th><td class=\"l\">{}</td></tr>\n<tr><th>shared scenario</th><td class=\"l\">{}</td></tr>\n\
 <tr><th>seed</th><td class=\"l\">{}</td></tr>\n<tr><th>targets</th><td class=\"l\">{} µL</td></tr>\n\
 <tr><th>units per arm</th><td class=\"l\">{} (operators or devices)</td></tr>\n<tr><th>shots per unit and target</th><td class=\"l\">{}</td></tr>\n\
 <tr><th>acceptance</th><td class=\"l\">{}: L(V) = max({} µL, {} % of V); two-sided tolerance interval, coverage {}, confidence {}</td></tr>\n\
-<tr><th>mesobench</th><td class=\"l\">{}</td></tr>\n</table>\n",
+<tr><th>mesobench</th><td class=\"l\">{}</td></tr>\n</table></div>\n",
         html_escape(&study.source),
         html_escape(&study.scenario.source().name),
         study.seed,
@@ -381,8 +387,8 @@ img{{max-width:100%;border:1px solid #ddd}}figure{{margin:1.5em 0}}figcaption{{f
     );
     h.push_str(
         "<h2>Dose accuracy per arm</h2>\n<p>Pass if and only if x̄ − k·s ≥ V − L and x̄ + k·s ≤ V + L (ISO 11608-1 method, exact two-sided k). \
-Within and between: variance components of the doses grouped by operator or device.</p>\n<table>\n\
-<tr><th>arm</th><th>kind</th><th>target µL</th><th>n</th><th>mean µL</th><th>SD µL</th><th>CV %</th><th>bias %</th>\
+Within and between: variance components of the doses grouped by operator or device.</p>\n<div class=\"wrap\"><table>\n\
+<tr><th class=\"l\">arm</th><th class=\"l\">kind</th><th>target µL</th><th>n</th><th>mean µL</th><th>SD µL</th><th>CV %</th><th>bias %</th>\
 <th>within SD µL</th><th>between SD µL</th><th>k</th><th>x̄ ± k·s µL</th><th>limits µL</th><th>verdict</th></tr>\n",
     );
     for s in &out.arms {
@@ -410,12 +416,16 @@ Within and between: variance components of the doses grouped by operator or devi
             if v.pass { "PASS" } else { "FAIL" }
         );
     }
-    h.push_str("</table>\n");
+    h.push_str("</table></div>\n");
     let _ = write!(
         h,
         "<h2>Arm against arm</h2>\n<p>CV ratio with a {:.0} % cluster-bootstrap interval ({} resamples of whole operators or devices); \
 F test and Brown–Forsythe test of equal variances (two-sided p; both treat shots as independent, so with clustered doses \
-they overstate significance; the bootstrap interval does not).</p>\n<table>\n<tr><th>target µL</th><th>arm a</th><th>arm b</th>\
+they overstate significance; the bootstrap interval does not). A p-value below 1e-16 is printed as &lt; 1e-16: \
+the two-sided p is 2·min(P, 1 − P) of the F distribution's tail P, and double precision does not resolve 1 − P below about 1e-16, \
+so the digits of smaller values depend on which tail was computed and no conclusion changes with them; summary.json keeps the computed number, \
+down to 0, to be read the same way.</p>\n\
+<div class=\"wrap\"><table>\n<tr><th>target µL</th><th class=\"l\">arm a</th><th class=\"l\">arm b</th>\
 <th>CV a / CV b</th><th>interval</th><th>F</th><th>p (F)</th><th>p (Brown–Forsythe)</th></tr>\n",
         100.0 * study.interval,
         study.bootstrap
@@ -435,7 +445,9 @@ they overstate significance; the bootstrap interval does not).</p>\n<table>\n<tr
             p_value(p.brown_forsythe.p)
         );
     }
-    h.push_str("</table>\n<h2>Plots</h2>\n");
+    h.push_str("</table></div>\n");
+    h.push_str(&warnings_html(study, out));
+    h.push_str("<h2>Plots</h2>\n");
     for ((name, caption), (_, png)) in PLOTS.iter().zip(pngs) {
         let _ = write!(
             h,
@@ -447,11 +459,7 @@ they overstate significance; the bootstrap interval does not).</p>\n<table>\n<tr
             html_escape(caption)
         );
     }
-    h.push_str("<h2>What each arm assumes</h2>\n<table>\n<tr><th>arm</th><th>assumptions</th></tr>\n");
-    for a in &study.arms {
-        let _ = writeln!(h, "<tr><td>{}</td><td>{}</td></tr>", html_escape(&a.name), html_escape(&a.assumptions()));
-    }
-    h.push_str("</table>\n");
+    h.push_str(&arms_html(study, out));
     h.push_str(
         "<h2>Models</h2>\n<p>Manual arms: the operator pushes the same syringe, needle, fluid and tissue plant as the gun through a hand \
 impedance that follows an intended plunger speed, with physiological tremor (8–12 Hz), start-of-stroke force pulses, a stop decided by \
@@ -460,6 +468,626 @@ Operators are drawn once, their shots around them (hierarchical). Gun arms run t
 (needle lot, friction, tissue) uses the same random streams in every arm. Sources and priors: mesobench docs/physics.md (manual operator) and docs/studies.md (manual injection against the gun).</p>\n",
     );
     h.push_str("</body>\n</html>\n");
+    h
+}
+
+// ---------------------------------------------------------------------------
+// The words of the report: its conclusion and what every arm is.
+
+/// A CV (fraction) as the tables print it, in %.
+fn cv_pct(cv: f64) -> String {
+    format!("{:.2} %", 100.0 * cv)
+}
+
+/// `items` joined as words: "a", "a and b", "a, b and c".
+fn and_list(items: &[String]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} and {last}", init.join(", ")),
+    }
+}
+
+/// The summary of arm `a` at target `t`.
+fn summary<'o>(study: &Study, out: &'o Outcome, a: usize, t: usize) -> &'o ArmSummary {
+    &out.arms[a * study.targets.len() + t]
+}
+
+/// The arm of `kind` with the lowest CV averaged over the targets.
+fn best_of(study: &Study, out: &Outcome, manual: bool) -> Option<usize> {
+    let nt = study.targets.len();
+    (0..study.arms.len())
+        .filter(|&a| matches!(study.arms[a].kind, ArmKind::Manual { .. }) == manual)
+        .map(|a| (a, (0..nt).map(|t| summary(study, out, a, t).cv).sum::<f64>()))
+        .min_by(|x, y| x.1.total_cmp(&y.1))
+        .map(|(a, _)| a)
+}
+
+/// CV(manual arm m) / CV(gun arm g) at target `t` with its bootstrap
+/// interval, from the pair table (inverted when the gun arm came first).
+fn manual_over_gun(study: &Study, out: &Outcome, m: usize, g: usize, t: usize) -> Option<(f64, f64, f64)> {
+    let (name_m, name_g) = (&study.arms[m].name, &study.arms[g].name);
+    let v = study.targets_ul[t];
+    out.pairs.iter().filter(|p| p.target_ul == v).find_map(|p| {
+        let r = &p.cv_ratio;
+        if &p.a == name_m && &p.b == name_g {
+            Some((r.ratio, r.lo, r.hi))
+        } else if &p.a == name_g && &p.b == name_m {
+            Some((1.0 / r.ratio, 1.0 / r.hi, 1.0 / r.lo))
+        } else {
+            None
+        }
+    })
+}
+
+/// The model-validity warnings of the gun sessions, grouped by kind (the
+/// message without its numbers): an example message, the sessions that
+/// raised it and the arms they belong to, most frequent first.
+fn warning_groups(study: &Study, out: &Outcome) -> Vec<(String, usize, Vec<String>)> {
+    let mut groups: Vec<(String, String, usize, Vec<String>)> = Vec::new();
+    for s in &out.sessions {
+        for w in &s.warnings {
+            let class: String = w.chars().filter(|c| !c.is_ascii_digit()).collect();
+            let arm = study.arms[s.arm].name.clone();
+            match groups.iter_mut().find(|g| g.0 == class) {
+                Some(g) => {
+                    g.2 += 1;
+                    if !g.3.contains(&arm) {
+                        g.3.push(arm);
+                    }
+                }
+                None => groups.push((class, w.clone(), 1, vec![arm])),
+            }
+        }
+    }
+    // Extrapolations and models used outside their validity first, then
+    // the most frequent; ties keep the order of first appearance.
+    let beyond = |w: &str| ["extrapolat", "validity", "beyond"].iter().any(|k| w.contains(k));
+    groups.sort_by(|a, b| beyond(&b.1).cmp(&beyond(&a.1)).then(b.2.cmp(&a.2)));
+    groups.into_iter().map(|(_, example, n, arms)| (example, n, arms)).collect()
+}
+
+/// The report's opening paragraph, in words with the numbers of the tables.
+pub(crate) fn conclusion(study: &Study, out: &Outcome) -> String {
+    let nt = study.targets.len();
+    let na = study.arms.len();
+    let at = |t: usize| format!("{} µL", fmt(study.targets_ul[t]));
+    let mut s = String::new();
+    // The most consistent arm at each target.
+    let best: Vec<usize> = (0..nt)
+        .map(|t| {
+            (0..na).min_by(|&x, &y| summary(study, out, x, t).cv.total_cmp(&summary(study, out, y, t).cv)).unwrap_or(0)
+        })
+        .collect();
+    if best.iter().all(|&b| b == best[0]) {
+        let cvs: Vec<String> =
+            (0..nt).map(|t| format!("{} at {}", cv_pct(summary(study, out, best[0], t).cv), at(t))).collect();
+        let every = if nt == 1 { "the target" } else { "every target" };
+        let _ =
+            write!(s, "The most consistent arm is {} at {every} (CV {}).", study.arms[best[0]].name, and_list(&cvs));
+    } else {
+        let per: Vec<String> = (0..nt)
+            .map(|t| {
+                format!("{} at {} (CV {})", study.arms[best[t]].name, at(t), cv_pct(summary(study, out, best[t], t).cv))
+            })
+            .collect();
+        let _ = write!(s, "The most consistent arm is {}.", and_list(&per));
+    }
+    // Gun against hand.
+    if let (Some(m), Some(g)) = (best_of(study, out, true), best_of(study, out, false)) {
+        let ratios: Vec<String> = (0..nt)
+            .filter_map(|t| {
+                manual_over_gun(study, out, m, g, t).map(|(r, lo, hi)| {
+                    format!("{r:.2} at {} ({:.0} % interval {lo:.2} – {hi:.2})", at(t), 100.0 * study.interval)
+                })
+            })
+            .collect();
+        let _ = write!(
+            s,
+            " The CV of the most consistent manual arm, {}, divided by that of the most consistent gun arm, {}, is {}.",
+            study.arms[m].name,
+            study.arms[g].name,
+            and_list(&ratios)
+        );
+    }
+    // Acceptance.
+    let passes: Vec<Vec<usize>> =
+        (0..na).map(|a| (0..nt).filter(|&t| summary(study, out, a, t).acceptance.pass).collect()).collect();
+    let all: Vec<String> = (0..na).filter(|&a| passes[a].len() == nt).map(|a| study.arms[a].name.clone()).collect();
+    let some: Vec<String> = (0..na)
+        .filter(|&a| !passes[a].is_empty() && passes[a].len() < nt)
+        .map(|a| {
+            let ts: Vec<String> = passes[a].iter().map(|&t| fmt(study.targets_ul[t])).collect();
+            format!("{} ({} µL)", study.arms[a].name, and_list(&ts))
+        })
+        .collect();
+    let none: Vec<String> = (0..na).filter(|&a| passes[a].is_empty()).map(|a| study.arms[a].name.clone()).collect();
+    let l = &study.limits;
+    let _ = write!(
+        s,
+        " Against the {} acceptance rule (L(V) = max({} µL, {} % of V), coverage {}, confidence {}), {} of {} arms pass at every target{}",
+        study.preset,
+        fmt(l.alpha),
+        fmt(100.0 * l.beta),
+        l.coverage,
+        l.confidence,
+        all.len(),
+        na,
+        if all.is_empty() { String::new() } else { format!(" ({})", and_list(&all)) }
+    );
+    let mut rest = Vec::new();
+    if !some.is_empty() {
+        rest.push(format!("only at some targets: {}", and_list(&some)));
+    }
+    if !none.is_empty() {
+        rest.push(format!("at none: {}", and_list(&none)));
+    }
+    if rest.is_empty() {
+        s.push('.');
+    } else {
+        let _ = write!(s, "; {}.", rest.join("; "));
+    }
+    // The main caveat.
+    let groups = warning_groups(study, out);
+    let sessions = out.sessions.len();
+    let warned = out.sessions.iter().filter(|s| !s.warnings.is_empty()).count();
+    if let Some((example, n, arms)) = groups.first() {
+        let _ = write!(
+            s,
+            " Caveat: {warned} of {sessions} gun sessions raised model-validity warnings ({} kinds, listed below); the main one, in {n} sessions of {}: “{}”.",
+            groups.len(),
+            and_list(arms),
+            example
+        );
+    } else if sessions > 0 {
+        s.push_str(" No gun session raised a model-validity warning.");
+    }
+    if study.arms.iter().any(|a| matches!(a.kind, ArmKind::Manual { .. })) {
+        s.push_str(
+            " The manual arms are a behavioural model whose priors were set to reproduce published ranges of syringe dosing, not measurements of these operators.",
+        );
+    }
+    s
+}
+
+/// The unit symbol of a scenario key for prose ("" for a pure number).
+fn unit_of(key: &str) -> &'static str {
+    match crate::scenario::registry::find(key).map(|p| p.unit.symbol) {
+        Some("—") | None => "",
+        Some(u) => u,
+    }
+}
+
+/// `x` with its unit.
+fn with_unit(x: f64, unit: &str) -> String {
+    if unit.is_empty() {
+        g6(x)
+    } else {
+        format!("{} {unit}", g6(x))
+    }
+}
+
+/// A distribution in words, in the key's unit.
+fn distribution(d: &Distribution, unit: &str) -> String {
+    let u = |x: f64| with_unit(x, unit);
+    match *d {
+        Distribution::Normal { mean, sd } => format!("normal, mean {}, SD {}", u(mean), u(sd)),
+        Distribution::Lognormal { median, gsd } => {
+            format!("log-normal, median {}, geometric SD {}", u(median), g6(gsd))
+        }
+        Distribution::Uniform { lo, hi } => format!("uniform from {} to {}", g6(lo), u(hi)),
+        Distribution::TruncatedNormal { mean, sd, lo, hi } => {
+            format!("normal, mean {}, SD {}, truncated to {} – {}", u(mean), u(sd), g6(lo), u(hi))
+        }
+    }
+}
+
+/// When a draw is made.
+fn level(l: Level, shared: bool) -> &'static str {
+    match (l, shared) {
+        (Level::Session, true) => "once per operator or device",
+        (Level::Session, false) => "once per device",
+        (Level::Shot, _) => "before every shot",
+        (Level::Site, _) => "for every injection site (every shot)",
+    }
+}
+
+/// The source a study file's comment states, or that there is none: a
+/// comment citing a paper, a standard or a catalogue (a year, or a [R]/[V]
+/// mark) is given as written; one that only says "chosen here" ([D]) or
+/// none at all reads "no published source".
+fn stated_source(note: Option<&String>) -> String {
+    let cites = |n: &str| {
+        n.contains("[R]")
+            || n.contains("[V]")
+            || n.as_bytes()
+                .windows(4)
+                .any(|w| (w.starts_with(b"19") || w.starts_with(b"20")) && w.iter().all(u8::is_ascii_digit))
+    };
+    match note {
+        None => "no published source".into(),
+        Some(n) if cites(n) => format!("study file: {n}"),
+        Some(n) => format!("no published source (study file: {n})"),
+    }
+}
+
+/// Rows (parameter, distribution, when drawn, source) of a variability table.
+fn variability_rows(list: &[Uncertain], notes: &std::collections::BTreeMap<String, String>, shared: bool) -> String {
+    let mut h = String::new();
+    for u in list {
+        let _ = writeln!(
+            h,
+            "<tr><td class=\"l\"><code>{}</code></td><td class=\"l\">{}</td><td class=\"l\">{}</td><td class=\"l\">{}</td></tr>",
+            html_escape(&u.key),
+            html_escape(&distribution(&u.dist, unit_of(&u.key))),
+            level(u.level, shared),
+            html_escape(&stated_source(notes.get(&u.key)))
+        );
+    }
+    h
+}
+
+const VARIABILITY_HEAD: &str =
+    "<tr><th class=\"l\">parameter</th><th class=\"l\">distribution</th><th class=\"l\">drawn</th><th class=\"l\">source</th></tr>\n";
+
+/// The operator population of a manual arm: (what, value, when drawn, source).
+fn operator_rows(preset: &str, p: &OperatorParams) -> Vec<(&'static str, String, &'static str, String)> {
+    let base = OperatorParams::preset(preset).unwrap_or_else(|| p.clone());
+    // The preset's source when the study kept the preset's values.
+    let src =
+        |same: bool, s: &str| if same { s.to_string() } else { "set in the study file: no published source".into() };
+    let prior =
+        "no published source (a prior [D], set with the others to reproduce the published outcome ranges below)";
+    vec![
+        (
+            "intended plunger flow",
+            format!(
+                "median {} µL/s; geometric SD {} between operators, {} between one operator's shots",
+                g6(p.flow * 1e9),
+                g6(p.flow_gsd_between),
+                g6(p.flow_gsd_within)
+            ),
+            "per operator, then per shot",
+            src((p.flow, p.flow_gsd_between, p.flow_gsd_within) == (base.flow, base.flow_gsd_between, base.flow_gsd_within), prior),
+        ),
+        (
+            "reaction time (decision to release)",
+            format!(
+                "median {} ms; geometric SD {} between operators, {} within",
+                g6(p.reaction * 1e3),
+                g6(p.reaction_gsd_between),
+                g6(p.reaction_gsd_within)
+            ),
+            "per operator, then per shot",
+            src(
+                (p.reaction, p.reaction_gsd_between, p.reaction_gsd_within)
+                    == (base.reaction, base.reaction_gsd_between, base.reaction_gsd_within),
+                "no published source (a prior [D]: a visual choice reaction)",
+            ),
+        ),
+        (
+            "anticipated fraction of the latency",
+            format!("normal, mean {}, SD {} between operators (clamped to 0 – 1)", g6(p.anticipation), g6(p.anticipation_sd)),
+            "per operator",
+            src((p.anticipation, p.anticipation_sd) == (base.anticipation, base.anticipation_sd), prior),
+        ),
+        (
+            "reading the graduations",
+            format!(
+                "graduations every {} µL; reading SD {} graduation; viewing-angle SD {}° through a {} mm barrel wall (parallax)",
+                g6(p.graduation * 1e9),
+                g6(p.reading_sd),
+                g6(p.view_angle_sd.to_degrees()),
+                g6(p.wall * 1e3)
+            ),
+            "at the start and at the stop of every shot",
+            src(
+                (p.graduation, p.reading_sd, p.view_angle_sd, p.wall)
+                    == (base.graduation, base.reading_sd, base.view_angle_sd, base.wall),
+                "graduations: 0.01 mL marks of BD 1 mL tuberculin syringes; reading and angle SDs and the wall: no published source ([D])",
+            ),
+        ),
+        (
+            "tremor",
+            format!(
+                "{} N RMS, centre frequency uniform from {} to {} Hz between operators",
+                g6(p.tremor_rms),
+                g6(p.tremor_hz.0),
+                g6(p.tremor_hz.1)
+            ),
+            "per operator (frequency), every shot",
+            src(
+                (p.tremor_rms, p.tremor_hz) == (base.tremor_rms, base.tremor_hz),
+                "8–12 Hz: the textbook physiological-tremor band (not verified here); tremor in manual injection: Micheels et al., J Méd Esthét Chir Dermatol n°197 (2023); amplitude: no published source ([D])",
+            ),
+        ),
+        (
+            "start-of-stroke force pulses",
+            format!(
+                "Poisson, mean {} per shot, peak 50–100 % of {} N, width {} ms, in the first {} % of the stroke",
+                g6(p.pulses),
+                g6(p.pulse_force),
+                g6(p.pulse_width * 1e3),
+                g6(100.0 * p.pulse_window)
+            ),
+            "per shot",
+            src(
+                (p.pulses, p.pulse_force, p.pulse_width, p.pulse_window)
+                    == (base.pulses, base.pulse_force, base.pulse_width, base.pulse_window),
+                "pulses in every operator, mostly early: Tzafalia & Sixou, Anesth Prog 58(2):61–65 (2011); their number and size: no published source ([D])",
+            ),
+        ),
+        (
+            "needle-tip drift during the stroke",
+            format!("log-normal, median {} mm, geometric SD {}", g6(p.drift * 1e3), g6(p.drift_gsd)),
+            "per shot",
+            src(
+                (p.drift, p.drift_gsd) == (base.drift, base.drift_gsd),
+                "mean 1.9 mm, 0.6–4.1 mm, less with experience: Aesthet Surg J 42(10):1109 [V]",
+            ),
+        ),
+        (
+            "hand on the plunger",
+            format!(
+                "stiffness {} N/mm, damping {} N·s/m, preload {} N, speed ramp {} ms, release {} ms",
+                g6(p.stiffness * 1e-3),
+                g6(p.damping),
+                g6(p.preload),
+                g6(p.ramp * 1e3),
+                g6(p.release * 1e3)
+            ),
+            "fixed",
+            src(
+                (p.stiffness, p.damping, p.preload, p.ramp, p.release)
+                    == (base.stiffness, base.damping, base.preload, base.ramp, base.release),
+                "no published source ([D]: a reflex-stiffened thumb)",
+            ),
+        ),
+        (
+            "intended depth, dermis",
+            format!("{} mm, dermis {} mm", g6(p.depth * 1e3), g6(p.dermis * 1e3)),
+            "fixed",
+            src((p.depth, p.dermis) == (base.depth, base.dermis), "no published source ([D]: facial dermis)"),
+        ),
+    ]
+}
+
+/// Firmware keys that only one kind of firmware reads.
+fn firmware_key_applies(key: &str, kind: &str) -> bool {
+    const VOLUME: [&str; 4] = ["target_ul", "lead_ms", "learn_gain", "max_open_ms"];
+    const PID: [&str; 12] = [
+        "measured",
+        "setpoint_bar",
+        "setpoint_step_ms",
+        "setpoint_step_bar",
+        "kp",
+        "ki_per_s",
+        "kd_s",
+        "derivative_filter_ms",
+        "u_min_bar",
+        "u_max_bar",
+        "anti_windup",
+        "tracking_time_ms",
+    ];
+    let k = key.trim_start_matches("firmware.");
+    if VOLUME.contains(&k) {
+        kind == "volume_target"
+    } else if PID.contains(&k) {
+        kind == "pressure_pid"
+    } else if k == "open_time_ms" {
+        kind == "open_loop" || kind == "pressure_pid"
+    } else if k.starts_with("plugin") {
+        kind == "plugin"
+    } else if k == "fmu" {
+        kind == "fmu"
+    } else {
+        true
+    }
+}
+
+/// A gun arm's firmware: its kind and the settings written in the scenario
+/// or the arm that this kind reads (the dose key apart), and the arm's other
+/// overrides.
+fn firmware_text(study: &Study, arm: &Arm, dose_key: &str) -> (String, String) {
+    let Ok(entries) = study.scenario.entries(&arm.set) else {
+        return ("(the arm's overrides could not be resolved)".into(), String::new());
+    };
+    let value = |e: &crate::scenario::registry::Entry| {
+        let v = e.value.trim_matches('"');
+        if e.unit.is_empty() {
+            v.to_string()
+        } else {
+            format!("{v} {}", e.unit)
+        }
+    };
+    let kind = entries.iter().find(|e| e.key == "firmware.kind").map(|e| e.value.trim_matches('"').to_string());
+    let kind = kind.unwrap_or_else(|| "open_loop".into());
+    let settings: Vec<String> = entries
+        .iter()
+        .filter(|e| e.key.starts_with("firmware.") && e.key != "firmware.kind" && e.key != dose_key)
+        .filter(|e| e.origin != "default" && firmware_key_applies(&e.key, &kind))
+        .map(|e| format!("{} = {}", e.key, value(e)))
+        .collect();
+    let fw = if settings.is_empty() {
+        format!("{kind} (every setting at its default)")
+    } else {
+        format!("{kind}: {} (others at their defaults)", settings.join(", "))
+    };
+    let other: Vec<String> = arm.set.iter().filter(|s| !s.trim_start().starts_with("firmware.")).cloned().collect();
+    (fw, other.join(", "))
+}
+
+/// How a gun arm is set to each target, with the values it ran with.
+fn calibration_text(study: &Study, out: &Outcome, a: usize, dose: &DoseSetting) -> String {
+    let nt = study.targets.len();
+    match dose {
+        DoseSetting::Direct { key } => format!(
+            "{key} set to the target ({} µL); no calibration",
+            and_list(&study.targets_ul.iter().map(|t| fmt(*t)).collect::<Vec<_>>())
+        ),
+        DoseSetting::Calibrate { key, lo, hi, each_unit: false } => {
+            let unit = unit_of(key);
+            let values: Vec<String> = (0..nt)
+                .filter_map(|t| {
+                    summary(study, out, a, t)
+                        .calibrated
+                        .map(|v| format!("{v:.2} {unit} at {} µL", fmt(study.targets_ul[t])))
+                })
+                .collect();
+            format!(
+                "factory calibration: {key} bisected in {} – {} until the mean of 3 shots on the nominal device (no variability drawn) is the target; every device then runs with the same value: {}",
+                g6(*lo),
+                with_unit(*hi, unit),
+                and_list(&values)
+            )
+        }
+        DoseSetting::Calibrate { key, lo, hi, each_unit: true } => {
+            let unit = unit_of(key);
+            let values: Vec<String> = (0..nt)
+                .map(|t| {
+                    let v: Vec<f64> =
+                        out.sessions.iter().filter(|s| s.arm == a && s.target == t).map(|s| s.dose_value).collect();
+                    let (mn, mx) =
+                        v.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), x| (l.min(*x), h.max(*x)));
+                    format!("{mn:.2} – {mx:.2} {unit} at {} µL", fmt(study.targets_ul[t]))
+                })
+                .collect();
+            format!(
+                "calibration in use: {key} bisected in {} – {} on each device, with its own drawn needle, syringe and device variability (3 shots), until its mean dose is the target: {} over the {} devices",
+                g6(*lo),
+                with_unit(*hi, unit),
+                and_list(&values),
+                study.units
+            )
+        }
+    }
+}
+
+const HAND_SOURCE: &str = "depth SD: the ±0.15 mm depth-scale tolerance of motorised microneedling pens (FDA 510(k) K182407) [V]; \
+more accurate volume with the nose pressed on the skin: ASME J Med Devices 13(2):021007 [V]; depth, dermis, tilt and the hover factor: no published source ([D])";
+
+/// One section per arm: what it is, its firmware, calibration and the
+/// variability it assumes with the source of each.
+fn arms_html(study: &Study, out: &Outcome) -> String {
+    let mut h = String::new();
+    h.push_str("<h2>What each arm assumes</h2>\n");
+    if !study.shared.is_empty() {
+        h.push_str(
+            "<h3 id=\"shared\">Shared by every arm</h3>\n<p>Drawn from the same random streams in every arm (common random numbers): \
+every arm meets the same needles, stoppers and tissue.</p>\n<div class=\"wrap\"><table class=\"text\">\n",
+        );
+        h.push_str(VARIABILITY_HEAD);
+        h.push_str(&variability_rows(&study.shared, &study.shared_notes, true));
+        h.push_str("</table></div>\n");
+    }
+    for (a, arm) in study.arms.iter().enumerate() {
+        let _ = writeln!(h, "<h3 id=\"arm-{a}\">{}</h3>", html_escape(&arm.name));
+        let mut rows: Vec<(&str, String)> = Vec::new();
+        match &arm.kind {
+            ArmKind::Manual { preset, operator } => {
+                rows.push((
+                    "kind",
+                    format!(
+                        "manual: {} {preset} operator pushes the plunger of the shared syringe by thumb; no firmware; the stop is read on the graduations",
+                        if preset.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" }
+                    ),
+                ));
+                rows.push(("calibration", "none: each operator aims at the target by eye".into()));
+                if !arm.set.is_empty() {
+                    rows.push(("overrides", arm.set.join(", ")));
+                }
+                rows.push(("in short", arm.assumptions()));
+                table_rows(&mut h, &rows);
+                h.push_str(&format!(
+                    "<p>Operator population ({} operators, each drawn once, their shots around them):</p>\n<div class=\"wrap\"><table class=\"text\">\n",
+                    study.units
+                ));
+                h.push_str("<tr><th class=\"l\">what</th><th class=\"l\">value</th><th class=\"l\">drawn</th><th class=\"l\">source</th></tr>\n");
+                for (what, value, when, src) in operator_rows(preset, operator) {
+                    let _ = writeln!(
+                        h,
+                        "<tr><td class=\"l\">{what}</td><td class=\"l\">{}</td><td class=\"l\">{when}</td><td class=\"l\">{}</td></tr>",
+                        html_escape(&value),
+                        html_escape(&src)
+                    );
+                }
+                h.push_str("</table></div>\n");
+            }
+            ArmKind::Gun { dose, hand } => {
+                let (DoseSetting::Direct { key } | DoseSetting::Calibrate { key, .. }) = dose;
+                let (fw, other) = firmware_text(study, arm, key);
+                rows.push(("kind", "gun: the shared scenario's gun and plant".into()));
+                rows.push(("firmware", fw));
+                rows.push(("calibration", calibration_text(study, out, a, dose)));
+                if !other.is_empty() {
+                    rows.push(("other overrides", other));
+                }
+                rows.push((
+                    "hand",
+                    match hand {
+                        Some(hd) => format!("{}; sources: {HAND_SOURCE}", hd.describe()),
+                        None => {
+                            "none: the scenario's tissue site at every shot, nose held against the skin, perpendicular"
+                                .into()
+                        }
+                    },
+                ));
+                rows.push(("in short", arm.assumptions()));
+                table_rows(&mut h, &rows);
+                if arm.variability.is_empty() {
+                    h.push_str("<p>No device-to-device variability of its own (only the shared variability).</p>\n");
+                } else {
+                    let _ = writeln!(
+                        h,
+                        "<p>Device-to-device variability ({} devices):</p>\n<div class=\"wrap\"><table class=\"text\">",
+                        study.units
+                    );
+                    h.push_str(VARIABILITY_HEAD);
+                    h.push_str(&variability_rows(&arm.variability, &arm.notes, false));
+                    h.push_str("</table></div>\n");
+                }
+            }
+        }
+    }
+    h.push_str(
+        "<p>Manual arms: the priors of the operator presets were set so that the simulated outcome falls in the ranges \
+insulin-syringe studies report (bias +20 to +60 %, CV 5–33 % at ≤ 0.01 mL: Casella et al., Pediatrics 91(6):1155 (1993); \
+Gnanalingham et al., Arch Dis Child 79:59 (1998)); they are a calibrated behavioural model, not independent measurements of each mechanism.</p>\n",
+    );
+    h
+}
+
+/// A two-column description table.
+fn table_rows(h: &mut String, rows: &[(&str, String)]) {
+    h.push_str("<div class=\"wrap\"><table class=\"text\">\n");
+    for (k, v) in rows {
+        let _ = writeln!(h, "<tr><th class=\"l\">{k}</th><td class=\"l\">{}</td></tr>", html_escape(v));
+    }
+    h.push_str("</table></div>\n");
+}
+
+/// The model-validity warnings of the gun sessions, grouped.
+fn warnings_html(study: &Study, out: &Outcome) -> String {
+    let groups = warning_groups(study, out);
+    if groups.is_empty() {
+        return String::new();
+    }
+    let mut h = format!(
+        "<h2>Model-validity warnings</h2>\n<p>Raised by {} of the {} gun sessions (one session: one arm, target and device); \
+one example message per kind (its numbers are those of the first session that raised it).</p>\n<div class=\"wrap\"><table class=\"text\">\n\
+<tr><th>sessions</th><th class=\"l\">arms</th><th class=\"l\">warning</th></tr>\n",
+        out.sessions.iter().filter(|s| !s.warnings.is_empty()).count(),
+        out.sessions.len()
+    );
+    for (example, n, arms) in groups {
+        let _ = writeln!(
+            h,
+            "<tr><td>{n}</td><td class=\"l\">{}</td><td class=\"l\">{}</td></tr>",
+            html_escape(&arms.join(", ")),
+            html_escape(&example)
+        );
+    }
+    h.push_str("</table></div>\n");
     h
 }
 
@@ -566,12 +1194,34 @@ fn p_value(p: f64) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::p_value;
+    use super::{and_list, p_value, stated_source};
+
+    #[test]
+    fn a_source_is_given_as_the_study_states_it_or_as_none() {
+        assert_eq!(stated_source(None), "no published source");
+        let d = "needle lot, ±3 % bore [D]".to_string();
+        assert_eq!(stated_source(Some(&d)), "no published source (study file: needle lot, ±3 % bore [D])");
+        let r = "2–10 N [R] (Rathore et al.)".to_string();
+        assert_eq!(stated_source(Some(&r)), "study file: 2–10 N [R] (Rathore et al.)");
+        let y = "fitted to Gupta et al., Biomaterials 32:6823 (2011)".to_string();
+        assert_eq!(stated_source(Some(&y)), format!("study file: {y}"));
+    }
+
+    #[test]
+    fn lists_read_as_words() {
+        let l = |v: &[&str]| and_list(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(
+            (l(&[]), l(&["a"]), l(&["a", "b"]), l(&["a", "b", "c"])),
+            (String::new(), "a".into(), "a and b".into(), "a, b and c".into())
+        );
+    }
 
     #[test]
     fn p_values_that_underflow_read_below_1e_16() {
         assert_eq!(p_value(0.0), "&lt; 1e-16");
         assert_eq!(p_value(3e-20), "&lt; 1e-16");
         assert_eq!(p_value(0.0123), "1.23e-2");
+        assert_eq!(p_value(1e-16), "1.00e-16");
+        assert_eq!(p_value(1.0), "1.00e0");
     }
 }

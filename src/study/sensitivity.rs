@@ -138,6 +138,23 @@ pub fn analyse<F>(
 where
     F: Fn(&[f64]) -> Result<f64, String> + Sync,
 {
+    analyse_with_progress(names, n, seed, bootstrap, threads, f, &|_, _| {})
+}
+
+/// [`analyse`] calling `progress(done, total)` as each evaluation of `f`
+/// finishes (on the worker threads, so `done` may arrive out of order).
+pub fn analyse_with_progress<F>(
+    names: &[String],
+    n: usize,
+    seed: u64,
+    bootstrap: usize,
+    threads: usize,
+    f: F,
+    progress: &(dyn Fn(u64, u64) + Sync),
+) -> Result<Analysis, String>
+where
+    F: Fn(&[f64]) -> Result<f64, String> + Sync,
+{
     let d = names.len();
     check_sizes(d, n)?;
     let s = (super::splitmix(seed) & 0xffff_ffff) as u32;
@@ -151,8 +168,17 @@ where
             .collect()
     };
     let pool = rayon::ThreadPoolBuilder::new().num_threads(threads.max(1)).build().map_err(|e| e.to_string())?;
-    let ys: Vec<Result<f64, String>> =
-        pool.install(|| (0..n * (d + 2)).into_par_iter().map(|r| f(&row(r / n, r % n))).collect());
+    let (done, total) = (std::sync::atomic::AtomicU64::new(0), (n * (d + 2)) as u64);
+    let ys: Vec<Result<f64, String>> = pool.install(|| {
+        (0..n * (d + 2))
+            .into_par_iter()
+            .map(|r| {
+                let y = f(&row(r / n, r % n));
+                progress(done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1, total);
+                y
+            })
+            .collect()
+    });
     let ys: Vec<f64> = ys.into_iter().collect::<Result<_, _>>()?;
     let (fa, fb) = (&ys[..n], &ys[n..2 * n]);
     let fab = |i: usize| &ys[(2 + i) * n..(3 + i) * n];
@@ -208,20 +234,59 @@ where
 /// Sobol indices of the mean session dose (µL) of a scenario over its
 /// `[uncertain]` parameters, with its `[sensitivity]` settings.
 pub fn dose_sensitivity(prep: &crate::scenario::Prepared, base: &[String], threads: usize) -> Result<Analysis, String> {
+    dose_sensitivity_with_progress(prep, base, threads, &|_, _| {})
+}
+
+/// [`dose_sensitivity`] calling `progress(done, total)` as each session
+/// (evaluation) finishes; the results do not depend on it.
+pub fn dose_sensitivity_with_progress(
+    prep: &crate::scenario::Prepared,
+    base: &[String],
+    threads: usize,
+    progress: &(dyn Fn(u64, u64) + Sync),
+) -> Result<Analysis, String> {
     let sc = prep.with(base).map_err(|e| e.to_string())?;
     if sc.uncertain.is_empty() {
         return Err(format!("{}: the scenario has no [uncertain] parameters to analyse", prep.source().name));
     }
     let names: Vec<String> = sc.uncertain.iter().map(|u| u.key.clone()).collect();
     let (n, bootstrap) = sc.sensitivity;
-    analyse(&names, n, sc.seed, bootstrap, threads, |u| {
-        let mut sets = base.to_vec();
-        for (x, un) in u.iter().zip(&sc.uncertain) {
-            sets.push(format!("{}={:?}", un.key, quantile(&un.dist, *x)));
-        }
-        let variant = prep.with(&sets).map_err(|e| e.to_string())?;
-        let run = crate::simulate(&variant, false).map_err(|e| e.to_string())?;
-        let doses: Vec<f64> = run.result.shots.iter().map(|s| s.dose * 1e9).collect();
-        Ok(crate::stats::describe(&doses).mean)
-    })
+    analyse_with_progress(
+        &names,
+        n,
+        sc.seed,
+        bootstrap,
+        threads,
+        |u| {
+            let mut sets = base.to_vec();
+            for (x, un) in u.iter().zip(&sc.uncertain) {
+                sets.push(format!("{}={:?}", un.key, quantile(&un.dist, *x)));
+            }
+            let variant = prep.with(&sets).map_err(|e| e.to_string())?;
+            let run = crate::simulate(&variant, false).map_err(|e| e.to_string())?;
+            let doses: Vec<f64> = run.result.shots.iter().map(|s| s.dose * 1e9).collect();
+            Ok(crate::stats::describe(&doses).mean)
+        },
+        progress,
+    )
+}
+
+#[cfg(test)]
+mod progress_tests {
+    use super::{analyse, analyse_with_progress};
+
+    #[test]
+    fn sensitivity_progress_counts_every_evaluation_and_changes_no_result() {
+        let names = vec!["a".to_string(), "b".to_string()];
+        let f = |u: &[f64]| Ok(u[0] + 0.1 * u[1] * u[1]);
+        let seen = std::sync::Mutex::new(Vec::new());
+        let with =
+            analyse_with_progress(&names, 32, 7, 50, 2, f, &|done, total| seen.lock().unwrap().push((done, total)))
+                .unwrap();
+        let mut seen = seen.into_inner().unwrap();
+        seen.sort();
+        assert_eq!(seen, (1..=32 * 4).map(|d| (d, 32 * 4)).collect::<Vec<_>>());
+        let without = analyse(&names, 32, 7, 50, 1, f).unwrap();
+        assert_eq!(format!("{with:?}"), format!("{without:?}"));
+    }
 }

@@ -66,6 +66,35 @@ fn abort_at(cwd: &Path, args: &[String], n: u64) -> Output {
     o
 }
 
+/// How many fault points a fresh, uninterrupted run of `args` passes (the
+/// last is just before the table's final rename): the run aborted at any
+/// point up to that number and succeeds past it. Found by bisection.
+fn fault_points(cwd: &Path, args: &[String]) -> u64 {
+    let (mut lo, mut hi) = (1u64, 2u64);
+    while !abort_at(cwd, args, hi).status.success() {
+        (lo, hi) = (hi, hi * 2);
+        assert!(hi < 1 << 20, "the fault hook never stopped firing");
+    }
+    // Aborted at lo, succeeded at hi.
+    while hi - lo > 1 {
+        let mid = (lo + hi) / 2;
+        if abort_at(cwd, args, mid).status.success() {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    lo
+}
+
+/// The fault points a kill test visits out of `1..=total`: every one of the
+/// first 24 (the fingerprint, headers, first rows and first sync) and of the
+/// last 6 (the last rows, syncs and renames), and every 7th between (rows
+/// are written one point at a time, so the points between repeat).
+fn sampled_fault_points(total: u64) -> Vec<u64> {
+    (1..=total).filter(|&n| n <= 24 || n + 6 > total || n % 7 == 0).collect()
+}
+
 #[test]
 fn resume_refuses_a_partial_made_with_other_settings() {
     let tmp = tempfile::tempdir().unwrap();
@@ -139,10 +168,11 @@ fn resume_refuses_a_partial_without_fingerprint() {
 }
 
 #[test]
-fn a_kill_at_every_write_and_rename_point_resumes_to_the_bytes_of_an_uninterrupted_run() {
+fn a_kill_at_the_write_sync_and_rename_points_resumes_to_the_bytes_of_an_uninterrupted_run() {
     let tmp = tempfile::tempdir().unwrap();
     let t = tmp.path();
-    // 66 points in two chunks of 64 (one thread), every shot in raw.csv.
+    // 66 points, past one sync of the tables (every 64 points on one
+    // thread), every shot in raw.csv.
     let extra = [
         "--raw",
         "--set",
@@ -160,12 +190,17 @@ fn a_kill_at_every_write_and_rename_point_resumes_to_the_bytes_of_an_uninterrupt
     let dir = t.join("killed");
     let args = sweep(&scenario(), &dir, &extra);
     let resume = [&args[..], &["--resume".to_string()]].concat();
-    for n in 1.. {
-        assert!(n < 100, "the fault hook never stopped firing");
-        if abort_at(t, &args, n).status.success() {
-            assert!(n > 15, "only {n} fault points");
-            break;
-        }
+    let total = fault_points(t, &args);
+    // Two writes a point (raw rows, then table rows), the syncs and renames.
+    assert!(total > 2 * 66, "only {total} fault points");
+    // A kill loses only the point in flight: killed 40 fault points past the
+    // first rows, the partial table already holds about 20 finished points
+    // (written as they finish, not in chunks of 64).
+    assert!(!abort_at(t, &args, 48).status.success());
+    let kept = read(&dir.join(".sweep.csv.partial")).iter().filter(|&&b| b == b'\n').count();
+    assert!((18..=22).contains(&kept), "{kept} lines kept in the partial table");
+    for n in sampled_fault_points(total) {
+        assert!(!abort_at(t, &args, n).status.success(), "not killed at fault point {n}");
         ok(&mesobench(t, &resume, &[]));
         assert!(read(&dir.join("sweep.csv")) == table, "kill at point {n}: sweep.csv differs");
         assert!(read(&dir.join("raw.csv")) == raw, "kill at point {n}: raw.csv differs");
@@ -375,18 +410,19 @@ fn a_kill_while_resuming_resumes_to_the_bytes_of_an_uninterrupted_run() {
     let whole = t.join("whole");
     ok(&mesobench(t, &sweep(&scenario(), &whole, &["--raw"]), &[]));
     let (table, raw) = (read(&whole.join("sweep.csv")), read(&whole.join("raw.csv")));
-    // Interrupted while writing its table's rows (fault 11 tears them), or
-    // between the final renames (fault 14); then every truncation, write,
-    // sync and rename of the resume is killed in turn, each resume
+    // Interrupted while writing its rows (fault 11 tears one), or between
+    // the final renames (the last fault point); then every truncation,
+    // write, sync and rename of the resume is killed in turn, each resume
     // continuing from what the last one left.
-    for (first, at_rename) in [(11, false), (14, true)] {
+    let total = fault_points(t, &sweep(&scenario(), &t.join("count"), &["--raw"]));
+    for (first, at_rename) in [(11, false), (total, true)] {
         let dir = t.join(format!("k{first}"));
         let args = sweep(&scenario(), &dir, &["--raw"]);
         let resume = [&args[..], &["--resume".to_string()]].concat();
         assert!(!abort_at(t, &args, first).status.success());
         assert_eq!(dir.join("raw.csv").exists() && !dir.join("sweep.csv").exists(), at_rename);
         for n in 1.. {
-            assert!(n < 50, "the fault hook never stopped firing");
+            assert!(n < 400, "the fault hook never stopped firing");
             if abort_at(t, &resume, n).status.success() {
                 break;
             }

@@ -278,9 +278,11 @@ pub fn load(path: &Path) -> Result<Study, StudyError> {
             allowed: "at least one [[arm]] table".into(),
         }));
     }
+    let (shared_notes, mut arm_notes) = notes(&text);
     let mut arms: Vec<Arm> = Vec::new();
-    for ra in &raw.arm {
-        let arm = arm(ra, &c, &arms)?;
+    for (i, ra) in raw.arm.iter().enumerate() {
+        let mut arm = arm(ra, &c, &arms)?;
+        arm.notes = std::mem::take(arm_notes.get_mut(i).unwrap_or(&mut Default::default()));
         check_arm(&arm, &prepared, &shared, targets_ul[0], &file)?;
         arms.push(arm);
     }
@@ -299,8 +301,72 @@ pub fn load(path: &Path) -> Result<Study, StudyError> {
         bootstrap,
         interval,
         shared,
+        shared_notes,
         arms,
     })
+}
+
+type Notes = std::collections::BTreeMap<String, String>;
+
+/// The comment written after each key of the study's `[variability]` and of
+/// each arm's `[arm.variability]` table (where a study states the source of
+/// a distribution), by key: the shared table's, then one map per `[[arm]]`
+/// in file order. A key without a comment is absent.
+pub(crate) fn notes(text: &str) -> (Notes, Vec<Notes>) {
+    enum At {
+        Shared,
+        Arm(usize),
+        Other,
+    }
+    let (mut shared, mut arms) = (Notes::new(), Vec::<Notes>::new());
+    let mut at = At::Other;
+    for line in text.lines() {
+        let (code, comment) = split_comment(line);
+        let code = code.trim();
+        if code.starts_with('[') {
+            let header: String = code.chars().filter(|c| !c.is_whitespace()).collect();
+            at = match header.as_str() {
+                "[variability]" => At::Shared,
+                "[[arm]]" => {
+                    arms.push(Notes::new());
+                    At::Other
+                }
+                "[arm.variability]" if !arms.is_empty() => At::Arm(arms.len() - 1),
+                _ => At::Other,
+            };
+            continue;
+        }
+        let (Some((key, _)), Some(comment)) = (code.split_once('='), comment) else { continue };
+        let key = key.trim().trim_matches(|c| c == '"' || c == '\'').to_string();
+        let comment = comment.trim().to_string();
+        if comment.is_empty() {
+            continue;
+        }
+        match at {
+            At::Shared => shared.insert(key, comment),
+            At::Arm(i) => arms[i].insert(key, comment),
+            At::Other => None,
+        };
+    }
+    (shared, arms)
+}
+
+/// A TOML line split at its comment's `#` (one outside strings).
+fn split_comment(line: &str) -> (&str, Option<&str>) {
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for (i, ch) in line.char_indices() {
+        match quote {
+            Some('"') if escaped => escaped = false,
+            Some('"') if ch == '\\' => escaped = true,
+            Some(q) if ch == q => quote = None,
+            Some(_) => {}
+            None if ch == '"' || ch == '\'' => quote = Some(ch),
+            None if ch == '#' => return (&line[..i], Some(&line[i + 1..])),
+            None => {}
+        }
+    }
+    (line, None)
 }
 
 /// The study file `file` (`text`) parsed, or why it is not a study.
@@ -419,7 +485,7 @@ fn arm(ra: &RawArm, c: &Checker, before: &[Arm]) -> Result<Arm, StudyError> {
         Some(t) => c.uncertain(t, &format!("arm '{name}' variability"))?,
         None => Vec::new(),
     };
-    Ok(Arm { name, kind, set: ra.set.clone(), variability })
+    Ok(Arm { name, kind, set: ra.set.clone(), variability, notes: Default::default() })
 }
 
 /// How gun arm `name` is set to a target: its dose key, or the key it
@@ -498,5 +564,25 @@ fn central(d: &scenario::Distribution) -> f64 {
         scenario::Distribution::Lognormal { median, .. } => median,
         scenario::Distribution::Uniform { lo, hi } => 0.5 * (lo + hi),
         scenario::Distribution::TruncatedNormal { mean, lo, hi, .. } => mean.clamp(lo, hi),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::notes;
+
+    #[test]
+    fn the_comment_after_a_varied_key_is_its_stated_source() {
+        let text = "[variability]\n\"needle.inner_diameter_mm\" = { dist = \"normal\", mean = 0.159, sd = 0.0048 } # lot [D]\n\
+seed = 1\n[[arm]]\nname = \"a # not a comment\" # a comment\n[[arm]]\nname = \"b\"\n[arm.variability]\n\
+supply.pressure_bar = { dist = \"normal\", mean = 3.0, sd = 0.1 }   # catalogue (2021)\n\
+\"valve.b\" = { dist = \"uniform\", lo = 0.2, hi = 0.4 }\n";
+        let (shared, arms) = notes(text);
+        assert_eq!(shared.get("needle.inner_diameter_mm").map(String::as_str), Some("lot [D]"));
+        assert_eq!(shared.len(), 1);
+        assert_eq!(arms.len(), 2);
+        assert!(arms[0].is_empty());
+        assert_eq!(arms[1].get("supply.pressure_bar").map(String::as_str), Some("catalogue (2021)"));
+        assert!(!arms[1].contains_key("valve.b"));
     }
 }

@@ -225,6 +225,10 @@ pub struct Arm {
     pub set: Vec<String>,
     /// Variability of this arm's own units (devices) and shots.
     pub variability: Vec<Uncertain>,
+    /// The study file's comment on each varied key of the arm's
+    /// `[arm.variability]` (its stated source), by key; not in summary.json.
+    #[serde(skip)]
+    pub notes: std::collections::BTreeMap<String, String>,
 }
 
 /// A loaded, validated study.
@@ -258,6 +262,9 @@ pub struct Study {
     pub interval: f64,
     /// Variability shared by every arm.
     pub shared: Vec<Uncertain>,
+    /// The study file's comment on each key of `[variability]` (its stated
+    /// source), by key.
+    pub shared_notes: std::collections::BTreeMap<String, String>,
     /// Arms.
     pub arms: Vec<Arm>,
 }
@@ -355,7 +362,31 @@ pub struct Outcome {
     pub pairs: Vec<PairSummary>,
     /// Plant steps simulated.
     pub steps: u64,
+    /// What each gun session (arm, target, device) reported besides its
+    /// shots, in task order (report.html; not in summary.json).
+    pub sessions: Vec<GunSession>,
 }
+
+/// One gun arm's session at one target on one device: the dose-key value it
+/// ran with and the model-validity warnings it raised.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GunSession {
+    /// Arm index.
+    pub arm: usize,
+    /// Target index.
+    pub target: usize,
+    /// Device index.
+    pub unit: usize,
+    /// The dose key's value, in the key's unit (the target, or the
+    /// calibrated value).
+    pub dose_value: f64,
+    /// The session's warnings, in their fixed order.
+    pub warnings: Vec<String>,
+}
+
+/// What one task produced: its shots, its plant steps and, for a gun arm,
+/// its session's notes.
+type TaskOut = (Vec<ShotRow>, u64, Option<GunSession>);
 
 // Stream families (the `point` of `task_rng`); units and shots < 4096 keep
 // the replicate index below 2^24.
@@ -453,13 +484,7 @@ impl Study {
     }
 
     /// Run one (arm, target, unit) task.
-    fn task(
-        &self,
-        a: usize,
-        t: usize,
-        unit: usize,
-        calibrated: Option<f64>,
-    ) -> Result<(Vec<ShotRow>, u64), StudyError> {
+    fn task(&self, a: usize, t: usize, unit: usize, calibrated: Option<f64>) -> Result<TaskOut, StudyError> {
         match &self.arms[a].kind {
             ArmKind::Manual { operator, .. } => self.manual_task(a, t, unit, operator),
             ArmKind::Gun { dose, .. } => self.gun_task(a, t, unit, dose, calibrated),
@@ -478,13 +503,7 @@ impl Study {
 
     /// A manual task: one operator drawn from the arm's population gives
     /// every shot on one plant.
-    fn manual_task(
-        &self,
-        a: usize,
-        t: usize,
-        unit: usize,
-        operator: &OperatorParams,
-    ) -> Result<(Vec<ShotRow>, u64), StudyError> {
+    fn manual_task(&self, a: usize, t: usize, unit: usize, operator: &OperatorParams) -> Result<TaskOut, StudyError> {
         let arm = &self.arms[a];
         let target = self.targets[t];
         let fail = self.fail(a, t, unit);
@@ -516,7 +535,7 @@ impl Study {
                 duration: r.duration,
             });
         }
-        Ok((rows, plant.steps()))
+        Ok((rows, plant.steps(), None))
     }
 
     /// A gun task: one device's session, its dose key set to the target or
@@ -528,7 +547,7 @@ impl Study {
         unit: usize,
         dose: &DoseSetting,
         calibrated: Option<f64>,
-    ) -> Result<(Vec<ShotRow>, u64), StudyError> {
+    ) -> Result<TaskOut, StudyError> {
         let fail = self.fail(a, t, unit);
         let mut base = self.unit_sets(a, t, unit);
         base.push(format!("session.shots={}", self.shots));
@@ -583,7 +602,8 @@ impl Study {
                 duration: s.duration,
             })
             .collect();
-        Ok((rows, run.result.steps))
+        let session = GunSession { arm: a, target: t, unit, dose_value: value, warnings: run.result.warnings };
+        Ok((rows, run.result.steps, Some(session)))
     }
 }
 
@@ -614,7 +634,7 @@ fn run_inner(study: &Study, progress: &(dyn Fn(u64) + Sync), cancel: &AtomicBool
         (0..na * nt).into_par_iter().map(|i| study.calibrate(i / nt, i % nt, &[])).collect();
     let calibration: Vec<Option<f64>> = calibration.into_iter().collect::<Result<_, _>>()?;
     let done = AtomicU64::new(0);
-    let results: Vec<Result<(Vec<ShotRow>, u64), _>> = (0..na * nt * nu)
+    let results: Vec<Result<TaskOut, _>> = (0..na * nt * nu)
         .into_par_iter()
         .map(|i| {
             if cancel.load(Ordering::Relaxed) {
@@ -626,9 +646,14 @@ fn run_inner(study: &Study, progress: &(dyn Fn(u64) + Sync), cancel: &AtomicBool
             r
         })
         .collect();
-    let results: Vec<(Vec<ShotRow>, u64)> = results.into_iter().collect::<Result<_, _>>()?;
+    let results: Vec<TaskOut> = results.into_iter().collect::<Result<_, _>>()?;
     let steps = results.iter().map(|r| r.1).sum();
-    let shots: Vec<ShotRow> = results.into_iter().flat_map(|r| r.0).collect();
+    let mut sessions = Vec::new();
+    let mut shots = Vec::new();
+    for (rows, _, session) in results {
+        shots.extend(rows);
+        sessions.extend(session);
+    }
     // Summaries, sequentially in a fixed order.
     let mut arms = Vec::new();
     for a in 0..na {
@@ -637,7 +662,7 @@ fn run_inner(study: &Study, progress: &(dyn Fn(u64) + Sync), cancel: &AtomicBool
         }
     }
     let pairs = pairs(study, &shots);
-    Ok(Outcome { shots, arms, pairs, steps })
+    Ok(Outcome { shots, arms, pairs, steps, sessions })
 }
 
 /// The doses (µL) of arm `a` at target `t`, one group per unit.

@@ -8,8 +8,6 @@ use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use rayon::prelude::*;
-
 use super::{
     as_written, csv_header, csv_row, file_names, overrides, raw_header, raw_name, raw_row, run_point, shard_range,
 };
@@ -252,50 +250,127 @@ impl<'a> Sweep<'a> {
         Ok(Opened { out, raw_out, start: self.range.start, shots: 0, kept: Vec::new() })
     }
 
-    /// Compute the points from `o.start` to the end of the range in chunks
-    /// on `threads` threads, each chunk written before the next starts, then
-    /// give the table (and raw table) their final names. Returns the shots
-    /// of the whole range and the statistics kept.
+    /// Compute the points from `o.start` to the end of the range on
+    /// `threads` workers, which take them in point order, and write each
+    /// point's rows as soon as every point before it is written (a kill
+    /// loses only the points in flight and those finished out of order
+    /// behind one); the tables are synced every `64 × threads` points and
+    /// at the end, then given their final names. Returns the shots of the
+    /// whole range and the statistics kept.
     fn chunks(
         &self,
         mut o: Opened,
         threads: usize,
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<(u64, Vec<PointStats>), SweepError> {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads.max(1)).build().expect("a thread pool");
-        let chunk = (64 * threads.max(1)) as u64;
-        let range = &self.range;
+        let threads = threads.max(1);
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("a thread pool");
+        let sync_every = (64 * threads) as u64;
+        let range = self.range.clone();
         progress(o.start - range.start);
-        // Progress moves with every finished point, not with every written chunk.
+        // Progress moves with every finished point, not with every write.
         let done = AtomicU64::new(o.start - range.start);
+        // The next point a worker takes, and the lowest point that failed
+        // (workers take no point past it, so the error reported is the
+        // first in point order whatever the threads).
+        let next = AtomicU64::new(o.start);
+        let failed = AtomicU64::new(u64::MAX);
         // The workers share these, not `self` (whose fault counter is not `Sync`).
         let (prep, sc, spec, base, raw, keep) = (self.prep, &self.sc, &self.spec, self.base, self.opts.raw, self.keep);
         let cancel = self.cancel;
-        while o.start < range.end {
-            let end = (o.start + chunk).min(range.end);
-            let wanted = |p: u64| raw || (keep && spec.histogram.contains(&p));
-            let results: Vec<Result<PointStats, SweepError>> = pool.install(|| {
-                (o.start..end)
-                    .into_par_iter()
-                    .map(|p| {
-                        if cancel.load(Ordering::Relaxed) {
-                            return Err(SweepError::Cancelled);
+        let wanted = |p: u64| raw || (keep && spec.histogram.contains(&p));
+        let (tx, rx) = std::sync::mpsc::channel::<(u64, Result<PointStats, SweepError>)>();
+        let written = pool.in_place_scope(|scope| -> Result<u64, SweepError> {
+            for _ in 0..threads {
+                let tx = tx.clone();
+                let (next, failed, done, wanted) = (&next, &failed, &done, &wanted);
+                scope.spawn(move |_| loop {
+                    if cancel.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    let p = next.fetch_add(1, Ordering::Relaxed);
+                    if p >= range.end || p > failed.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    let r = run_point(prep, sc, spec, base, p, wanted(p), raw);
+                    if r.is_err() {
+                        failed.fetch_min(p, Ordering::Relaxed);
+                    }
+                    progress(done.fetch_add(1, Ordering::Relaxed) + 1);
+                    if tx.send((p, r)).is_err() {
+                        return;
+                    }
+                });
+            }
+            drop(tx);
+            // Write in point order as the points arrive.
+            let mut waiting = std::collections::BTreeMap::new();
+            let mut since_sync = 0u64;
+            let mut stop = None;
+            for (p, r) in rx.iter() {
+                if stop.is_some() {
+                    continue; // let the workers finish
+                }
+                waiting.insert(p, r);
+                while let Some(r) = waiting.remove(&o.start) {
+                    if let Err(e) = self.write_point(r, &mut o) {
+                        stop = Some(e);
+                        break;
+                    }
+                    o.start += 1;
+                    since_sync += 1;
+                    if since_sync == sync_every {
+                        since_sync = 0;
+                        if let Err(e) = self.sync(&mut o) {
+                            stop = Some(e);
+                            break;
                         }
-                        let r = run_point(prep, sc, spec, base, p, wanted(p), raw);
-                        progress(done.fetch_add(1, Ordering::Relaxed) + 1);
-                        r
-                    })
-                    .collect()
-            });
-            let (rows, raw_rows) = self.gather(results, &mut o)?;
-            self.write_chunk(&mut o, &rows, &raw_rows)?;
-            progress(end - range.start);
-            o.start = end;
+                    }
+                }
+            }
+            match stop {
+                Some(e) => Err(e),
+                None => Ok(since_sync),
+            }
+        })?;
+        if o.start < range.end {
+            // Cancelled before every point was taken: what was written stays
+            // (an interrupted run's partial table).
+            if written > 0 {
+                self.sync(&mut o)?;
+            }
+            return Err(SweepError::Cancelled);
         }
+        if written > 0 {
+            self.sync(&mut o)?;
+        }
+        progress(range.end - range.start);
         self.finish(o)
     }
 
-    /// The table rows and raw rows of a chunk's points, in point order; their
+    /// Write one point's raw rows, then its table row (the statistics kept
+    /// and the shots counted in `o`).
+    fn write_point(&self, r: Result<PointStats, SweepError>, o: &mut Opened) -> Result<(), SweepError> {
+        let (rows, raw_rows) = self.gather(vec![r], o)?;
+        let (f, faults) = (&self.files, &self.faults);
+        if let Some(w) = o.raw_out.as_mut() {
+            faults.write(w, &raw_rows).map_err(io(&f.raw_partial))?;
+        }
+        faults.write(&mut o.out, &rows).map_err(io(&f.partial))
+    }
+
+    /// Sync the tables: the raw table first.
+    fn sync(&self, o: &mut Opened) -> Result<(), SweepError> {
+        let (f, faults) = (&self.files, &self.faults);
+        if let Some(r) = o.raw_out.as_mut() {
+            faults.point();
+            r.sync_data().map_err(io(&f.raw_partial))?;
+        }
+        faults.point();
+        o.out.sync_data().map_err(io(&f.partial))
+    }
+
+    /// The table rows and raw rows of points, in point order; their
     /// shots are added to `o.shots` and their statistics kept in `o.kept`.
     fn gather(
         &self,
@@ -320,19 +395,6 @@ impl<'a> Sweep<'a> {
             }
         }
         Ok((rows, raw_rows))
-    }
-
-    /// Write a chunk: the raw rows are on disk before their table rows.
-    fn write_chunk(&self, o: &mut Opened, rows: &[u8], raw_rows: &[u8]) -> Result<(), SweepError> {
-        let (f, faults) = (&self.files, &self.faults);
-        if let Some(r) = o.raw_out.as_mut() {
-            faults.write(r, raw_rows).map_err(io(&f.raw_partial))?;
-            faults.point();
-            r.sync_data().map_err(io(&f.raw_partial))?;
-        }
-        faults.write(&mut o.out, rows).map_err(io(&f.partial))?;
-        faults.point();
-        o.out.sync_data().map_err(io(&f.partial))
     }
 
     /// Close the tables and give them their final names (the raw table first).
