@@ -120,7 +120,7 @@ pub enum Command {
         quiet: bool,
     },
     /// Manual injection against gun injection: run a study's arms × targets
-    /// × operators or devices × shots and write arms.csv, summary.json,
+    /// × operators or devices × shots and write arms.csv, compare_summary.json,
     /// plots and a self-contained report.html (exit 0 whatever the verdicts).
     Compare {
         /// Study file (TOML), e.g. scenarios/manual_vs_gun.toml.

@@ -31,7 +31,7 @@ const TARGET: &str = "[[arm]]\nname = \"volume\"\nkind = \"gun\"\nset = ['firmwa
 fn run_study(study: &Path, out: &Path, threads: &str) -> serde_json::Value {
     let o = mesobench(&["compare", study.to_str().unwrap(), "--out", out.to_str().unwrap(), "--threads", threads]);
     assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
-    serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap()
+    serde_json::from_slice(&std::fs::read(out.join("compare_summary.json")).unwrap()).unwrap()
 }
 
 #[test]
@@ -41,7 +41,8 @@ fn compare_writes_every_output_deterministically() {
     let (one, two) = (tmp.path().join("one"), tmp.path().join("two"));
     let s = run_study(&study, &one, "1");
     run_study(&study, &two, "2");
-    for f in ["arms.csv", "summary.json", "report.html", "doses_by_arm.svg", "histograms.png", "operators.png"] {
+    for f in ["arms.csv", "compare_summary.json", "report.html", "doses_by_arm.svg", "histograms.png", "operators.png"]
+    {
         let (a, b) = (std::fs::read(one.join(f)).unwrap(), std::fs::read(two.join(f)).unwrap());
         assert!(!a.is_empty());
         if !f.ends_with(".png") {
@@ -55,7 +56,7 @@ fn compare_writes_every_output_deterministically() {
     let arms = s["arms"].as_array().unwrap();
     assert_eq!(arms.len(), 6);
     for a in arms {
-        for key in ["mean_ul", "sd_ul", "cv", "bias", "within_sd_ul", "between_sd_ul"] {
+        for key in ["mean_ul", "sd_ul", "cv_pct", "bias_pct", "within_sd_ul", "between_sd_ul"] {
             assert!(a[key].as_f64().is_some(), "{key} in {a}");
         }
         assert!(a["acceptance"]["k"].as_f64().unwrap() > 2.0);
@@ -63,10 +64,10 @@ fn compare_writes_every_output_deterministically() {
     }
     // Calibrated open-loop gun: on target within a few %; the novice far more spread.
     let get = |arm: &str, t: f64| arms.iter().find(|a| a["arm"] == arm && a["target_ul"] == t).unwrap();
-    assert!(get("gun", 10.0)["bias"].as_f64().unwrap().abs() < 0.05);
+    assert!(get("gun", 10.0)["bias_pct"].as_f64().unwrap().abs() < 5.0);
     assert!(get("gun", 10.0)["calibrated"].as_f64().unwrap() > 5.0);
     assert!(get("novice", 10.0)["sd_ul"].as_f64().unwrap() > 3.0 * get("gun", 10.0)["sd_ul"].as_f64().unwrap());
-    assert!(get("novice", 10.0)["cv"].as_f64().unwrap() > 3.0 * get("volume", 10.0)["cv"].as_f64().unwrap());
+    assert!(get("novice", 10.0)["cv_pct"].as_f64().unwrap() > 3.0 * get("volume", 10.0)["cv_pct"].as_f64().unwrap());
     // Pairs: every pair at every target, with a CV-ratio interval around its estimate and p-values.
     let pairs = s["pairs"].as_array().unwrap();
     assert_eq!(pairs.len(), 2 * 3);
@@ -322,13 +323,13 @@ fn report_opens_with_a_conclusion_in_words_with_the_numbers_of_its_tables() {
         let best = arms
             .iter()
             .filter(|a| a["target_ul"] == t)
-            .min_by(|x, y| x["cv"].as_f64().unwrap().total_cmp(&y["cv"].as_f64().unwrap()))
+            .min_by(|x, y| x["cv_pct"].as_f64().unwrap().total_cmp(&y["cv_pct"].as_f64().unwrap()))
             .unwrap();
-        let cv = format!("{:.2} % at {t} µL", 100.0 * best["cv"].as_f64().unwrap());
+        let cv = format!("{:.2} % at {t} µL", best["cv_pct"].as_f64().unwrap());
         assert!(para.contains(best["arm"].as_str().unwrap()) && para.contains(&cv), "{cv} in {para}");
     }
     // The CV ratio of the best manual arm (the only one) to the best gun arm, from the pair table.
-    let gun_cv = |a: &str| get(a, 10.0)["cv"].as_f64().unwrap() + get(a, 20.0)["cv"].as_f64().unwrap();
+    let gun_cv = |a: &str| get(a, 10.0)["cv_pct"].as_f64().unwrap() + get(a, 20.0)["cv_pct"].as_f64().unwrap();
     let best_gun = if gun_cv("gun") < gun_cv("volume") { "gun" } else { "volume" };
     let pair = s["pairs"]
         .as_array()
@@ -433,4 +434,36 @@ fn report_describes_every_arm_its_firmware_calibration_and_the_source_of_each_va
         }
     }
     assert_eq!(seen, 2 * 2 * 3, "two p-values for each of 3 pairs at 2 targets: {pairs}");
+}
+
+/// `run` and `compare` into one folder: compare's summary is
+/// `compare_summary.json`, so the run's `summary.json` (and every other file
+/// of the run) is still the run's afterwards. Its per-arm spread and bias
+/// are percentages, like every `_pct` key.
+#[test]
+fn run_and_compare_in_one_folder_do_not_overwrite_each_others_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let study = small_study(tmp.path(), &format!("{NOVICE}{GUN}"));
+    let dir = tmp.path().join("both");
+    let o = mesobench(&["run", "scenarios/reference.toml", "--out", dir.to_str().unwrap(), "-q"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let names = ["shots.csv", "needles.csv", "trace.csv", "summary.json", "manifest.json", "doses.png", "trace.svg"];
+    let before: Vec<Vec<u8>> = names.iter().map(|f| std::fs::read(dir.join(f)).unwrap()).collect();
+    let s = run_study(&study, &dir, "2");
+    for (f, b) in names.iter().zip(&before) {
+        assert!(&std::fs::read(dir.join(f)).unwrap() == b, "compare changed the run's {f}");
+    }
+    let run: serde_json::Value = serde_json::from_slice(&before[3]).unwrap();
+    assert!(run["dose_cv_pct"].is_number() && run.get("arms").is_none());
+    for a in s["arms"].as_array().unwrap() {
+        let (mean, sd, cv) =
+            (a["mean_ul"].as_f64().unwrap(), a["sd_ul"].as_f64().unwrap(), a["cv_pct"].as_f64().unwrap());
+        assert!((cv - 100.0 * sd / mean).abs() < 1e-9 * cv.max(1.0), "{a}");
+        let (target, bias) = (a["target_ul"].as_f64().unwrap(), a["bias_pct"].as_f64().unwrap());
+        assert!((bias - 100.0 * (mean / target - 1.0)).abs() < 1e-9, "{a}");
+        for key in ["mean_ul", "sd_ul", "limit_ul", "lower_ul", "upper_ul"] {
+            assert!(a["acceptance"][key].is_number(), "{key} in {a}");
+        }
+    }
+    assert!(s["acceptance"]["beta_pct"].as_f64().unwrap() > 1.0);
 }

@@ -331,18 +331,18 @@ def sensitivity(scenario: Union[Scenario, PathLike], set: Overrides = None, thre
 
 class CompareResult:
     """The outcome of :func:`compare`: ``shots`` (arms.csv: every shot of
-    every arm), ``summary`` (summary.json as a dict), ``arms`` (one row per
+    every arm), ``summary`` (compare_summary.json as a dict), ``arms`` (one row per
     arm and target, from the summary) and ``pairs`` (the arm comparisons)."""
 
     def __init__(self, arms_csv: bytes, summary: bytes):
-        self._files = {"arms.csv": arms_csv, "summary.json": summary}
+        self._files = {"arms.csv": arms_csv, "compare_summary.json": summary}
         self.shots = read_table(arms_csv)
         self.summary = json.loads(summary)
         self.arms = pd.json_normalize(self.summary["arms"])
         self.pairs = pd.json_normalize(self.summary["pairs"])
 
     def csv(self, name: str) -> bytes:
-        """The bytes the command line writes to ``name`` (arms.csv, summary.json)."""
+        """The bytes the command line writes to ``name`` (arms.csv, compare_summary.json)."""
         return self._files[name]
 
     def __repr__(self) -> str:

@@ -1,4 +1,4 @@
-"""mesobench.compare: the CLI's arms.csv and summary.json."""
+"""mesobench.compare: the CLI's arms.csv and compare_summary.json."""
 
 import json
 
@@ -31,9 +31,9 @@ def test_compare_equals_cli_outputs(cli, tmp_path, small_study):
     cli("compare", small_study, "--out", out, "--quiet", "--threads", "2")
     r = mesobench.compare(small_study, threads=2)
     assert r.csv("arms.csv") == (out / "arms.csv").read_bytes()
-    assert r.csv("summary.json") == (out / "summary.json").read_bytes()
+    assert r.csv("compare_summary.json") == (out / "compare_summary.json").read_bytes()
     pd.testing.assert_frame_equal(r.shots, read_cli(out / "arms.csv"), check_exact=True)
-    assert r.summary == json.loads((out / "summary.json").read_text())
+    assert r.summary == json.loads((out / "compare_summary.json").read_text())
     assert len(r.arms) == 5  # five arms at one target
     assert set(r.shots["arm"]) == {a["arm"] for a in r.summary["arms"]}
 
@@ -42,7 +42,7 @@ def test_compare_one_and_two_threads_identical(small_study):
     a = mesobench.compare(small_study, threads=1)
     b = mesobench.compare(small_study, threads=2)
     assert a.csv("arms.csv") == b.csv("arms.csv")
-    assert a.csv("summary.json") == b.csv("summary.json")
+    assert a.csv("compare_summary.json") == b.csv("compare_summary.json")
 
 
 def test_compare_bad_study_is_a_scenario_error(cli, tmp_path, small_study):

@@ -1,5 +1,5 @@
 //! Outputs of a manual-versus-gun study: `arms.csv` (every shot),
-//! `summary.json`, three plots (PNG and SVG) and `report.html`, one
+//! `compare_summary.json`, three plots (PNG and SVG) and `report.html`, one
 //! self-contained page (styles inline, plots embedded as PNG data URIs).
 
 use std::fmt::Write as _;
@@ -58,7 +58,8 @@ struct Row<'a> {
 struct Acceptance<'a> {
     preset: &'a str,
     alpha_ul: f64,
-    beta: f64,
+    /// The relative part of L(V), percent of V.
+    beta_pct: f64,
     coverage: f64,
     confidence: f64,
 }
@@ -423,7 +424,7 @@ Within and between: variance components of the doses grouped by operator or devi
 F test and Brown–Forsythe test of equal variances (two-sided p; both treat shots as independent, so with clustered doses \
 they overstate significance; the bootstrap interval does not). A p-value below 1e-16 is printed as &lt; 1e-16: \
 the two-sided p is 2·min(P, 1 − P) of the F distribution's tail P, and double precision does not resolve 1 − P below about 1e-16, \
-so the digits of smaller values depend on which tail was computed and no conclusion changes with them; summary.json keeps the computed number, \
+so the digits of smaller values depend on which tail was computed and no conclusion changes with them; compare_summary.json keeps the computed number, \
 down to 0, to be read the same way.</p>\n\
 <div class=\"wrap\"><table>\n<tr><th>target µL</th><th class=\"l\">arm a</th><th class=\"l\">arm b</th>\
 <th>CV a / CV b</th><th>interval</th><th>F</th><th>p (F)</th><th>p (Brown–Forsythe)</th></tr>\n",
@@ -1115,7 +1116,7 @@ pub fn arms_csv(study: &Study, out: &Outcome, path: &Path) -> Result<Vec<u8>, Re
     csv_bytes(rows, path)
 }
 
-/// The bytes of a study's `summary.json`.
+/// The bytes of a study's `compare_summary.json`.
 pub fn summary_json(study: &Study, out: &Outcome) -> Vec<u8> {
     let summary = Summary {
         mesobench_version: crate::VERSION,
@@ -1130,7 +1131,7 @@ pub fn summary_json(study: &Study, out: &Outcome) -> Vec<u8> {
         acceptance: Acceptance {
             preset: &study.preset,
             alpha_ul: study.limits.alpha,
-            beta: study.limits.beta,
+            beta_pct: 100.0 * study.limits.beta,
             coverage: study.limits.coverage,
             confidence: study.limits.confidence,
         },
@@ -1157,7 +1158,7 @@ pub fn write_compare(dir: &Path, study: &Study, out: &Outcome) -> Result<Vec<Pat
     let path = dir.join("arms.csv");
     write_atomic(&path, &arms_csv(study, out, &path)?)?;
     files.push(path);
-    let path = dir.join("summary.json");
+    let path = dir.join("compare_summary.json");
     write_atomic(&path, &summary_json(study, out))?;
     files.push(path);
     let mut pngs = Vec::new();

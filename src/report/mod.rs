@@ -74,6 +74,12 @@ pub(crate) fn tidy_f64<S: serde::Serializer>(v: &f64, s: S) -> Result<S::Ok, S::
     s.serialize_f64(crate::text::tidy(*v))
 }
 
+/// A fraction written as a percentage (a `_pct` key of a JSON file, every
+/// digit kept).
+pub(crate) fn as_pct<S: serde::Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(100.0 * v)
+}
+
 /// An optional number of a table (empty when absent), as [`tidy_f64`].
 pub(crate) fn tidy_opt<S: serde::Serializer>(v: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
     match v {
@@ -857,7 +863,7 @@ pub fn command_outputs(command: &str, shard: Option<(u64, u64)>) -> Vec<String> 
         "tune" => ["tune_summary.json", "tune_best.toml", "tune_best.h", "tune_history.csv", "tune_landscape.csv"]
             .map(String::from)
             .into(),
-        "compare" => vec!["arms.csv".into(), "summary.json".into(), "report.html".into()],
+        "compare" => vec!["arms.csv".into(), "compare_summary.json".into(), "report.html".into()],
         "fit" => ["fit_summary.json", "fit_history.csv", "calibrated.toml"].map(String::from).into(),
         "validate" => vec!["validate_summary.json".into(), "validate_shots.csv".into()],
         _ => Vec::new(),

@@ -148,22 +148,28 @@ impl Limits {
     }
 }
 
-/// The verdict of the tolerance-interval acceptance rule.
+/// The verdict of the tolerance-interval acceptance rule, in the unit of
+/// the doses given (µL wherever mesobench writes one, hence the key names).
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Verdict {
     /// Number of doses.
     pub n: usize,
     /// Mean.
+    #[serde(rename = "mean_ul")]
     pub mean: f64,
     /// Sample SD.
+    #[serde(rename = "sd_ul")]
     pub sd: f64,
     /// Tolerance factor used.
     pub k: f64,
     /// Allowed deviation L(V) = max(α, β·V).
+    #[serde(rename = "limit_ul")]
     pub limit: f64,
     /// x̄ − k·s.
+    #[serde(rename = "lower_ul")]
     pub lower: f64,
     /// x̄ + k·s.
+    #[serde(rename = "upper_ul")]
     pub upper: f64,
     /// Pass if and only if V − L ≤ x̄ − k·s and x̄ + k·s ≤ V + L.
     pub pass: bool,

@@ -189,7 +189,7 @@ impl Hand {
 }
 
 impl Arm {
-    /// What the arm assumes, in words (report.html and summary.json).
+    /// What the arm assumes, in words (report.html and compare_summary.json).
     pub fn assumptions(&self) -> String {
         match &self.kind {
             ArmKind::Manual { preset, .. } => format!(
@@ -226,7 +226,7 @@ pub struct Arm {
     /// Variability of this arm's own units (devices) and shots.
     pub variability: Vec<Uncertain>,
     /// The study file's comment on each varied key of the arm's
-    /// `[arm.variability]` (its stated source), by key; not in summary.json.
+    /// `[arm.variability]` (its stated source), by key; not in compare_summary.json.
     #[serde(skip)]
     pub notes: std::collections::BTreeMap<String, String>,
 }
@@ -305,9 +305,11 @@ pub struct ArmSummary {
     pub mean_ul: f64,
     /// SD, µL.
     pub sd_ul: f64,
-    /// CV.
+    /// CV, a fraction (written as `cv_pct`, percent).
+    #[serde(rename = "cv_pct", serialize_with = "crate::report::as_pct")]
     pub cv: f64,
-    /// Bias (mean / target − 1).
+    /// Bias (mean / target − 1), a fraction (written as `bias_pct`, percent).
+    #[serde(rename = "bias_pct", serialize_with = "crate::report::as_pct")]
     pub bias: f64,
     /// 5th, 50th and 95th percentiles, µL.
     pub p5_ul: f64,
@@ -363,7 +365,7 @@ pub struct Outcome {
     /// Plant steps simulated.
     pub steps: u64,
     /// What each gun session (arm, target, device) reported besides its
-    /// shots, in task order (report.html; not in summary.json).
+    /// shots, in task order (report.html; not in compare_summary.json).
     pub sessions: Vec<GunSession>,
 }
 
