@@ -23,8 +23,7 @@ pub struct Cli {
 /// What every study command takes.
 #[derive(clap::Args)]
 pub struct StudyArgs {
-    /// Scenario file (TOML) holding the table the command reads: [sweep]
-    /// for sweep, [uncertain] for sensitivity, [tune] for tune.
+    /// Scenario file (TOML) holding the table the command reads.
     pub scenario: PathBuf,
     /// Output folder [default: output/<scenario name>/].
     #[arg(long, value_name = "DIR")]
@@ -74,6 +73,7 @@ pub enum Command {
     /// Run the scenario's [sweep]: every point of its parameter grid for
     /// its Monte Carlo replicates, in parallel; writes sweep.csv (in point
     /// order, as points finish), sweep_manifest.json and plots.
+    #[command(mut_arg("scenario", |a| a.help("Scenario file (TOML) with a [sweep] table (the swept keys and their values, replicates) and optionally [uncertain] (what varies between replicates)")))]
     Sweep {
         #[command(flatten)]
         study: StudyArgs,
@@ -100,18 +100,24 @@ pub enum Command {
     },
     /// First-order and total Sobol indices of the dose for each [uncertain]
     /// parameter (Saltelli sampling over Sobol points, bootstrap intervals);
-    /// writes sensitivity.csv, sensitivity.json and a bar chart.
+    /// writes sensitivity.csv (one row per parameter: first, first_lo,
+    /// first_hi, total, total_lo, total_hi), sensitivity.json and a bar chart.
+    #[command(mut_arg("scenario", |a| a.help("Scenario file (TOML) with an [uncertain] table (each key's distribution and level) and an optional [sensitivity] table (samples, bootstrap)")))]
     Sensitivity {
         #[command(flatten)]
         study: StudyArgs,
-        /// No summary.
+        /// No progress bar or summary.
         #[arg(long, short)]
         quiet: bool,
     },
     /// Search the firmware settings named in the scenario's [tune] table for
     /// the most consistent target dose within its constraints (particle
     /// swarm or Nelder–Mead, common random numbers); writes tune_summary.json,
-    /// tune_best.toml, tune_best.h, the history, the landscape and plots.
+    /// tune_best.toml, tune_best.h, tune_history.csv (one row per
+    /// evaluation: key values, objective, cost, feasibility, dose metrics),
+    /// tune_landscape.csv (the objective on a grid of one or two keys) and
+    /// plots.
+    #[command(mut_arg("scenario", |a| a.help("Scenario file (TOML) with a [tune] table: the firmware keys and their bounds, the objective (cv, tolerance or weighted), target_ul and the constraints")))]
     Tune {
         #[command(flatten)]
         study: StudyArgs,

@@ -368,3 +368,18 @@ fn long_runs_and_sensitivity_show_a_progress_bar_on_a_terminal_only() {
     let all = format!("{}{}", String::from_utf8_lossy(&o.stdout), stderr(&o));
     assert!(!all.contains(" sessions ") && !all.contains('\r') && !all.contains("\x1b["), "{all:?}");
 }
+
+#[test]
+fn study_help_texts_describe_their_own_tables() {
+    let help = |cmd: &str| {
+        let o = mesobench(&[cmd, "--help"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let (sweep, sens, tune) = (help("sweep"), help("sensitivity"), help("tune"));
+    assert!(sweep.contains("[sweep] table") && !sweep.contains("[tune]"), "{sweep}");
+    assert!(sens.contains("[uncertain] table") && sens.contains("first_lo") && !sens.contains("[tune]"), "{sens}");
+    assert!(sens.contains("No progress bar or summary"), "{sens}");
+    assert!(tune.contains("[tune] table") && tune.contains("tune_history.csv (one row per"), "{tune}");
+    assert!(!tune.contains("[uncertain] for sensitivity"), "{tune}");
+}

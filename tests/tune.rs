@@ -100,6 +100,31 @@ fn tuner_finds_the_open_time_of_the_target_dose() {
     {
         assert!(out.join(f).exists(), "{f}");
     }
+    tune_outputs_carry_their_units(&out);
+}
+
+/// The `[tune]` settings in `tune_summary.json` are in the units their
+/// names carry, as written in the scenario (not SI: `target_ul = 20`, not
+/// `target = 2e-8`), the objective's unit is named, and the tables print
+/// at most 12 significant digits.
+fn tune_outputs_carry_their_units(out: &std::path::Path) {
+    let s = summary(out);
+    let t = &s["tune"];
+    assert_eq!(t["target_ul"], 20.0, "{t}");
+    assert_eq!(t["max_bias_pct"], 2.0, "{t}");
+    assert_eq!(t["acceptance"]["beta_pct"], 15.0, "{t}");
+    assert_eq!(t["landscape"], serde_json::json!([]), "{t}");
+    for si in ["target", "max_bias", "limits", "max_tissue_pressure", "max_leak", "min_rate"] {
+        assert!(t.get(si).is_none(), "{si} in {t}");
+    }
+    assert_eq!(s["objective_unit"], "pct");
+    for f in ["tune_history.csv", "tune_landscape.csv"] {
+        let text = std::fs::read_to_string(out.join(f)).unwrap();
+        for cell in text.lines().skip(1).flat_map(|l| l.split(',')) {
+            let digits: String = cell.split('e').next().unwrap().chars().filter(char::is_ascii_digit).collect();
+            assert!(digits.trim_start_matches('0').len() <= 12, "{f}: {cell}");
+        }
+    }
 }
 
 fn small_tune(out: &std::path::Path, threads: &str) -> Vec<u8> {

@@ -639,8 +639,9 @@ pub fn sensitivity_csv(a: &crate::study::sensitivity::Analysis) -> String {
     let mut csv = String::from("parameter,first,first_lo,first_hi,total,total_lo,total_hi\n");
     for i in &a.indices {
         csv.push_str(&format!(
-            "{},{:?},{:?},{:?},{:?},{:?},{:?}\n",
-            i.name, i.first, i.first_ci.0, i.first_ci.1, i.total, i.total_ci.0, i.total_ci.1
+            "{},{}\n",
+            i.name,
+            [i.first, i.first_ci.0, i.first_ci.1, i.total, i.total_ci.0, i.total_ci.1].map(crate::text::cell).join(",")
         ));
     }
     csv

@@ -25,7 +25,11 @@ struct Summary<'a> {
     source: &'a str,
     overrides: &'a [String],
     seed: u64,
-    tune: &'a TuneSpec,
+    tune: TuneSettings<'a>,
+    /// The unit of `objective_*` and `cost_*`: `pct` for the `cv` and
+    /// `weighted` objectives, `share` (of the acceptance limit, a pure
+    /// number) for `tolerance`.
+    objective_unit: &'static str,
     evaluations: usize,
     objective_start: f64,
     objective_best: f64,
@@ -41,6 +45,76 @@ struct Summary<'a> {
     constraint_margins: serde_json::Map<String, serde_json::Value>,
     sensitivity: serde_json::Map<String, serde_json::Value>,
     landscape_keys: Vec<&'a str>,
+}
+
+/// The `[tune]` settings as `tune_summary.json` writes them: in the units
+/// their names carry, as in the scenario file.
+#[derive(serde::Serialize)]
+struct TuneSettings<'a> {
+    /// Tuned keys with their bounds, in the keys' own units.
+    parameters: &'a [(String, f64, f64)],
+    objective: crate::scenario::TuneObjective,
+    target_ul: Option<f64>,
+    max_bias_pct: f64,
+    weight_cv: f64,
+    weight_bias: f64,
+    acceptance: AcceptanceSettings,
+    replicates: usize,
+    optimizer: crate::scenario::Optimizer,
+    particles: usize,
+    iterations: usize,
+    landscape_grid: usize,
+    /// The keys the landscape spans (empty: chosen by sensitivity).
+    landscape: Vec<&'a str>,
+    max_tissue_pressure_kpa: Option<f64>,
+    max_leak_ul: Option<f64>,
+    min_shots_per_s: Option<f64>,
+}
+
+/// The acceptance limits of the tolerance objective.
+#[derive(serde::Serialize)]
+struct AcceptanceSettings {
+    alpha_ul: f64,
+    beta_pct: f64,
+    coverage: f64,
+    confidence: f64,
+}
+
+impl<'a> TuneSettings<'a> {
+    fn of(spec: &'a TuneSpec) -> Self {
+        let l = &spec.limits;
+        TuneSettings {
+            parameters: &spec.parameters,
+            objective: spec.objective,
+            target_ul: spec.target.map(|v| v * 1e9),
+            max_bias_pct: 100.0 * spec.max_bias,
+            weight_cv: spec.weights.0,
+            weight_bias: spec.weights.1,
+            acceptance: AcceptanceSettings {
+                alpha_ul: l.alpha,
+                beta_pct: 100.0 * l.beta,
+                coverage: l.coverage,
+                confidence: l.confidence,
+            },
+            replicates: spec.replicates,
+            optimizer: spec.optimizer,
+            particles: spec.particles,
+            iterations: spec.iterations,
+            landscape_grid: spec.landscape_grid,
+            landscape: spec.landscape.iter().map(|&i| spec.parameters[i].0.as_str()).collect(),
+            max_tissue_pressure_kpa: spec.max_tissue_pressure.map(|p| p / 1e3),
+            max_leak_ul: spec.max_leak.map(|v| v * 1e9),
+            min_shots_per_s: spec.min_rate,
+        }
+    }
+}
+
+/// The unit of a tuning objective, as `tune_summary.json` names it.
+fn objective_unit(spec: &TuneSpec) -> &'static str {
+    match spec.objective {
+        crate::scenario::TuneObjective::Tolerance => "share",
+        _ => "pct",
+    }
 }
 
 fn params(spec: &TuneSpec, e: &Evaluation) -> serde_json::Map<String, serde_json::Value> {
@@ -469,7 +543,8 @@ pub fn write_tune(
         source,
         overrides,
         seed: sc.seed,
-        tune: spec,
+        tune: TuneSettings::of(spec),
+        objective_unit: objective_unit(spec),
         evaluations: outcome.history.len(),
         objective_start: start.objective,
         objective_best: best.objective,
@@ -508,9 +583,9 @@ pub fn write_tune(
         let f = |g: fn(&Metrics) -> f64| m.map(|m| crate::text::cell(g(m))).unwrap_or_default();
         let _ = writeln!(
             csv,
-            ",{:?},{:?},{},{},{},{},{},{},{},{}",
-            e.objective,
-            e.cost,
+            ",{},{},{},{},{},{},{},{},{},{}",
+            crate::text::cell(e.objective),
+            crate::text::cell(e.cost),
             e.feasible,
             f(|m| m.mean_ul),
             f(|m| m.cv_pct),
@@ -531,7 +606,7 @@ pub fn write_tune(
         for x in v {
             let _ = write!(land, "{},", crate::text::cell(*x));
         }
-        let _ = writeln!(land, "{o:?},{f}");
+        let _ = writeln!(land, "{},{f}", crate::text::cell(*o));
     }
     put("tune_landscape.csv", land.into_bytes())?;
     // The search's evaluations are those before the landscape probes.
