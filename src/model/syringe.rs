@@ -93,7 +93,7 @@ section! {
         /// Barrel inner diameter.
         inner_diameter_mm: f64 as DIAMETER = real_from(MM, "syringe.preset", 1.0, 30.0),
         /// Liquid in the syringe at the start of the session.
-        fill_ml: f64 as FILL = real_from(ML, "syringe.preset (its capacity)", 0.01, 50.0).note("more than the dead space"),
+        fill_ml: f64 as FILL = real_from(ML, "syringe.preset (its capacity)", 0.01, 50.0).note("more than the dead space, at most the barrel's capacity"),
         /// Liquid left in the syringe when the stopper bottoms.
         dead_space_ml: f64 as DEAD_SPACE = real_from(ML, "syringe.preset", 0.0, 1.0),
         /// Stopper break-loose (static) force.
@@ -123,6 +123,20 @@ impl SyringeParams {
         let d = c.real_or(&RawSyringe::DIAMETER, sy.inner_diameter_mm, d0 * 1e3)?;
         let fill = c.real_or(&RawSyringe::FILL, sy.fill_ml, cap * 1e6)?;
         let dead_space = c.real_or(&RawSyringe::DEAD_SPACE, sy.dead_space_ml, dead0 * 1e6)?;
+        // The barrel holds its capacity: the preset's barrel length over the bore used.
+        let capacity = cap * (d / d0).powi(2);
+        if fill > capacity * (1.0 + 1e-9) {
+            return Err(invalid(
+                RawSyringe::FILL.key,
+                fmt_num(fill * 1e6),
+                format!(
+                    "at most the barrel's capacity, {} mL ({} over a {} mm bore; a larger syringe.preset holds more)",
+                    fmt_num(capacity * 1e6),
+                    preset,
+                    fmt_num(d * 1e3)
+                ),
+            ));
+        }
         if dead_space >= fill {
             return Err(invalid(
                 RawSyringe::FILL.key,

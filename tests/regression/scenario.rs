@@ -129,3 +129,26 @@ fn a_bad_study_value_from_set_names_the_set_argument() {
     assert!(m.starts_with("--set sweep.parameters.\"supply.pressure_bar\"=[2.0, 30.0]: "), "{m}");
     assert!(m.contains("= 30 is not allowed"), "{m}");
 }
+
+/// A 1 mL syringe "filled" with 10 mL was accepted: the session then ran
+/// on a barrel half a metre long. The fill is refused above the barrel's
+/// capacity (the preset's, scaled by a custom bore), naming the key, the
+/// value, the capacity and the way out; at the capacity it loads.
+#[test]
+fn a_fill_beyond_the_syringe_capacity_is_refused() {
+    let load = |sets: &[&str]| {
+        let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+        scenario::load(&Source::default_scenario(), &sets, "x")
+    };
+    let m = load(&["syringe.fill_ml=10"]).expect_err("10 mL in a 1 mL syringe").to_string();
+    assert!(m.contains("syringe.fill_ml") && m.contains("10"), "{m}");
+    assert!(m.contains("capacity, 1 mL") && m.contains("bd_1ml") && m.contains("syringe.preset"), "{m}");
+    // Twice the bore, four times the capacity.
+    let m = load(&["syringe.inner_diameter_mm=9.56", "syringe.fill_ml=4.5"]).expect_err("over 4 mL").to_string();
+    assert!(m.contains("capacity, 4 mL"), "{m}");
+    for ok in [&["syringe.fill_ml=1.0"][..], &["syringe.inner_diameter_mm=9.56", "syringe.fill_ml=4.0"]] {
+        assert!(load(ok).is_ok(), "{ok:?}");
+    }
+    let ten = load(&["syringe.preset=\"bd_10ml\"", "syringe.fill_ml=10"]);
+    assert!(ten.is_ok(), "{:?}", ten.err());
+}
