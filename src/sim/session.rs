@@ -1214,8 +1214,23 @@ fn warnings(plant: &Plant, shots: &[ShotRecord], stopped: Option<&str>, step: f6
             shots.len()
         ));
     }
+    let dry = count(&|s| s.dose < DRY_SHOT);
+    if let Some(first) = shots.iter().find(|s| s.dose < DRY_SHOT) {
+        let reservoir =
+            if plant.params.supply.reservoir.is_some() { "; the finite supply reservoir may be exhausted" } else { "" };
+        w.push(format!(
+            "{} of {} shots delivered less than 1 nL (the first: shot {}, supply at {} kPa at its start{reservoir}): their doses are zero",
+            dry,
+            shots.len(),
+            first.index,
+            crate::text::g6(first.supply_pressure_start / 1e3),
+        ));
+    }
     if let Some(msg) = stopped {
         w.push(format!("session stopped early: {msg}"));
     }
     w
 }
+
+/// A shot that delivered less than this (1 nL) delivered nothing, m³.
+const DRY_SHOT: f64 = 1e-12;

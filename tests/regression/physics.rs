@@ -139,4 +139,27 @@ fn a_shot_that_delivers_nothing_leaves_empty_cells_and_a_finite_summary() {
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("summary.json")).unwrap()).unwrap();
     assert_eq!(summary["dose_mean_ul"].as_f64(), Some(0.0));
     assert!(summary["dose_cv_pct"].as_f64().is_some_and(f64::is_finite), "{summary}");
+    // Said, not only written as zeros: no finite reservoir here, so no guess about one.
+    let w = summary["warnings"].as_array().unwrap().iter().map(|w| w.as_str().unwrap()).collect::<Vec<_>>();
+    let dry = w.iter().find(|w| w.contains("delivered less than 1 nL")).expect("a warning for the dry shots");
+    assert!(dry.starts_with("2 of 2 shots") && dry.contains("shot 0") && !dry.contains("reservoir"), "{dry}");
+}
+
+/// A nappage session that ran its 12 mL cartridge dry delivered zeros with
+/// exit 0 and no word: the shots that deliver nothing are counted, with the
+/// first one and its supply pressure, and the reservoir named.
+#[test]
+fn a_session_that_runs_its_reservoir_dry_says_how_many_shots_delivered_nothing() {
+    let sc = crate::util::shipped("nappage_9hz", &["session.shots=40"]);
+    let run = mesobench::simulate(&sc, false).unwrap();
+    let shots = &run.result.shots;
+    let first = shots.iter().position(|s| s.dose < 1e-12).expect("the cartridge runs dry within 40 shots");
+    assert!(shots[..first].iter().all(|s| s.dose > 1e-10));
+    let dry = run.result.warnings.iter().find(|w| w.contains("delivered less than 1 nL")).expect("a warning");
+    let n = shots.len() - first;
+    assert!(dry.starts_with(&format!("{n} of 40 shots")) && dry.contains(&format!("shot {first},")), "{dry}");
+    assert!(dry.contains("reservoir may be exhausted"), "{dry}");
+    // 27 shots, as shipped: every one delivers and nothing is said.
+    let run = mesobench::simulate(&crate::util::shipped("nappage_9hz", &[]), false).unwrap();
+    assert!(!run.result.warnings.iter().any(|w| w.contains("1 nL")), "{:?}", run.result.warnings);
 }
