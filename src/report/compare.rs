@@ -13,7 +13,7 @@ use super::plot::{err, histogram, range, render, Chart, DrawResult, Legend, Mark
 use super::{csv_bytes, json_bytes, write_atomic, ReportError};
 use crate::control::manual::OperatorParams;
 use crate::scenario::{Distribution, Level, Uncertain};
-use crate::study::compare::{Arm, ArmKind, ArmSummary, DoseSetting, Outcome, Study};
+use crate::study::compare::{Arm, ArmKind, ArmSummary, DoseSetting, Hand, Outcome, Study};
 use crate::text::g6;
 
 /// Tableau-10 colours, one per arm.
@@ -347,8 +347,21 @@ fn html_escape(s: &str) -> String {
 }
 
 fn report_html(study: &Study, out: &Outcome, pngs: &[(String, Vec<u8>)]) -> String {
+    let mut h = head_html(study, out);
+    h.push_str(&setup_html(study));
+    h.push_str(&accuracy_html(out));
+    h.push_str(&pairs_html(study, out));
+    h.push_str(&warnings_html(study, out));
+    h.push_str(&plots_html(pngs));
+    h.push_str(&arms_html(study, out));
+    h.push_str(MODELS_HTML);
+    h.push_str("</body>\n</html>\n");
+    h
+}
+
+/// The document's head, style, title, description and conclusion.
+fn head_html(study: &Study, out: &Outcome) -> String {
     let mut h = String::new();
-    let l = &study.limits;
     let title = format!("mesobench — {}", study.name);
     let _ = write!(
         h,
@@ -365,6 +378,13 @@ img{{max-width:100%;height:auto;border:1px solid #ddd}}figure{{margin:1.5em 0}}f
         html_escape(&study.description),
         html_escape(&conclusion(study, out))
     );
+    h
+}
+
+/// The set-up table: files, seed, targets, units, shots, acceptance.
+fn setup_html(study: &Study) -> String {
+    let mut h = String::new();
+    let l = &study.limits;
     let targets: Vec<String> = study.targets_ul.iter().map(|t| fmt(*t)).collect();
     let _ = write!(
         h,
@@ -386,6 +406,12 @@ img{{max-width:100%;height:auto;border:1px solid #ddd}}figure{{margin:1.5em 0}}f
         l.confidence,
         crate::VERSION
     );
+    h
+}
+
+/// The dose-accuracy table, one row per arm and target.
+fn accuracy_html(out: &Outcome) -> String {
+    let mut h = String::new();
     h.push_str(
         "<h2>Dose accuracy per arm</h2>\n<p>Pass if and only if x̄ − k·s ≥ V − L and x̄ + k·s ≤ V + L (ISO 11608-1 method, exact two-sided k). \
 Within and between: variance components of the doses grouped by operator or device.</p>\n<div class=\"wrap\"><table>\n\
@@ -418,6 +444,12 @@ Within and between: variance components of the doses grouped by operator or devi
         );
     }
     h.push_str("</table></div>\n");
+    h
+}
+
+/// The arm-against-arm table: CV ratios and tests of equal variances.
+fn pairs_html(study: &Study, out: &Outcome) -> String {
+    let mut h = String::new();
     let _ = write!(
         h,
         "<h2>Arm against arm</h2>\n<p>CV ratio with a {:.0} % cluster-bootstrap interval ({} resamples of whole operators or devices); \
@@ -447,7 +479,12 @@ down to 0, to be read the same way.</p>\n\
         );
     }
     h.push_str("</table></div>\n");
-    h.push_str(&warnings_html(study, out));
+    h
+}
+
+/// The plots, embedded as base64 PNGs with their captions.
+fn plots_html(pngs: &[(String, Vec<u8>)]) -> String {
+    let mut h = String::new();
     h.push_str("<h2>Plots</h2>\n");
     for ((name, caption), (_, png)) in PLOTS.iter().zip(pngs) {
         let _ = write!(
@@ -460,17 +497,15 @@ down to 0, to be read the same way.</p>\n\
             html_escape(caption)
         );
     }
-    h.push_str(&arms_html(study, out));
-    h.push_str(
-        "<h2>Models</h2>\n<p>Manual arms: the operator pushes the same syringe, needle, fluid and tissue plant as the gun through a hand \
+    h
+}
+
+/// What the manual and gun arms model, and where the sources are.
+const MODELS_HTML: &str = "<h2>Models</h2>\n<p>Manual arms: the operator pushes the same syringe, needle, fluid and tissue plant as the gun through a hand \
 impedance that follows an intended plunger speed, with physiological tremor (8–12 Hz), start-of-stroke force pulses, a stop decided by \
 reading the graduations (reading error and parallax), a reaction time partly anticipated, and needle-tip drift during the stroke. \
 Operators are drawn once, their shots around them (hierarchical). Gun arms run the scenario's gun and firmware. Shared variability \
-(needle lot, friction, tissue) uses the same random streams in every arm. Sources and priors: mesobench docs/physics.md (manual operator) and docs/studies.md (manual injection against the gun).</p>\n",
-    );
-    h.push_str("</body>\n</html>\n");
-    h
-}
+(needle lot, friction, tissue) uses the same random streams in every arm. Sources and priors: mesobench docs/physics.md (manual operator) and docs/studies.md (manual injection against the gun).</p>\n";
 
 // ---------------------------------------------------------------------------
 // The words of the report: its conclusion and what every arm is.
@@ -550,11 +585,24 @@ fn warning_groups(study: &Study, out: &Outcome) -> Vec<(String, usize, Vec<Strin
 
 /// The report's opening paragraph, in words with the numbers of the tables.
 pub(crate) fn conclusion(study: &Study, out: &Outcome) -> String {
+    let mut s = most_consistent_sentence(study, out);
+    s.push_str(&gun_against_hand_sentence(study, out));
+    s.push_str(&acceptance_sentence(study, out));
+    s.push_str(&caveat_sentence(study, out));
+    s
+}
+
+/// A target as prose names it ("10 µL").
+fn target_words(study: &Study, t: usize) -> String {
+    format!("{} µL", fmt(study.targets_ul[t]))
+}
+
+/// The conclusion's first sentence: the most consistent arm at each target.
+fn most_consistent_sentence(study: &Study, out: &Outcome) -> String {
     let nt = study.targets.len();
     let na = study.arms.len();
-    let at = |t: usize| format!("{} µL", fmt(study.targets_ul[t]));
+    let at = |t: usize| target_words(study, t);
     let mut s = String::new();
-    // The most consistent arm at each target.
     let best: Vec<usize> = (0..nt)
         .map(|t| {
             (0..na).min_by(|&x, &y| summary(study, out, x, t).cv.total_cmp(&summary(study, out, y, t).cv)).unwrap_or(0)
@@ -574,7 +622,15 @@ pub(crate) fn conclusion(study: &Study, out: &Outcome) -> String {
             .collect();
         let _ = write!(s, "The most consistent arm is {}.", and_list(&per));
     }
-    // Gun against hand.
+    s
+}
+
+/// The CV of the best manual arm over that of the best gun arm, per target
+/// ("" without both kinds of arm).
+fn gun_against_hand_sentence(study: &Study, out: &Outcome) -> String {
+    let nt = study.targets.len();
+    let at = |t: usize| target_words(study, t);
+    let mut s = String::new();
     if let (Some(m), Some(g)) = (best_of(study, out, true), best_of(study, out, false)) {
         let ratios: Vec<String> = (0..nt)
             .filter_map(|t| {
@@ -591,7 +647,14 @@ pub(crate) fn conclusion(study: &Study, out: &Outcome) -> String {
             and_list(&ratios)
         );
     }
-    // Acceptance.
+    s
+}
+
+/// How many arms pass the acceptance rule at every, some or no target.
+fn acceptance_sentence(study: &Study, out: &Outcome) -> String {
+    let nt = study.targets.len();
+    let na = study.arms.len();
+    let mut s = String::new();
     let passes: Vec<Vec<usize>> =
         (0..na).map(|a| (0..nt).filter(|&t| summary(study, out, a, t).acceptance.pass).collect()).collect();
     let all: Vec<String> = (0..na).filter(|&a| passes[a].len() == nt).map(|a| study.arms[a].name.clone()).collect();
@@ -628,7 +691,13 @@ pub(crate) fn conclusion(study: &Study, out: &Outcome) -> String {
     } else {
         let _ = write!(s, "; {}.", rest.join("; "));
     }
-    // The main caveat.
+    s
+}
+
+/// The main caveat: the most important model-validity warning, and what
+/// the manual arms are.
+fn caveat_sentence(study: &Study, out: &Outcome) -> String {
+    let mut s = String::new();
     let groups = warning_groups(study, out);
     let sessions = out.sessions.len();
     let warned = out.sessions.iter().filter(|s| !s.warnings.is_empty()).count();
@@ -731,12 +800,29 @@ fn variability_rows(list: &[Uncertain], notes: &std::collections::BTreeMap<Strin
 const VARIABILITY_HEAD: &str =
     "<tr><th class=\"l\">parameter</th><th class=\"l\">distribution</th><th class=\"l\">drawn</th><th class=\"l\">source</th></tr>\n";
 
+/// One row of an operator population: (what, value, when drawn, source).
+type OperatorRow = (&'static str, String, &'static str, String);
+
 /// The operator population of a manual arm: (what, value, when drawn, source).
-fn operator_rows(preset: &str, p: &OperatorParams) -> Vec<(&'static str, String, &'static str, String)> {
+fn operator_rows(preset: &str, p: &OperatorParams) -> Vec<OperatorRow> {
     let base = OperatorParams::preset(preset).unwrap_or_else(|| p.clone());
-    // The preset's source when the study kept the preset's values.
-    let src =
-        |same: bool, s: &str| if same { s.to_string() } else { "set in the study file: no published source".into() };
+    let mut rows = decision_rows(p, &base);
+    rows.extend(hand_rows(p, &base));
+    rows
+}
+
+/// The preset's source `s` when the study kept the preset's values.
+fn kept_source(same: bool, s: &str) -> String {
+    if same {
+        s.to_string()
+    } else {
+        "set in the study file: no published source".into()
+    }
+}
+
+/// The operator's decisions: plunger flow, reaction, anticipation, reading.
+fn decision_rows(p: &OperatorParams, base: &OperatorParams) -> Vec<OperatorRow> {
+    let src = kept_source;
     let prior =
         "no published source (a prior [D], set with the others to reproduce the published outcome ranges below)";
     vec![
@@ -788,6 +874,13 @@ fn operator_rows(preset: &str, p: &OperatorParams) -> Vec<(&'static str, String,
                 "graduations: 0.01 mL marks of BD 1 mL tuberculin syringes; reading and angle SDs and the wall: no published source ([D])",
             ),
         ),
+    ]
+}
+
+/// The operator's hand: tremor, force pulses, tip drift, impedance, depth.
+fn hand_rows(p: &OperatorParams, base: &OperatorParams) -> Vec<OperatorRow> {
+    let src = kept_source;
+    vec![
         (
             "tremor",
             format!(
@@ -983,71 +1076,9 @@ every arm meets the same needles, stoppers and tissue.</p>\n<div class=\"wrap\">
     }
     for (a, arm) in study.arms.iter().enumerate() {
         let _ = writeln!(h, "<h3 id=\"arm-{a}\">{}</h3>", html_escape(&arm.name));
-        let mut rows: Vec<(&str, String)> = Vec::new();
         match &arm.kind {
-            ArmKind::Manual { preset, operator } => {
-                rows.push((
-                    "kind",
-                    format!(
-                        "manual: {} {preset} operator pushes the plunger of the shared syringe by thumb; no firmware; the stop is read on the graduations",
-                        if preset.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" }
-                    ),
-                ));
-                rows.push(("calibration", "none: each operator aims at the target by eye".into()));
-                if !arm.set.is_empty() {
-                    rows.push(("overrides", arm.set.join(", ")));
-                }
-                rows.push(("in short", arm.assumptions()));
-                table_rows(&mut h, &rows);
-                h.push_str(&format!(
-                    "<p>Operator population ({} operators, each drawn once, their shots around them):</p>\n<div class=\"wrap\"><table class=\"text\">\n",
-                    study.units
-                ));
-                h.push_str("<tr><th class=\"l\">what</th><th class=\"l\">value</th><th class=\"l\">drawn</th><th class=\"l\">source</th></tr>\n");
-                for (what, value, when, src) in operator_rows(preset, operator) {
-                    let _ = writeln!(
-                        h,
-                        "<tr><td class=\"l\">{what}</td><td class=\"l\">{}</td><td class=\"l\">{when}</td><td class=\"l\">{}</td></tr>",
-                        html_escape(&value),
-                        html_escape(&src)
-                    );
-                }
-                h.push_str("</table></div>\n");
-            }
-            ArmKind::Gun { dose, hand } => {
-                let (DoseSetting::Direct { key } | DoseSetting::Calibrate { key, .. }) = dose;
-                let (fw, other) = firmware_text(study, arm, key);
-                rows.push(("kind", "gun: the shared scenario's gun and plant".into()));
-                rows.push(("firmware", fw));
-                rows.push(("calibration", calibration_text(study, out, a, dose)));
-                if !other.is_empty() {
-                    rows.push(("other overrides", other));
-                }
-                rows.push((
-                    "hand",
-                    match hand {
-                        Some(hd) => format!("{}; sources: {HAND_SOURCE}", hd.describe()),
-                        None => {
-                            "none: the scenario's tissue site at every shot, nose held against the skin, perpendicular"
-                                .into()
-                        }
-                    },
-                ));
-                rows.push(("in short", arm.assumptions()));
-                table_rows(&mut h, &rows);
-                if arm.variability.is_empty() {
-                    h.push_str("<p>No device-to-device variability of its own (only the shared variability).</p>\n");
-                } else {
-                    let _ = writeln!(
-                        h,
-                        "<p>Device-to-device variability ({} devices):</p>\n<div class=\"wrap\"><table class=\"text\">",
-                        study.units
-                    );
-                    h.push_str(VARIABILITY_HEAD);
-                    h.push_str(&variability_rows(&arm.variability, &arm.notes, false));
-                    h.push_str("</table></div>\n");
-                }
-            }
+            ArmKind::Manual { preset, operator } => manual_arm_html(&mut h, study, arm, preset, operator),
+            ArmKind::Gun { dose, hand } => gun_arm_html(&mut h, study, out, a, dose, hand.as_ref()),
         }
     }
     h.push_str(
@@ -1056,6 +1087,73 @@ insulin-syringe studies report (bias +20 to +60 %, CV 5–33 % at ≤ 0.01 mL: C
 Gnanalingham et al., Arch Dis Child 79:59 (1998)); they are a calibrated behavioural model, not independent measurements of each mechanism.</p>\n",
     );
     h
+}
+
+/// A manual arm's description table and its operator population.
+fn manual_arm_html(h: &mut String, study: &Study, arm: &Arm, preset: &str, operator: &OperatorParams) {
+    let mut rows: Vec<(&str, String)> = Vec::new();
+    rows.push((
+                    "kind",
+                    format!(
+                        "manual: {} {preset} operator pushes the plunger of the shared syringe by thumb; no firmware; the stop is read on the graduations",
+                        if preset.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" }
+                    ),
+                ));
+    rows.push(("calibration", "none: each operator aims at the target by eye".into()));
+    if !arm.set.is_empty() {
+        rows.push(("overrides", arm.set.join(", ")));
+    }
+    rows.push(("in short", arm.assumptions()));
+    table_rows(h, &rows);
+    h.push_str(&format!(
+                    "<p>Operator population ({} operators, each drawn once, their shots around them):</p>\n<div class=\"wrap\"><table class=\"text\">\n",
+                    study.units
+                ));
+    h.push_str("<tr><th class=\"l\">what</th><th class=\"l\">value</th><th class=\"l\">drawn</th><th class=\"l\">source</th></tr>\n");
+    for (what, value, when, src) in operator_rows(preset, operator) {
+        let _ = writeln!(
+                        h,
+                        "<tr><td class=\"l\">{what}</td><td class=\"l\">{}</td><td class=\"l\">{when}</td><td class=\"l\">{}</td></tr>",
+                        html_escape(&value),
+                        html_escape(&src)
+                    );
+    }
+    h.push_str("</table></div>\n");
+}
+
+/// A gun arm's description table and its device-to-device variability.
+fn gun_arm_html(h: &mut String, study: &Study, out: &Outcome, a: usize, dose: &DoseSetting, hand: Option<&Hand>) {
+    let arm = &study.arms[a];
+    let mut rows: Vec<(&str, String)> = Vec::new();
+    let (DoseSetting::Direct { key } | DoseSetting::Calibrate { key, .. }) = dose;
+    let (fw, other) = firmware_text(study, arm, key);
+    rows.push(("kind", "gun: the shared scenario's gun and plant".into()));
+    rows.push(("firmware", fw));
+    rows.push(("calibration", calibration_text(study, out, a, dose)));
+    if !other.is_empty() {
+        rows.push(("other overrides", other));
+    }
+    rows.push((
+        "hand",
+        match hand {
+            Some(hd) => format!("{}; sources: {HAND_SOURCE}", hd.describe()),
+            None => "none: the scenario's tissue site at every shot, nose held against the skin, perpendicular".into(),
+        },
+    ));
+    rows.push(("in short", arm.assumptions()));
+    table_rows(h, &rows);
+    if arm.variability.is_empty() {
+        h.push_str("<p>No device-to-device variability of its own (only the shared variability).</p>\n");
+    } else {
+        let _ = writeln!(
+            h,
+            "<p>Device-to-device variability ({} devices):</p>\n<div class=\"wrap\"><table class=\"text\">",
+            study.units
+        );
+        h.push_str(VARIABILITY_HEAD);
+        h.push_str(&variability_rows(&arm.variability, &arm.notes, false));
+        h.push_str("</table></div>\n");
+    }
 }
 
 /// A two-column description table.

@@ -420,23 +420,54 @@ where
     // One legend width for every panel, so that their time axes line up.
     let w = p_lg.w.max(v_lg.w).max(if has_fw { fw_lg.w } else { 0 });
     let (p_lg, v_lg, fw_lg) = (p_lg.widen(w), v_lg.widen(w), fw_lg.widen(w));
+    pressure_panel(&top, s, (t0, t1), &series, &p_lg)?;
+    flow_panel(&mid, s, (t0, t1), &p_lg)?;
+    valve_panel(&bottom, s, (t0, t1), &v_lg, orange)?;
+    if has_fw {
+        firmware_panel(&fw_area, s, (t0, t1), chart, &fw_series, &fw_lg)?;
+    }
+    Ok(())
+}
+
+/// The trace's pressure panel: supply, chamber, syringe and tissue.
+fn pressure_panel<DB: DrawingBackend>(
+    top: &DrawingArea<DB, Shift>,
+    s: &[TraceSample],
+    (t0, t1): (f64, f64),
+    series: &[Series; 4],
+    p_lg: &Legend,
+) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
     let (p0, p1) = range(s.iter().flat_map(|x| series.iter().map(move |(_, _, f)| f(x))), true);
     let mut c = p_lg
-        .reserve(&mut ChartBuilder::on(&top), 10)
+        .reserve(&mut ChartBuilder::on(top), 10)
         .x_label_area_size(30)
         .y_label_area_size(70)
         .build_cartesian_2d(t0..t1, p0..p1)
         .map_err(err)?;
     c.configure_mesh().y_desc("pressure, kPa (gauge)").label_style((FONT, 14)).draw().map_err(err)?;
-    for (_, color, f) in series {
+    for &(_, color, f) in series {
         c.draw_series(LineSeries::new(s.iter().map(|x| (x.t * 1e3, f(x))), color.stroke_width(2))).map_err(err)?;
     }
-    p_lg.draw(&top, &c, 30)?;
+    p_lg.draw(top, &c, 30)
+}
 
-    // Flow.
+/// The trace's flow panel: the needle flow (with the pressure panel's
+/// legend width, so that the time axes line up).
+fn flow_panel<DB: DrawingBackend>(
+    mid: &DrawingArea<DB, Shift>,
+    s: &[TraceSample],
+    (t0, t1): (f64, f64),
+    p_lg: &Legend,
+) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
     let (q0, q1) = range(s.iter().map(|x| x.flow * 1e9), true);
     let mut c = p_lg
-        .reserve(&mut ChartBuilder::on(&mid), 10)
+        .reserve(&mut ChartBuilder::on(mid), 10)
         .x_label_area_size(30)
         .y_label_area_size(70)
         .build_cartesian_2d(t0..t1, q0..q1)
@@ -447,10 +478,22 @@ where
         RGBColor(148, 103, 189).stroke_width(2),
     ))
     .map_err(err)?;
+    Ok(())
+}
 
-    // Valve command and opening.
+/// The trace's valve panel: the command and the opening.
+fn valve_panel<DB: DrawingBackend>(
+    bottom: &DrawingArea<DB, Shift>,
+    s: &[TraceSample],
+    (t0, t1): (f64, f64),
+    v_lg: &Legend,
+    orange: RGBColor,
+) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
     let mut c = v_lg
-        .reserve(&mut ChartBuilder::on(&bottom), 10)
+        .reserve(&mut ChartBuilder::on(bottom), 10)
         .x_label_area_size(40)
         .y_label_area_size(70)
         .build_cartesian_2d(t0..t1, -0.05..1.1)
@@ -458,34 +501,46 @@ where
     c.configure_mesh().x_desc("time, ms").y_desc("valve").label_style((FONT, 14)).draw().map_err(err)?;
     c.draw_series(LineSeries::new(s.iter().map(|x| (x.t * 1e3, x.command)), BLACK.stroke_width(1))).map_err(err)?;
     c.draw_series(LineSeries::new(s.iter().map(|x| (x.t * 1e3, x.opening)), orange.stroke_width(2))).map_err(err)?;
-    v_lg.draw(&bottom, &c, 40)?;
-    if has_fw {
-        let k = chart.fw_scale;
-        let (y0, y1) = range(s.iter().flat_map(|x| fw_series.iter().map(move |(_, _, f)| f(x) * k)), false);
-        let mut c = fw_lg
-            .reserve(&mut ChartBuilder::on(&fw_area), 10)
-            .x_label_area_size(40)
-            .y_label_area_size(70)
-            .build_cartesian_2d(t0..t1, y0..y1)
+    v_lg.draw(bottom, &c, 40)
+}
+
+/// The trace's firmware panel: setpoint, measurement and command, in the
+/// firmware's unit.
+fn firmware_panel<DB: DrawingBackend>(
+    fw_area: &DrawingArea<DB, Shift>,
+    s: &[TraceSample],
+    (t0, t1): (f64, f64),
+    chart: &TraceChart,
+    fw_series: &[Series; 3],
+    fw_lg: &Legend,
+) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    let k = chart.fw_scale;
+    let (y0, y1) = range(s.iter().flat_map(|x| fw_series.iter().map(move |(_, _, f)| f(x) * k)), false);
+    let mut c = fw_lg
+        .reserve(&mut ChartBuilder::on(fw_area), 10)
+        .x_label_area_size(40)
+        .y_label_area_size(70)
+        .build_cartesian_2d(t0..t1, y0..y1)
+        .map_err(err)?;
+    c.configure_mesh()
+        .x_desc("time, ms")
+        .y_desc(format!("firmware, {}", chart.fw_unit))
+        .label_style((FONT, 14))
+        .draw()
+        .map_err(err)?;
+    for &(_, color, f) in fw_series {
+        if s.iter().any(|x| f(x).is_finite()) {
+            c.draw_series(LineSeries::new(
+                s.iter().filter(|x| f(x).is_finite()).map(|x| (x.t * 1e3, f(x) * k)),
+                color.stroke_width(2),
+            ))
             .map_err(err)?;
-        c.configure_mesh()
-            .x_desc("time, ms")
-            .y_desc(format!("firmware, {}", chart.fw_unit))
-            .label_style((FONT, 14))
-            .draw()
-            .map_err(err)?;
-        for (_, color, f) in fw_series {
-            if s.iter().any(|x| f(x).is_finite()) {
-                c.draw_series(LineSeries::new(
-                    s.iter().filter(|x| f(x).is_finite()).map(|x| (x.t * 1e3, f(x) * k)),
-                    color.stroke_width(2),
-                ))
-                .map_err(err)?;
-            }
         }
-        fw_lg.draw(&fw_area, &c, 40)?;
     }
-    Ok(())
+    fw_lg.draw(fw_area, &c, 40)
 }
 
 /// Dose (and reflux, and each needle's share) per shot.

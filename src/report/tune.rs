@@ -395,7 +395,7 @@ impl Chart for LandscapeChart<'_> {
         root.fill(&WHITE).map_err(err)?;
         let l = &self.outcome.landscape;
         let keys = &self.spec.parameters;
-        let (start, best) = (&self.outcome.start().values, &self.outcome.best().values);
+        let best = &self.outcome.best().values;
         let title = if l.keys.len() == 1 {
             format!("{}: objective along {}", self.name, keys[l.keys[0]].0)
         } else {
@@ -414,26 +414,53 @@ impl Chart for LandscapeChart<'_> {
             rest
         };
         if l.keys.len() == 1 {
-            let i = l.keys[0];
-            let (x0, x1) = (keys[i].1, keys[i].2);
-            let (lo, hi) = range(l.points.iter().filter(|p| p.2).map(|p| p.1), false);
-            let mut c = ChartBuilder::on(&root)
-                .margin(15)
-                .x_label_area_size(45)
-                .y_label_area_size(80)
-                .build_cartesian_2d(x0..x1, lo..hi)
-                .map_err(err)?;
-            c.configure_mesh()
-                .x_desc(keys[i].0.as_str())
-                .y_desc("objective (feasible points)")
-                .label_style((FONT, 14))
-                .draw()
-                .map_err(err)?;
-            c.draw_series(l.points.iter().filter(|p| p.2).map(|p| Circle::new((p.0[i], p.1), 4, BLUE.filled())))
-                .map_err(err)?;
-            c.draw_series([Circle::new((best[i], self.outcome.best().objective), 7, RED.filled())]).map_err(err)?;
-            return Ok(());
+            self.draw_line(&root)
+        } else {
+            self.draw_map(&root)
         }
+    }
+}
+
+impl LandscapeChart<'_> {
+    /// A one-key landscape: the feasible objectives along the key, the
+    /// optimum in red.
+    fn draw_line<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult
+    where
+        DB::ErrorType: 'static,
+    {
+        let l = &self.outcome.landscape;
+        let keys = &self.spec.parameters;
+        let best = &self.outcome.best().values;
+        let i = l.keys[0];
+        let (x0, x1) = (keys[i].1, keys[i].2);
+        let (lo, hi) = range(l.points.iter().filter(|p| p.2).map(|p| p.1), false);
+        let mut c = ChartBuilder::on(root)
+            .margin(15)
+            .x_label_area_size(45)
+            .y_label_area_size(80)
+            .build_cartesian_2d(x0..x1, lo..hi)
+            .map_err(err)?;
+        c.configure_mesh()
+            .x_desc(keys[i].0.as_str())
+            .y_desc("objective (feasible points)")
+            .label_style((FONT, 14))
+            .draw()
+            .map_err(err)?;
+        c.draw_series(l.points.iter().filter(|p| p.2).map(|p| Circle::new((p.0[i], p.1), 4, BLUE.filled())))
+            .map_err(err)?;
+        c.draw_series([Circle::new((best[i], self.outcome.best().objective), 7, RED.filled())]).map_err(err)?;
+        Ok(())
+    }
+
+    /// A two-key landscape: the objective as a colour map with the start,
+    /// the optimum and a colour bar.
+    fn draw_map<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> DrawResult
+    where
+        DB::ErrorType: 'static,
+    {
+        let l = &self.outcome.landscape;
+        let keys = &self.spec.parameters;
+        let (start, best) = (&self.outcome.start().values, &self.outcome.best().values);
         let (i, j) = (l.keys[0], l.keys[1]);
         let g = self.spec.landscape_grid;
         // A rank colour scale over every simulated point; infeasible ones are drawn pale.
@@ -481,35 +508,42 @@ impl Chart for LandscapeChart<'_> {
         .map_err(err)?;
         c.draw_series([Cross::new((best[i], best[j]), 9, RED.stroke_width(3))]).map_err(err)?;
         lg.draw(&root, &c, 45)?;
-        // Colour bar: the objective at each rank.
-        let mut cb = ChartBuilder::on(&bar)
-            .margin_top(30)
-            .margin_bottom(60)
-            .margin_left(10)
-            .margin_right(45)
-            .y_label_area_size(75)
-            .build_cartesian_2d(0.0..1.0, 0.0..1.0)
-            .map_err(err)?;
-        cb.configure_mesh()
-            .disable_mesh()
-            .disable_x_axis()
-            .y_labels(9)
-            .y_label_formatter(&|f| crate::text::g6(scale.value(*f)))
-            .label_style((FONT, 14))
-            .draw()
-            .map_err(err)?;
-        cb.draw_series((0..100).map(|k| {
-            let t = k as f64 / 100.0;
-            Rectangle::new([(0.0, t), (1.0, t + 0.01)], viridis(t + 0.005).filled())
-        }))
-        .map_err(err)?;
-        let desc = TextStyle::from((FONT, 14).into_font().transform(FontTransform::Rotate90))
-            .pos(Pos::new(HPos::Center, VPos::Top));
-        let (bw, bh) = bar.dim_in_pixel();
-        bar.draw_text("objective, colour by rank; pale: infeasible", &desc, (bw as i32 - 12, bh as i32 / 2 - 15))
-            .map_err(err)?;
-        Ok(())
+        colour_bar(&bar, &scale)
     }
+}
+
+/// The colour bar of a landscape map: the objective at each rank.
+fn colour_bar<DB: DrawingBackend>(bar: &DrawingArea<DB, Shift>, scale: &RankScale) -> DrawResult
+where
+    DB::ErrorType: 'static,
+{
+    let mut cb = ChartBuilder::on(bar)
+        .margin_top(30)
+        .margin_bottom(60)
+        .margin_left(10)
+        .margin_right(45)
+        .y_label_area_size(75)
+        .build_cartesian_2d(0.0..1.0, 0.0..1.0)
+        .map_err(err)?;
+    cb.configure_mesh()
+        .disable_mesh()
+        .disable_x_axis()
+        .y_labels(9)
+        .y_label_formatter(&|f| crate::text::g6(scale.value(*f)))
+        .label_style((FONT, 14))
+        .draw()
+        .map_err(err)?;
+    cb.draw_series((0..100).map(|k| {
+        let t = k as f64 / 100.0;
+        Rectangle::new([(0.0, t), (1.0, t + 0.01)], viridis(t + 0.005).filled())
+    }))
+    .map_err(err)?;
+    let desc = TextStyle::from((FONT, 14).into_font().transform(FontTransform::Rotate90))
+        .pos(Pos::new(HPos::Center, VPos::Top));
+    let (bw, bh) = bar.dim_in_pixel();
+    bar.draw_text("objective, colour by rank; pale: infeasible", &desc, (bw as i32 - 12, bh as i32 / 2 - 15))
+        .map_err(err)?;
+    Ok(())
 }
 
 const SIZE_W: u32 = super::plot::SIZE.0;
@@ -524,7 +558,7 @@ pub fn write_tune(
 ) -> Result<Vec<PathBuf>, ReportError> {
     let spec = sc.tune.as_ref().expect("a tuned scenario");
     std::fs::create_dir_all(dir).map_err(|source| ReportError::Io { path: dir.to_owned(), source })?;
-    let (start, best) = (outcome.start(), outcome.best());
+    let best = outcome.best();
     let objective = match spec.objective {
         crate::scenario::TuneObjective::Cv => "dose CV, %",
         crate::scenario::TuneObjective::Tolerance => "tolerance half-width / limit",
@@ -537,6 +571,19 @@ pub fn write_tune(
         files.push(path);
         Ok(())
     };
+    put("tune_summary.json", summary_json(sc, source, overrides, outcome))?;
+    put("tune_best.toml", toml_fragment(sc, spec, best, objective).into_bytes())?;
+    put("tune_best.h", c_header(sc, spec, best).into_bytes())?;
+    put("tune_history.csv", history_csv(spec, outcome).into_bytes())?;
+    put("tune_landscape.csv", landscape_csv(spec, outcome).into_bytes())?;
+    write_tune_plots(dir, sc, outcome, &mut files)?;
+    Ok(files)
+}
+
+/// `tune_summary.json`: the settings, the start and the optimum.
+fn summary_json(sc: &Scenario, source: &str, overrides: &[String], outcome: &Outcome) -> Vec<u8> {
+    let spec = sc.tune.as_ref().expect("a tuned scenario");
+    let (start, best) = (outcome.start(), outcome.best());
     let summary = Summary {
         mesobench_version: crate::VERSION,
         scenario: &sc.name,
@@ -566,9 +613,11 @@ pub fn write_tune(
             .collect(),
         landscape_keys: outcome.landscape.keys.iter().map(|&i| spec.parameters[i].0.as_str()).collect(),
     };
-    put("tune_summary.json", json_bytes(&summary))?;
-    put("tune_best.toml", toml_fragment(sc, spec, best, objective).into_bytes())?;
-    put("tune_best.h", c_header(sc, spec, best).into_bytes())?;
+    json_bytes(&summary)
+}
+
+/// `tune_history.csv`: every evaluation, its parameters and metrics.
+fn history_csv(spec: &TuneSpec, outcome: &Outcome) -> String {
     let mut csv = String::from("evaluation");
     for (k, _, _) in &spec.parameters {
         let _ = write!(csv, ",{k}");
@@ -596,7 +645,11 @@ pub fn write_tune(
             e.error.as_deref().unwrap_or("").replace([',', '\n'], ";")
         );
     }
-    put("tune_history.csv", csv.into_bytes())?;
+    csv
+}
+
+/// `tune_landscape.csv`: the landscape's points and their objectives.
+fn landscape_csv(spec: &TuneSpec, outcome: &Outcome) -> String {
     let mut land = String::new();
     for (k, _, _) in &spec.parameters {
         let _ = write!(land, "{k},");
@@ -608,7 +661,12 @@ pub fn write_tune(
         }
         let _ = writeln!(land, "{},{f}", crate::text::cell(*o));
     }
-    put("tune_landscape.csv", land.into_bytes())?;
+    land
+}
+
+/// The convergence, dose and landscape plots, as PNG and SVG.
+fn write_tune_plots(dir: &Path, sc: &Scenario, outcome: &Outcome, files: &mut Vec<PathBuf>) -> Result<(), ReportError> {
+    let spec = sc.tune.as_ref().expect("a tuned scenario");
     // The search's evaluations are those before the landscape probes.
     let search = outcome.history.len();
     for ext in ["png", "svg"] {
@@ -625,7 +683,7 @@ pub fn write_tune(
         render(&path, &LandscapeChart { name: &sc.name, spec, outcome })?;
         files.push(path);
     }
-    Ok(files)
+    Ok(())
 }
 
 #[cfg(test)]

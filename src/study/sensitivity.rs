@@ -180,23 +180,7 @@ where
             .collect()
     });
     let ys: Vec<f64> = ys.into_iter().collect::<Result<_, _>>()?;
-    let (fa, fb) = (&ys[..n], &ys[n..2 * n]);
-    let fab = |i: usize| &ys[(2 + i) * n..(3 + i) * n];
-    let estimate = |rows: &[usize]| -> Vec<(f64, f64)> {
-        let m = rows.len() as f64;
-        let mean = rows.iter().map(|&j| fa[j] + fb[j]).sum::<f64>() / (2.0 * m);
-        let var = rows.iter().map(|&j| (fa[j] - mean).powi(2) + (fb[j] - mean).powi(2)).sum::<f64>() / (2.0 * m - 1.0);
-        (0..d)
-            .map(|i| {
-                let ab = fab(i);
-                // f(B) centred on the mean: same expectation, far lower variance
-                // when the output's mean is large against its spread.
-                let s1 = rows.iter().map(|&j| (fb[j] - mean) * (ab[j] - fa[j])).sum::<f64>() / m / var;
-                let st = rows.iter().map(|&j| (fa[j] - ab[j]).powi(2)).sum::<f64>() / (2.0 * m) / var;
-                (s1, st)
-            })
-            .collect()
-    };
+    let estimate = |rows: &[usize]| indices_of(&ys, n, d, rows);
     let all: Vec<usize> = (0..n).collect();
     let point = estimate(&all);
     let mut rng = task_rng(seed, u64::MAX, 0);
@@ -229,6 +213,26 @@ where
         variance,
         evaluations: ys.len(),
     })
+}
+
+/// The first-order and total indices of each of the `d` inputs from the
+/// evaluations `ys` (blocks A, B, A_B^(i) of `n` rows each) over `rows`.
+fn indices_of(ys: &[f64], n: usize, d: usize, rows: &[usize]) -> Vec<(f64, f64)> {
+    let (fa, fb) = (&ys[..n], &ys[n..2 * n]);
+    let fab = |i: usize| &ys[(2 + i) * n..(3 + i) * n];
+    let m = rows.len() as f64;
+    let mean = rows.iter().map(|&j| fa[j] + fb[j]).sum::<f64>() / (2.0 * m);
+    let var = rows.iter().map(|&j| (fa[j] - mean).powi(2) + (fb[j] - mean).powi(2)).sum::<f64>() / (2.0 * m - 1.0);
+    (0..d)
+        .map(|i| {
+            let ab = fab(i);
+            // f(B) centred on the mean: same expectation, far lower variance
+            // when the output's mean is large against its spread.
+            let s1 = rows.iter().map(|&j| (fb[j] - mean) * (ab[j] - fa[j])).sum::<f64>() / m / var;
+            let st = rows.iter().map(|&j| (fa[j] - ab[j]).powi(2)).sum::<f64>() / (2.0 * m) / var;
+            (s1, st)
+        })
+        .collect()
 }
 
 /// Sobol indices of the mean session dose (µL) of a scenario over its

@@ -13,7 +13,7 @@
 use nalgebra::{DMatrix, DVector};
 use rayon::prelude::*;
 
-use super::{advice, cost, evaluate, evaluate_many, FitFile};
+use super::{advice, cost, evaluate, evaluate_many, FitFile, FitParam};
 
 /// Student-t quantile used for the 95 % intervals.
 fn t975(dof: usize) -> f64 {
@@ -140,35 +140,7 @@ fn levenberg_marquardt(
         if lambda < 0.0 {
             lambda = 1e-3 * a.diagonal().max();
         }
-        let mut accepted = None;
-        for _ in 0..30 {
-            let mut m = a.clone();
-            for k in 0..m.nrows() {
-                m[(k, k)] += lambda * a[(k, k)].max(1e-12 * a.diagonal().max());
-            }
-            let Some(chol) = m.cholesky() else {
-                lambda *= nu;
-                nu *= 2.0;
-                continue;
-            };
-            let delta = chol.solve(&(-&g));
-            let trial: Vec<f64> = u.iter().zip(delta.iter()).map(|(a, b)| a + b).collect();
-            match pb.residuals(&trial) {
-                Some(rt) if rt.norm_squared() < c => {
-                    let ct = rt.norm_squared();
-                    let predicted = -2.0 * delta.dot(&g) - (&j * &delta).norm_squared();
-                    let rho = if predicted > 0.0 { (c - ct) / predicted.max(f64::MIN_POSITIVE) } else { 1.0 };
-                    lambda *= (1.0f64 / 3.0).max(1.0 - (2.0 * rho - 1.0).powi(3));
-                    nu = 2.0;
-                    accepted = Some((trial, rt, ct, delta.norm()));
-                    break;
-                }
-                _ => {
-                    lambda *= nu;
-                    nu *= 2.0;
-                }
-            }
-        }
+        let accepted = damped_step(pb, &u, (&a, &g, &j), c, &mut lambda, &mut nu);
         let Some((trial, rt, ct, step)) = accepted else {
             return Some(Minimum { u, cost: c, converged: true, reason: "no step lowers the cost further".into() });
         };
@@ -191,6 +163,50 @@ fn levenberg_marquardt(
         converged: false,
         reason: format!("{max_iter} iterations without meeting a stopping rule"),
     })
+}
+
+/// An accepted step, its residuals, its cost and its length.
+type Accepted = (Vec<f64>, DVector<f64>, f64, f64);
+
+/// One damped Gauss–Newton step from `u` (normal matrix `a`, gradient `g`,
+/// Jacobian `j`, cost `c`): raise the damping `lambda` until a step lowers
+/// the cost (at most 30 tries), then lower it by the gain ratio.
+fn damped_step(
+    pb: &Problem,
+    u: &[f64],
+    (a, g, j): (&DMatrix<f64>, &DVector<f64>, &DMatrix<f64>),
+    c: f64,
+    lambda: &mut f64,
+    nu: &mut f64,
+) -> Option<Accepted> {
+    for _ in 0..30 {
+        let mut m = a.clone();
+        for k in 0..m.nrows() {
+            m[(k, k)] += *lambda * a[(k, k)].max(1e-12 * a.diagonal().max());
+        }
+        let Some(chol) = m.cholesky() else {
+            *lambda *= *nu;
+            *nu *= 2.0;
+            continue;
+        };
+        let delta = chol.solve(&(-g));
+        let trial: Vec<f64> = u.iter().zip(delta.iter()).map(|(a, b)| a + b).collect();
+        match pb.residuals(&trial) {
+            Some(rt) if rt.norm_squared() < c => {
+                let ct = rt.norm_squared();
+                let predicted = -2.0 * delta.dot(g) - (j * &delta).norm_squared();
+                let rho = if predicted > 0.0 { (c - ct) / predicted.max(f64::MIN_POSITIVE) } else { 1.0 };
+                *lambda *= (1.0f64 / 3.0).max(1.0 - (2.0 * rho - 1.0).powi(3));
+                *nu = 2.0;
+                return Some((trial, rt, ct, delta.norm()));
+            }
+            _ => {
+                *lambda *= *nu;
+                *nu *= 2.0;
+            }
+        }
+    }
+    None
 }
 
 /// A parameter's estimate and its uncertainty.
@@ -319,7 +335,35 @@ pub fn fit(file: &FitFile, progress: &(dyn Fn(&str) + Sync)) -> Result<Outcome, 
 fn uncertainty(file: &FitFile, xhat: &[f64], c: f64, n: usize) -> Result<Outcome, super::FitError> {
     let ps = &file.parameters;
     let p = ps.len();
-    // Jacobian in the parameters' own units (central, one-sided at a bound).
+    let jm = jacobian_at(file, xhat, n)?;
+    let dof = n - p;
+    let sigma2 = c / dof as f64;
+    let t = t975(dof);
+    let mut warnings = Vec::new();
+    let (cov, blind, weak) = covariance(ps, &jm, sigma2, &mut warnings);
+    let correlation = correlation_of(&cov);
+    let estimates = estimates_of(ps, xhat, (&cov, &blind, &weak), t, &mut warnings);
+    correlation_warnings(ps, &correlation, &mut warnings);
+    Ok(Outcome {
+        estimates,
+        correlation,
+        cost: c,
+        sigma2,
+        residuals: n,
+        converged: true,
+        reason: String::new(),
+        history: Vec::new(),
+        global: Vec::new(),
+        profiles: Vec::new(),
+        warnings,
+    })
+}
+
+/// The Jacobian of the `n` residuals at `xhat` in the parameters' own
+/// units (central differences, one-sided at a bound).
+fn jacobian_at(file: &FitFile, xhat: &[f64], n: usize) -> Result<DMatrix<f64>, super::FitError> {
+    let ps = &file.parameters;
+    let p = ps.len();
     let mut pts = Vec::with_capacity(2 * p);
     let mut steps = Vec::with_capacity(p);
     for (j, q) in ps.iter().enumerate() {
@@ -346,14 +390,23 @@ fn uncertainty(file: &FitFile, xhat: &[f64], c: f64, n: usize) -> Result<Outcome
             jm[(i, j)] = (a[i] - b[i]) / steps[j];
         }
     }
-    let dof = n - p;
-    let sigma2 = c / dof as f64;
-    let t = t975(dof);
+    Ok(jm)
+}
+
+/// The covariance `sigma2`·(JᵀJ)⁻¹ of the parameters from the Jacobian
+/// `jm`, with the parameters the data do not see (`blind`) and those in a
+/// near-singular combination (`weak`); warns of each such combination.
+fn covariance(
+    ps: &[FitParam],
+    jm: &DMatrix<f64>,
+    sigma2: f64,
+    warnings: &mut Vec<String>,
+) -> (DMatrix<f64>, Vec<bool>, Vec<bool>) {
+    let (n, p) = jm.shape();
     // Scale columns to unit norm: the scaled JᵀJ has a unit diagonal and
     // its eigenvalues show which combinations the data cannot see.
     let norms: Vec<f64> = (0..p).map(|j| jm.column(j).norm()).collect();
     let scale_max = norms.iter().cloned().fold(0.0, f64::max);
-    let mut warnings = Vec::new();
     let mut blind = vec![false; p];
     for j in 0..p {
         if norms[j].is_nan() || norms[j] <= 1e-9 * scale_max || norms[j] == 0.0 {
@@ -399,6 +452,13 @@ fn uncertainty(file: &FitFile, xhat: &[f64], c: f64, n: usize) -> Result<Outcome
             }
         }
     }
+    (cov, blind, weak)
+}
+
+/// The correlation matrix of a covariance (NaN where a variance is not
+/// finite and positive).
+fn correlation_of(cov: &DMatrix<f64>) -> Vec<Vec<f64>> {
+    let p = cov.nrows();
     let mut correlation = vec![vec![f64::NAN; p]; p];
     for j1 in 0..p {
         for j2 in 0..p {
@@ -408,7 +468,19 @@ fn uncertainty(file: &FitFile, xhat: &[f64], c: f64, n: usize) -> Result<Outcome
             }
         }
     }
-    let mut estimates = Vec::with_capacity(p);
+    correlation
+}
+
+/// Each parameter's estimate, standard error and 95 % interval (`t` the
+/// Student quantile); warns of those not identifiable or at a bound.
+fn estimates_of(
+    ps: &[FitParam],
+    xhat: &[f64],
+    (cov, blind, weak): (&DMatrix<f64>, &[bool], &[bool]),
+    t: f64,
+    warnings: &mut Vec<String>,
+) -> Vec<Estimate> {
+    let mut estimates = Vec::with_capacity(ps.len());
     for (j, q) in ps.iter().enumerate() {
         let width = q.hi - q.lo;
         let at_bound = (xhat[j] - q.lo) < 1e-4 * width || (q.hi - xhat[j]) < 1e-4 * width;
@@ -456,6 +528,12 @@ fn uncertainty(file: &FitFile, xhat: &[f64], c: f64, n: usize) -> Result<Outcome
             at_bound,
         });
     }
+    estimates
+}
+
+/// Warn of every pair of parameters correlated beyond |r| = 0.95.
+fn correlation_warnings(ps: &[FitParam], correlation: &[Vec<f64>], warnings: &mut Vec<String>) {
+    let p = ps.len();
     for j1 in 0..p {
         for j2 in j1 + 1..p {
             let r = correlation[j1][j2];
@@ -471,19 +549,6 @@ fn uncertainty(file: &FitFile, xhat: &[f64], c: f64, n: usize) -> Result<Outcome
             }
         }
     }
-    Ok(Outcome {
-        estimates,
-        correlation,
-        cost: c,
-        sigma2,
-        residuals: n,
-        converged: true,
-        reason: String::new(),
-        history: Vec::new(),
-        global: Vec::new(),
-        profiles: Vec::new(),
-        warnings,
-    })
 }
 
 /// Profile each parameter: hold it at points around the optimum and
@@ -534,53 +599,60 @@ fn profiles(file: &FitFile, out: &mut Outcome, xhat: &[f64]) {
         }
         pts.sort_by(|a, b| a.0.partial_cmp(&b.0).unwrap());
         pts.dedup_by(|a, b| a.0 == b.0);
-        let i0 = pts.iter().position(|x| x.0 == xhat[j]).unwrap_or(0);
-        let side = |range: Box<dyn Iterator<Item = usize>>| -> Option<f64> {
-            let mut prev = pts[i0];
-            for i in range {
-                let cur = pts[i];
-                if cur.1 >= threshold {
-                    let f = (threshold - prev.1) / (cur.1 - prev.1);
-                    return Some(prev.0 + f * (cur.0 - prev.0));
-                }
-                prev = cur;
+        close_profile(out, j, &ps[j].key, pts, xhat[j], threshold);
+    }
+}
+
+/// Parameter `j`'s profile from its points `pts` (sorted, the optimum
+/// `x0` among them): where the cost crosses `threshold` on each side, and
+/// the warnings when it never does or the interval differs from the
+/// covariance one.
+fn close_profile(out: &mut Outcome, j: usize, key: &str, pts: Vec<(f64, f64)>, x0: f64, threshold: f64) {
+    let i0 = pts.iter().position(|x| x.0 == x0).unwrap_or(0);
+    let side = |range: Box<dyn Iterator<Item = usize>>| -> Option<f64> {
+        let mut prev = pts[i0];
+        for i in range {
+            let cur = pts[i];
+            if cur.1 >= threshold {
+                let f = (threshold - prev.1) / (cur.1 - prev.1);
+                return Some(prev.0 + f * (cur.0 - prev.0));
             }
-            None
-        };
-        let lo = side(Box::new((0..i0).rev()));
-        let hi = side(Box::new(i0 + 1..pts.len()));
-        let e = &mut out.estimates[j];
-        e.ci95_profile = Some([lo, hi]);
-        let key = &ps[j].key;
-        match (e.ci95, lo, hi) {
-            (_, None, None) => {
-                if e.identifiable {
-                    e.identifiable = false;
-                    e.se = None;
-                    e.ci95 = None;
-                }
+            prev = cur;
+        }
+        None
+    };
+    let lo = side(Box::new((0..i0).rev()));
+    let hi = side(Box::new(i0 + 1..pts.len()));
+    let e = &mut out.estimates[j];
+    e.ci95_profile = Some([lo, hi]);
+    match (e.ci95, lo, hi) {
+        (_, None, None) => {
+            if e.identifiable {
+                e.identifiable = false;
+                e.se = None;
+                e.ci95 = None;
+            }
+            out.warnings.push(format!(
+                "not identifiable: {key} — its profile stays flat over the points tried; to pin it: {}",
+                advice(key)
+            ));
+        }
+        (Some([a, b]), l, h) => {
+            let half_w = 0.5 * (b - a);
+            let off = |w: Option<f64>, x: f64| w.is_none_or(|w| (w - x).abs() > 0.25 * half_w);
+            if off(l, a) || off(h, b) {
+                let show = |v: Option<f64>| v.map_or("open".to_string(), crate::text::g6);
                 out.warnings.push(format!(
-                    "not identifiable: {key} — its profile stays flat over the points tried; to pin it: {}",
-                    advice(key)
+                    "{key}: the profile interval [{}, {}] differs from the covariance interval [{}, {}] \
+                         (the model is nonlinear there): prefer the profile interval",
+                    show(l),
+                    show(h),
+                    crate::text::g6(a),
+                    crate::text::g6(b)
                 ));
             }
-            (Some([a, b]), l, h) => {
-                let half_w = 0.5 * (b - a);
-                let off = |w: Option<f64>, x: f64| w.is_none_or(|w| (w - x).abs() > 0.25 * half_w);
-                if off(l, a) || off(h, b) {
-                    let show = |v: Option<f64>| v.map_or("open".to_string(), crate::text::g6);
-                    out.warnings.push(format!(
-                        "{key}: the profile interval [{}, {}] differs from the covariance interval [{}, {}] \
-                         (the model is nonlinear there): prefer the profile interval",
-                        show(l),
-                        show(h),
-                        crate::text::g6(a),
-                        crate::text::g6(b)
-                    ));
-                }
-            }
-            _ => {}
         }
-        out.profiles.push(Profile { key: key.clone(), points: pts, threshold });
+        _ => {}
     }
+    out.profiles.push(Profile { key: key.to_string(), points: pts, threshold });
 }

@@ -272,9 +272,46 @@ fn experiment(
 ) -> Result<Experiment, FitError> {
     let name = ex.name.get_ref().clone();
     let here = |span: std::ops::Range<usize>| format!("{} (experiment {name:?})", cx.at(span));
-    let mut set = Vec::new();
     let empty = Spanned::new(ex.name.span(), BTreeMap::new());
     let set_table = ex.set.as_ref().unwrap_or(&empty);
+    let set = set_overrides(cx, set_table, params)?;
+    // The conditions must give a valid scenario on their own.
+    let sc = prepared.with(&set).map_err(|e| FitError::Input(format!("{}: set: {e}", here(set_table.span()))))?;
+    let density = sc.params.fluid.density;
+    let specs = column_specs(cx, ex)?;
+    let align = match &ex.align {
+        None => Align::ValveCommand,
+        Some(v) => align(cx, v)?,
+    };
+    let pre = cx.real(&ex.pre_trigger_ms, "experiment.pre_trigger_ms", 2.0, 0.0, 1000.0)? * 1e-3;
+    let window = match &ex.align_window_ms {
+        None => None,
+        Some(_) => Some(cx.real(&ex.align_window_ms, "experiment.align_window_ms", 0.0, 0.0, 10.0)? * 1e-3),
+    };
+    let trace = match &ex.trace {
+        None if ex.masses.is_none() => {
+            return Err(FitError::Input(format!("{}: give a trace, masses, or both", here(ex.name.span()))))
+        }
+        None => None,
+        Some(t) => Some(read_trace(t, &here, &specs, align, dir, p_atm)?),
+    };
+    let masses = match &ex.masses {
+        None => Vec::new(),
+        Some(m) => bench::read_masses(&dir.join(m.get_ref())).map_err(|e| FitError::Input(e.to_string()))?,
+    };
+    let mass_sd = cx.real(&ex.mass_sd_mg, "experiment.mass_sd_mg", 0.1, 1e-6, 1e4)? * 1e-6;
+    let origin = here(ex.name.span());
+    Experiment::new(name, origin, set, trace, masses, mass_sd, density, align, pre, window)
+}
+
+/// An experiment's `set` table as `--set` overrides; neither the number of
+/// shots nor an estimated key may be set.
+fn set_overrides(
+    cx: &Ctx,
+    set_table: &Spanned<BTreeMap<String, toml::Value>>,
+    params: &[FitParam],
+) -> Result<Vec<String>, FitError> {
+    let mut set = Vec::new();
     for (key, v) in set_table.get_ref() {
         let arg = override_arg(key, v).ok_or_else(|| {
             cx.invalid(set_table.span(), &format!("set.\"{key}\""), v, "a number, a name or true/false")
@@ -297,9 +334,12 @@ fn experiment(
         }
         set.push(arg);
     }
-    // The conditions must give a valid scenario on their own.
-    let sc = prepared.with(&set).map_err(|e| FitError::Input(format!("{}: set: {e}", here(set_table.span()))))?;
-    let density = sc.params.fluid.density;
+    Ok(set)
+}
+
+/// The experiment's channels, in the order of the file: each column's
+/// signal, unit and noise sd.
+fn column_specs(cx: &Ctx, ex: &RawExperiment) -> Result<Vec<ColumnSpec>, FitError> {
     let mut specs = Vec::new();
     let mut mapped: Vec<(&String, &Spanned<RawChannel>)> = ex.channels.iter().collect();
     mapped.sort_by_key(|(_, c)| c.span().start);
@@ -335,52 +375,41 @@ fn experiment(
         };
         specs.push(ColumnSpec { column: column.clone(), signal, unit: c.unit.clone(), sd, origin: cx.at(ch.span()) });
     }
-    let align = match &ex.align {
-        None => Align::ValveCommand,
-        Some(v) => align(cx, v)?,
+    Ok(specs)
+}
+
+/// Read the experiment's trace `t` (relative to `dir`) once its channels
+/// map a measured signal and the signal the shots are aligned on.
+fn read_trace(
+    t: &Spanned<String>,
+    here: &dyn Fn(std::ops::Range<usize>) -> String,
+    specs: &[ColumnSpec],
+    align: Align,
+    dir: &Path,
+    p_atm: f64,
+) -> Result<bench::BenchTrace, FitError> {
+    if specs.iter().all(|s| !s.signal.is_measured()) {
+        return Err(FitError::Input(format!(
+            "{}: [experiment.channels] maps no measured signal (one of {}) for trace {:?}",
+            here(t.span()),
+            Signal::ALL.iter().filter(|s| s.is_measured()).map(|s| s.name()).collect::<Vec<_>>().join(", "),
+            t.get_ref()
+        )));
+    }
+    let needed = match align {
+        Align::ValveCommand => Some(Signal::ValveCommand),
+        Align::Trigger => Some(Signal::Trigger),
+        Align::Level { signal, .. } => Some(signal),
     };
-    let pre = cx.real(&ex.pre_trigger_ms, "experiment.pre_trigger_ms", 2.0, 0.0, 1000.0)? * 1e-3;
-    let window = match &ex.align_window_ms {
-        None => None,
-        Some(_) => Some(cx.real(&ex.align_window_ms, "experiment.align_window_ms", 0.0, 0.0, 10.0)? * 1e-3),
-    };
-    let trace = match &ex.trace {
-        None if ex.masses.is_none() => {
-            return Err(FitError::Input(format!("{}: give a trace, masses, or both", here(ex.name.span()))))
-        }
-        None => None,
-        Some(t) => {
-            if specs.iter().all(|s| !s.signal.is_measured()) {
-                return Err(FitError::Input(format!(
-                    "{}: [experiment.channels] maps no measured signal (one of {}) for trace {:?}",
-                    here(t.span()),
-                    Signal::ALL.iter().filter(|s| s.is_measured()).map(|s| s.name()).collect::<Vec<_>>().join(", "),
-                    t.get_ref()
-                )));
-            }
-            let needed = match align {
-                Align::ValveCommand => Some(Signal::ValveCommand),
-                Align::Trigger => Some(Signal::Trigger),
-                Align::Level { signal, .. } => Some(signal),
-            };
-            if let Some(s) = needed.filter(|s| specs.iter().all(|c| c.signal != *s)) {
-                return Err(FitError::Input(format!(
-                    "{}: shots are aligned on {} but no column is mapped to it: map one, or set align",
-                    here(t.span()),
-                    s.name()
-                )));
-            }
-            let path = dir.join(t.get_ref());
-            Some(bench::read_trace(&path, &specs, p_atm).map_err(|e| FitError::Input(e.to_string()))?)
-        }
-    };
-    let masses = match &ex.masses {
-        None => Vec::new(),
-        Some(m) => bench::read_masses(&dir.join(m.get_ref())).map_err(|e| FitError::Input(e.to_string()))?,
-    };
-    let mass_sd = cx.real(&ex.mass_sd_mg, "experiment.mass_sd_mg", 0.1, 1e-6, 1e4)? * 1e-6;
-    let origin = here(ex.name.span());
-    Experiment::new(name, origin, set, trace, masses, mass_sd, density, align, pre, window)
+    if let Some(s) = needed.filter(|s| specs.iter().all(|c| c.signal != *s)) {
+        return Err(FitError::Input(format!(
+            "{}: shots are aligned on {} but no column is mapped to it: map one, or set align",
+            here(t.span()),
+            s.name()
+        )));
+    }
+    let path = dir.join(t.get_ref());
+    bench::read_trace(&path, specs, p_atm).map_err(|e| FitError::Input(e.to_string()))
 }
 
 fn align(cx: &Ctx, v: &Spanned<toml::Value>) -> Result<Align, FitError> {

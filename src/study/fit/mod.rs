@@ -18,7 +18,7 @@ pub mod validate;
 
 use rayon::prelude::*;
 
-use crate::bench::{crossings, rising_edges, BenchTrace, Signal};
+use crate::bench::{crossings, rising_edges, BenchTrace, Channel, Signal};
 use crate::scenario::Prepared;
 use crate::sim::TraceSample;
 
@@ -254,23 +254,7 @@ impl Experiment {
             align_window: align_window.unwrap_or(0.0),
         };
         let Some(tr) = trace else { return Ok(ex) };
-        let (edges, what) = match align {
-            Align::ValveCommand => {
-                let c = tr.channel(Signal::ValveCommand).expect("checked when loading");
-                (rising_edges(&tr.time, &c.values), format!("a rising edge of valve_command (column {:?})", c.column))
-            }
-            Align::Trigger => {
-                let c = tr.channel(Signal::Trigger).expect("checked when loading");
-                (rising_edges(&tr.time, &c.values), format!("a rising edge of the trigger (column {:?})", c.column))
-            }
-            Align::Level { signal, level } => {
-                let c = tr.channel(signal).expect("checked when loading");
-                (
-                    crossings(&tr.time, &c.values, level, 0.5 * level),
-                    format!("{} (column {:?}) rising through {} kPa", signal.name(), c.column, level / 1e3),
-                )
-            }
-        };
+        let (edges, what) = shot_edges(&tr, align);
         if edges.is_empty() {
             return Err(FitError::Input(format!(
                 "{}: {}: no shot found: the trace never shows {what}; check the channel map or set align",
@@ -289,44 +273,8 @@ impl Experiment {
         ex.shots = edges.len();
         let t = &tr.time;
         for ch in tr.channels.iter().filter(|c| c.signal.is_measured()) {
-            let baseline: Vec<f64> =
-                t.iter().zip(&ch.values).take_while(|(ti, _)| **ti < edges[0] - pre).map(|(_, v)| *v).collect();
-            let (sd, sd_estimated) = match ch.sd {
-                Some(sd) => (sd, false),
-                None if baseline.len() < MIN_BASELINE => {
-                    return Err(FitError::Input(format!(
-                        "{}: column {:?} of {}: {} sample(s) before the first shot, too few to estimate its noise \
-                         (at least {MIN_BASELINE}): give sd in the channel map or log a longer baseline",
-                        ex.origin,
-                        ch.column,
-                        tr.file,
-                        baseline.len()
-                    )))
-                }
-                None => {
-                    let sd = sample_sd(&baseline);
-                    if sd.is_nan() || sd <= 0.0 {
-                        return Err(FitError::Input(format!(
-                            "{}: column {:?} of {}: its pre-trigger baseline is flat (sd 0), so its noise cannot \
-                             be estimated: give sd in the channel map (SI units)",
-                            ex.origin, ch.column, tr.file
-                        )));
-                    }
-                    (sd, true)
-                }
-            };
-            let mut shots = Vec::with_capacity(edges.len());
-            for (k, &e) in edges.iter().enumerate() {
-                let end = edges.get(k + 1).map_or(f64::INFINITY, |n| n - pre);
-                let zero = if ch.signal.relative() { interp(t, &ch.values, e) } else { 0.0 };
-                let pts: Vec<(f64, f64)> = t
-                    .iter()
-                    .zip(&ch.values)
-                    .filter(|(ti, _)| **ti >= e - pre && **ti < end)
-                    .map(|(ti, v)| (ti - e, v - zero))
-                    .collect();
-                shots.push(pts);
-            }
+            let (sd, sd_estimated) = channel_sd(&ex.origin, &tr, ch, edges[0] - pre)?;
+            let shots = cut_shots(t, ch, &edges, pre);
             ex.channels.push(Measured { signal: ch.signal, column: ch.column.clone(), sd, sd_estimated, shots });
         }
         ex.bench_edges = edges;
@@ -338,6 +286,80 @@ impl Experiment {
         }
         Ok(ex)
     }
+}
+
+/// The bench shots' edges in the trace `tr` by `align`, and what an edge
+/// is (for the error when there is none).
+fn shot_edges(tr: &BenchTrace, align: Align) -> (Vec<f64>, String) {
+    match align {
+        Align::ValveCommand => {
+            let c = tr.channel(Signal::ValveCommand).expect("checked when loading");
+            (rising_edges(&tr.time, &c.values), format!("a rising edge of valve_command (column {:?})", c.column))
+        }
+        Align::Trigger => {
+            let c = tr.channel(Signal::Trigger).expect("checked when loading");
+            (rising_edges(&tr.time, &c.values), format!("a rising edge of the trigger (column {:?})", c.column))
+        }
+        Align::Level { signal, level } => {
+            let c = tr.channel(signal).expect("checked when loading");
+            (
+                crossings(&tr.time, &c.values, level, 0.5 * level),
+                format!("{} (column {:?}) rising through {} kPa", signal.name(), c.column, level / 1e3),
+            )
+        }
+    }
+}
+
+/// A measured channel's noise sd: given in the channel map, or estimated
+/// from its baseline before `before` (the first shot's window); whether it
+/// was estimated.
+fn channel_sd(origin: &str, tr: &BenchTrace, ch: &Channel, before: f64) -> Result<(f64, bool), FitError> {
+    let t = &tr.time;
+    let baseline: Vec<f64> = t.iter().zip(&ch.values).take_while(|(ti, _)| **ti < before).map(|(_, v)| *v).collect();
+    let sd = match ch.sd {
+        Some(sd) => (sd, false),
+        None if baseline.len() < MIN_BASELINE => {
+            return Err(FitError::Input(format!(
+                "{}: column {:?} of {}: {} sample(s) before the first shot, too few to estimate its noise \
+                         (at least {MIN_BASELINE}): give sd in the channel map or log a longer baseline",
+                origin,
+                ch.column,
+                tr.file,
+                baseline.len()
+            )))
+        }
+        None => {
+            let sd = sample_sd(&baseline);
+            if sd.is_nan() || sd <= 0.0 {
+                return Err(FitError::Input(format!(
+                    "{}: column {:?} of {}: its pre-trigger baseline is flat (sd 0), so its noise cannot \
+                             be estimated: give sd in the channel map (SI units)",
+                    origin, ch.column, tr.file
+                )));
+            }
+            (sd, true)
+        }
+    };
+    Ok(sd)
+}
+
+/// A channel's samples cut into shots: from `pre` before each edge to `pre`
+/// before the next, in time since the edge (relative signals less their
+/// value at the edge).
+fn cut_shots(t: &[f64], ch: &Channel, edges: &[f64], pre: f64) -> Vec<Vec<(f64, f64)>> {
+    let mut shots = Vec::with_capacity(edges.len());
+    for (k, &e) in edges.iter().enumerate() {
+        let end = edges.get(k + 1).map_or(f64::INFINITY, |n| n - pre);
+        let zero = if ch.signal.relative() { interp(t, &ch.values, e) } else { 0.0 };
+        let pts: Vec<(f64, f64)> = t
+            .iter()
+            .zip(&ch.values)
+            .filter(|(ti, _)| **ti >= e - pre && **ti < end)
+            .map(|(ti, v)| (ti - e, v - zero))
+            .collect();
+        shots.push(pts);
+    }
+    shots
 }
 
 /// A simulated experiment: its trace, shot doses and shot edges.

@@ -303,35 +303,7 @@ impl<'a> Sweep<'a> {
                 });
             }
             drop(tx);
-            // Write in point order as the points arrive.
-            let mut waiting = std::collections::BTreeMap::new();
-            let mut since_sync = 0u64;
-            let mut stop = None;
-            for (p, r) in rx.iter() {
-                if stop.is_some() {
-                    continue; // let the workers finish
-                }
-                waiting.insert(p, r);
-                while let Some(r) = waiting.remove(&o.start) {
-                    if let Err(e) = self.write_point(r, &mut o) {
-                        stop = Some(e);
-                        break;
-                    }
-                    o.start += 1;
-                    since_sync += 1;
-                    if since_sync == sync_every {
-                        since_sync = 0;
-                        if let Err(e) = self.sync(&mut o) {
-                            stop = Some(e);
-                            break;
-                        }
-                    }
-                }
-            }
-            match stop {
-                Some(e) => Err(e),
-                None => Ok(since_sync),
-            }
+            self.write_in_order(&rx, &mut o, sync_every)
         })?;
         if o.start < range.end {
             // Cancelled before every point was taken: what was written stays
@@ -346,6 +318,46 @@ impl<'a> Sweep<'a> {
         }
         progress(range.end - range.start);
         self.finish(o)
+    }
+
+    /// Write the points received on `rx` in point order as they arrive,
+    /// syncing the tables every `sync_every` points; returns the points
+    /// written since the last sync. After an error it only drains `rx`, so
+    /// the workers can finish.
+    fn write_in_order(
+        &self,
+        rx: &std::sync::mpsc::Receiver<(u64, Result<PointStats, SweepError>)>,
+        o: &mut Opened,
+        sync_every: u64,
+    ) -> Result<u64, SweepError> {
+        let mut waiting = std::collections::BTreeMap::new();
+        let mut since_sync = 0u64;
+        let mut stop = None;
+        for (p, r) in rx.iter() {
+            if stop.is_some() {
+                continue; // let the workers finish
+            }
+            waiting.insert(p, r);
+            while let Some(r) = waiting.remove(&o.start) {
+                if let Err(e) = self.write_point(r, o) {
+                    stop = Some(e);
+                    break;
+                }
+                o.start += 1;
+                since_sync += 1;
+                if since_sync == sync_every {
+                    since_sync = 0;
+                    if let Err(e) = self.sync(o) {
+                        stop = Some(e);
+                        break;
+                    }
+                }
+            }
+        }
+        match stop {
+            Some(e) => Err(e),
+            None => Ok(since_sync),
+        }
     }
 
     /// Write one point's raw rows, then its table row (the statistics kept
