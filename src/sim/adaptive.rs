@@ -28,7 +28,7 @@ pub const TOLERANCE: f64 = 1e-3;
 /// The smallest step is the fixed mode's step over this.
 pub const MIN_STEP_DIVISOR: u64 = 4;
 /// Pressure scale of the reservoir's sag per step, Pa.
-pub const RESERVOIR_SCALE: f64 = 1e3;
+pub const RESERVOIR_SCALE: f64 = 10.0;
 /// Largest step: h₀·2^MAX_LEVEL.
 pub const MAX_LEVEL: u32 = 8;
 

@@ -26,6 +26,7 @@
 //! the stiff liquid node at any step; its accuracy is first order (the
 //! observed order is measured in the tests and reported in `docs/numerics.md`).
 
+use crate::model::chamber::ChamberRates;
 use crate::model::gas::R_AIR;
 use crate::model::piston::Stribeck;
 use crate::model::syringe::Storage;
@@ -460,6 +461,7 @@ impl Plant {
         self.signals.q_valve_in = vf.q_in;
         self.signals.q_valve_ex = vf.q_ex;
         self.signals.inlet_choked = vf.choked;
+        let p_out = if segs > 0 { s.line_p[0] } else { s.p_c };
         if segs > 0 && self.cache.line_implicit {
             self.signals.line_mach = line_implicit(p, s, &mut self.line, &vf, &geom, dt);
         } else if segs > 0 {
@@ -467,9 +469,14 @@ impl Plant {
         } else {
             chamber_at_valve(p, s, &vf, &geom, dt);
         }
-        // Supply: regulator lag towards its drooped target; reservoir drawn down.
-        let draw = vf.q_in.max(0.0);
-        let target = p.supply.target(s.p_set, s.p_res, draw);
+        // Supply: regulator lag towards its drooped target; reservoir drawn
+        // down by the inflow the outlet node received in this step (the
+        // seat flow linearised at its new pressure), so that the gas the
+        // supply loses is the gas the chamber and line gain.
+        let p_out_new = if segs > 0 { s.line_p[0] } else { s.p_c };
+        let draw = (vf.q_in + vf.dq_in * (p_out_new - p_out)).max(0.0);
+        // The regulator's droop follows the seat flow at the step's start.
+        let target = p.supply.target(s.p_set, s.p_res, vf.q_in.max(0.0));
         s.p_reg = target + (s.p_reg - target) * supply_decay;
         s.p_res -= p.supply.reservoir_drop(draw * dt);
         s.supply_mass += draw * dt;
@@ -699,6 +706,12 @@ impl ChamberGeometry {
         let a_w = 2.0 * p.piston.area + std::f64::consts::PI * bore * v_c / p.piston.area;
         ChamberGeometry { v_c, dv_c, a_w }
     }
+
+    /// The volume after `dt` at the current rate, m³.
+    #[inline]
+    fn end_volume(&self, dt: f64) -> f64 {
+        self.v_c + dt * self.dv_c
+    }
 }
 
 /// The valve seats' flows at the outlet node (the first line node, or the chamber).
@@ -797,15 +810,11 @@ fn line_implicit(
         s.line_w[j] = ls.w_hat[j] + ls.c[j] * (delta[j] - delta[j + 1]);
         s.line_p[j] += delta[j];
     }
-    s.p_c += delta[segs];
+    update_chamber(s, geom, &r, delta[segs], s.line_w[segs - 1], dt);
     for j in 0..segs {
         let pb = if j + 1 < segs { s.line_p[j + 1] } else { s.p_c };
         let rho = s.line_p[j].max(pb) / (R_AIR * line.temperature);
         mach = mach.max((s.line_w[j] / (rho * a)).abs() / line.wave_speed());
-    }
-    if r.dt != 0.0 {
-        // Polytropic chambers keep their temperature: skip exp(0).
-        s.t_c = heat(s.t_c, r.dt, dt);
     }
     mach
 }
@@ -843,11 +852,8 @@ fn line_explicit(p: &Params, s: &mut PlantState, vf: &ValveFlows, geom: &Chamber
     let w = s.line_w[segs - 1];
     let (qi, qo) = if w >= 0.0 { (w, 0.0) } else { (0.0, -w) };
     let r = p.chamber.rates(s.p_c, s.t_c, geom.v_c, geom.dv_c, qi, line.temperature, qo, geom.a_w);
-    s.p_c += dt * r.dp / (1.0 - dt * r.dp_dp_volume.min(0.0));
-    if r.dt != 0.0 {
-        // Polytropic chambers keep their temperature: skip exp(0).
-        s.t_c = heat(s.t_c, r.dt, dt);
-    }
+    let dp = dt * r.dp / (1.0 - dt * r.dp_dp_volume.min(0.0));
+    update_chamber(s, geom, &r, dp, w, dt);
     mach
 }
 
@@ -870,11 +876,26 @@ fn chamber_at_valve(p: &Params, s: &mut PlantState, vf: &ValveFlows, geom: &Cham
     let r = p.chamber.rates(s.p_c, s.t_c, geom.v_c, geom.dv_c, qi, vf.t_s, qo, geom.a_w);
     // ∂(dp/dt)/∂p: inflow derivative through gain_in, outflow through gain_out.
     let jac = r.dp_dp_volume.min(0.0) + r.gain_in * gi.min(0.0) - r.gain_out * go.max(0.0);
-    s.p_c += dt * r.dp / (1.0 - dt * jac.min(0.0));
+    let dp = dt * r.dp / (1.0 - dt * jac.min(0.0));
+    let inflow = vf.q_in + vf.q_atm() + vf.dq_net_dp * dp;
+    update_chamber(s, geom, &r, dp, inflow, dt);
+}
+
+/// Bring the chamber to its new pressure `p_c + dp`; an energy-model
+/// chamber takes the temperature the gas law gives for the mass it holds
+/// after a net inflow `inflow` (kg/s) over the step, so the gas the chamber
+/// holds is the gas that flowed in (a temperature advanced by its own rate
+/// drifts from it at first order in the step, and the supply with it).
+#[inline]
+fn update_chamber(s: &mut PlantState, geom: &ChamberGeometry, r: &ChamberRates, dp: f64, inflow: f64, dt: f64) {
     if r.dt != 0.0 {
-        // Polytropic chambers keep their temperature: skip exp(0).
-        s.t_c = heat(s.t_c, r.dt, dt);
+        // Polytropic chambers keep their temperature (r.dt is 0).
+        let m = s.p_c * geom.v_c / (R_AIR * s.t_c);
+        let m_new = m + dt * inflow;
+        let t_new = (s.p_c + dp) * geom.end_volume(dt) / (R_AIR * m_new);
+        s.t_c = if m_new > 0.0 && t_new > 0.0 && t_new.is_finite() { t_new } else { heat(s.t_c, r.dt, dt) };
     }
+    s.p_c += dp;
 }
 
 /// The needles' flows linearised at the start of a step, Q' = a + b·p_hub'
