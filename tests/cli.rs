@@ -322,8 +322,7 @@ fn tables_print_no_residue_of_unit_conversions() {
     for file in ["shots.csv", "needles.csv", "trace.csv"] {
         let (_, rows) = csv_table(&dir.join(file));
         for cell in rows.iter().flatten() {
-            let digits = cell.split('e').next().unwrap().chars().filter(char::is_ascii_digit).collect::<String>();
-            assert!(digits.trim_start_matches('0').len() <= 12, "{file}: {cell}");
+            crate::util::assert_at_most_12_digits(file, cell);
         }
     }
 }

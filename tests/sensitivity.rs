@@ -80,8 +80,7 @@ fn dose_sensitivity_ranks_the_needle_bore_first() {
         .collect();
     // Indices print at most 12 significant digits, like every table.
     for cell in csv.lines().skip(1).flat_map(|l| l.split(',').skip(1)) {
-        let digits: String = cell.split('e').next().unwrap().chars().filter(char::is_ascii_digit).collect();
-        assert!(digits.trim_start_matches('0').len() <= 12, "{cell}");
+        crate::util::assert_at_most_12_digits("sensitivity.csv", cell);
     }
     let top = totals.iter().max_by(|a, b| a.1.total_cmp(&b.1)).unwrap();
     assert_eq!(top.0, "needle.inner_diameter_mm", "{totals:?}");

@@ -121,8 +121,7 @@ fn tune_outputs_carry_their_units(out: &std::path::Path) {
     for f in ["tune_history.csv", "tune_landscape.csv"] {
         let text = std::fs::read_to_string(out.join(f)).unwrap();
         for cell in text.lines().skip(1).flat_map(|l| l.split(',')) {
-            let digits: String = cell.split('e').next().unwrap().chars().filter(char::is_ascii_digit).collect();
-            assert!(digits.trim_start_matches('0').len() <= 12, "{f}: {cell}");
+            crate::util::assert_at_most_12_digits(f, cell);
         }
     }
 }

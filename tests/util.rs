@@ -113,3 +113,10 @@ pub fn assert_exit2(o: &std::process::Output, fragments: &[&str]) -> String {
     assert!(!err.contains("panicked"), "{err}");
     err
 }
+
+/// Panic unless the cell prints at most 12 significant digits (every
+/// table's precision); `what` names the file in the message.
+pub fn assert_at_most_12_digits(what: &str, cell: &str) {
+    let digits: String = cell.split('e').next().unwrap_or("").chars().filter(char::is_ascii_digit).collect();
+    assert!(digits.trim_start_matches('0').len() <= 12, "{what}: {cell} has more than 12 significant digits");
+}
