@@ -40,6 +40,7 @@
 
 pub mod bench;
 pub mod control;
+pub mod files;
 pub mod fmi;
 pub mod model;
 pub mod reference;

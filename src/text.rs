@@ -125,3 +125,9 @@ mod tidy_tests {
         }
     }
 }
+
+/// A fraction written as a percentage (a `_pct` key of a JSON file, every
+/// digit kept).
+pub(crate) fn as_pct<S: serde::Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(100.0 * v)
+}

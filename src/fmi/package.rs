@@ -61,5 +61,5 @@ pub fn write_fmu(model: &Model, version: Version, library: &Path, out: &Path) ->
     let lib = std::fs::read(library).map_err(|source| PackageError::Library { path: library.to_owned(), source })?;
     let write = |message: String| PackageError::Write { path: out.to_owned(), message };
     let bytes = fmu_bytes(model, version, &lib).map_err(write)?;
-    crate::report::write_atomic(out, &bytes).map_err(|e| write(e.to_string()))
+    crate::files::write_atomic(out, &bytes).map_err(|e| write(e.to_string()))
 }

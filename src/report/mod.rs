@@ -13,6 +13,7 @@ pub mod tune;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use crate::files::tmp_path;
 use crate::scenario::Scenario;
 use crate::sim::{ShotRecord, TraceSample, TraceSink};
 use crate::stats::describe;
@@ -41,21 +42,7 @@ pub enum ReportError {
 
 /// Write `bytes` to `path` atomically (temporary file, then rename).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ReportError> {
-    let io = |source| ReportError::Io { path: path.to_owned(), source };
-    let tmp = tmp_path(path);
-    let mut f = std::fs::File::create(&tmp).map_err(io)?;
-    f.write_all(bytes).map_err(io)?;
-    f.sync_all().map_err(io)?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(io)
-}
-
-/// Temporary sibling of `path` that keeps its extension (plotters picks the
-/// image format from it).
-pub(crate) fn tmp_path(path: &Path) -> PathBuf {
-    let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("out");
-    let ext = path.extension().and_then(|s| s.to_str()).unwrap_or("tmp");
-    path.with_file_name(format!(".{stem}.partial.{ext}"))
+    crate::files::write_atomic(path, bytes).map_err(|source| ReportError::Io { path: path.to_owned(), source })
 }
 
 /// A number, or an empty cell where it is undefined (NaN: a valve that never
@@ -72,12 +59,6 @@ fn finite_or_empty<S: serde::Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Erro
 /// ([`crate::text::tidy`]).
 pub(crate) fn tidy_f64<S: serde::Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(crate::text::tidy(*v))
-}
-
-/// A fraction written as a percentage (a `_pct` key of a JSON file, every
-/// digit kept).
-pub(crate) fn as_pct<S: serde::Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_f64(100.0 * v)
 }
 
 /// An optional number of a table (empty when absent), as [`tidy_f64`].
@@ -606,12 +587,7 @@ pub(crate) fn csv_bytes<T: serde::Serialize>(
     w.into_inner().map_err(|e| ReportError::Io { path: path.to_owned(), source: std::io::Error::other(e.to_string()) })
 }
 
-/// Pretty JSON with a final newline.
-pub fn json_bytes<T: serde::Serialize>(v: &T) -> Vec<u8> {
-    let mut s = serde_json::to_vec_pretty(v).expect("plain data serializes");
-    s.push(b'\n');
-    s
-}
+pub use crate::files::json_bytes;
 
 /// The bytes of a run's `shots.csv` (`path` names the file in an error).
 pub fn shots_csv(run: &Run, path: &Path) -> Result<Vec<u8>, ReportError> {
@@ -762,7 +738,7 @@ pub fn write_sweep_plots(
     }
     let keys: Vec<String> = spec.axes.iter().map(|a| a.0.clone()).collect();
     let series = if spec.axes.len() >= 2 { spec.axes[1].1.clone() } else { vec![f64::NAN] };
-    if spec.axes.len() <= 2 && spec.design.is_none() {
+    if spec.axes.len() <= 2 && spec.space_filling.is_none() {
         for name in ["sweep_mean.png", "sweep_mean.svg"] {
             let p = dir.join(name);
             plot::render(
@@ -780,7 +756,7 @@ pub fn write_sweep_plots(
             written.push(p);
         }
     }
-    if spec.axes.len() == 2 && spec.design.is_none() {
+    if spec.axes.len() == 2 && spec.space_filling.is_none() {
         for name in ["sweep_cv.png", "sweep_cv.svg"] {
             let p = dir.join(name);
             let chart = plot::SweepCvChart {

@@ -11,7 +11,8 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::raster::Raster;
-use super::{tmp_path, write_atomic, ReportError};
+use super::{write_atomic, ReportError};
+use crate::files::tmp_path;
 use crate::sim::{ShotRecord, TraceSample};
 use crate::text::g6;
 

@@ -18,8 +18,8 @@ mod study;
 use source::{apply_override, parse_error, split_key, toml_integer, toml_number};
 pub use source::{is_study_text, locate, read_capped, Capped, Source, MAX_FILE_MIB};
 pub use study::{
-    design, parse_uncertain, Distribution, Level, Optimizer, RawSensitivity, RawSweep, RawTune, Sampling, SweepSpec,
-    TuneObjective, TuneSpec, Uncertain, MAX_AXIS_POINTS, MAX_DESIGN_VALUES, MAX_GRID_POINTS, PER_SHOT_KEYS,
+    parse_uncertain, Distribution, Level, Optimizer, RawSensitivity, RawSweep, RawTune, Sampling, SpaceFilling,
+    SweepSpec, TuneObjective, TuneSpec, Uncertain, MAX_AXIS_POINTS, MAX_DESIGN_VALUES, MAX_GRID_POINTS, PER_SHOT_KEYS,
 };
 use study::{support, sweep_spec, tune_spec, uncertain_specs};
 
@@ -305,7 +305,7 @@ impl Prepared {
             for (key, values) in &sw.axes {
                 let where_ = format!("sweep.parameters.\"{key}\"");
                 if is_int(key) {
-                    if sw.design.is_some() {
+                    if sw.space_filling.is_some() {
                         return Err(ctx.invalid(&where_, key, "a key with real values: a whole-number key can only be swept on a grid (sampling = \"grid\")"));
                     }
                     if let Some(v) = values.iter().find(|v| v.fract() != 0.0) {

@@ -146,67 +146,33 @@ pub struct SweepSpec {
     pub trace_point: u64,
     /// How points are placed.
     pub sampling: Sampling,
-    /// For `lhs` and `sobol`: the points (one row of key values each); the
-    /// axes then hold each key's [low, high] range.
+    /// For `lhs` and `sobol`: what the design is drawn from; the axes then
+    /// hold each key's [low, high] range.
     #[serde(skip)]
-    pub design: Option<Vec<Vec<f64>>>,
+    pub space_filling: Option<SpaceFilling>,
 }
 
-/// A space-filling design of `n` points over `ranges` ([lo, hi], and whether
-/// the key is spaced logarithmically): Latin hypercube (one point per
-/// stratum in every key, strata shuffled and jittered from `seed`) or an
-/// Owen-scrambled Sobol sequence (at most 65,536 points).
-pub fn design(kind: Sampling, n: usize, ranges: &[(f64, f64, bool)], seed: u64) -> Vec<Vec<f64>> {
-    use rand::seq::SliceRandom;
-    use rand::RngExt;
-    let map = |u: f64, (lo, hi, log): (f64, f64, bool)| {
-        if log {
-            (lo.ln() + u * (hi.ln() - lo.ln())).exp()
-        } else {
-            lo + u * (hi - lo)
-        }
-    };
-    let mut rows = vec![vec![0.0; ranges.len()]; n];
-    for (k, r) in ranges.iter().enumerate() {
-        if kind == Sampling::Lhs {
-            let mut rng = crate::study::task_rng(seed, u64::MAX - 1, k as u64);
-            let mut strata: Vec<usize> = (0..n).collect();
-            strata.shuffle(&mut rng);
-            for (i, row) in rows.iter_mut().enumerate() {
-                let u = (strata[i] as f64 + rng.random::<f64>()) / n as f64;
-                row[k] = map(u, *r);
-            }
-        } else {
-            let s = (crate::study::splitmix(seed) & 0xffff_ffff) as u32;
-            for (i, row) in rows.iter_mut().enumerate() {
-                let u = sobol_burley::sample(i as u32, k as u32, s) as f64 + 0.5 / 16_777_216.0;
-                row[k] = map(u.min(1.0), *r);
-            }
-        }
-    }
-    rows
+/// The request for a space-filling design: the study layer draws its points
+/// (`study::sweep::design_rows`) once, when they are first needed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpaceFilling {
+    /// Number of points.
+    pub samples: usize,
+    /// Each key's [low, high] range and whether it is spaced logarithmically.
+    pub ranges: Vec<(f64, f64, bool)>,
+    /// Seed of the strata shuffles (`lhs`) or the scrambling (`sobol`).
+    pub seed: u64,
+    /// The points, one row of key values each, once drawn.
+    pub rows: std::sync::OnceLock<Vec<Vec<f64>>>,
 }
 
 impl SweepSpec {
     /// Number of points.
     pub fn points(&self) -> u64 {
-        match &self.design {
-            Some(d) => d.len() as u64,
+        match &self.space_filling {
+            Some(d) => d.samples as u64,
             None => self.axes.iter().map(|a| a.1.len() as u64).product(),
         }
-    }
-    /// The key values of point `index`.
-    pub fn point(&self, mut index: u64) -> Vec<(String, f64)> {
-        if let Some(d) = &self.design {
-            return self.axes.iter().zip(&d[index as usize]).map(|(a, v)| (a.0.clone(), *v)).collect();
-        }
-        let mut out = vec![(String::new(), 0.0); self.axes.len()];
-        for (i, (key, values)) in self.axes.iter().enumerate().rev() {
-            let n = values.len() as u64;
-            out[i] = (key.clone(), values[(index % n) as usize]);
-            index /= n;
-        }
-        out
     }
 }
 
@@ -457,10 +423,18 @@ fn design_sweep(
             format!("at most {most} with {} keys (samples × keys ≤ {MAX_DESIGN_VALUES})", ranges.len()),
         ));
     }
-    let design = design(sampling, n, &ranges, seed);
+    let space_filling = SpaceFilling { samples: n, ranges, seed, rows: std::sync::OnceLock::new() };
     let histogram = vec![0, (n / 2) as u64, (n - 1) as u64];
     let target = optional(c, sw.target_ul, "sweep.target_ul", (0.001, 1e5), "µL", 1e-9)?;
-    Ok(SweepSpec { replicates, target, axes, histogram, trace_point: (n / 2) as u64, sampling, design: Some(design) })
+    Ok(SweepSpec {
+        replicates,
+        target,
+        axes,
+        histogram,
+        trace_point: (n / 2) as u64,
+        sampling,
+        space_filling: Some(space_filling),
+    })
 }
 
 /// A grid sweep: every combination of the axes' values.
@@ -483,7 +457,7 @@ fn grid_sweep(sw: &RawSweep, c: &Ctx, replicates: usize) -> Result<SweepSpec, Sc
     }
     let points: u64 = axes.iter().map(|a| a.1.len() as u64).product();
     let (histogram, trace_point) = shown_points(sw, c, points)?;
-    Ok(SweepSpec { replicates, target, axes, histogram, trace_point, sampling: Sampling::Grid, design: None })
+    Ok(SweepSpec { replicates, target, axes, histogram, trace_point, sampling: Sampling::Grid, space_filling: None })
 }
 
 /// The values of one grid axis: a list, `{ linspace = … }` or `{ logspace = … }`.

@@ -8,6 +8,7 @@
 //! number of threads.
 
 pub mod compare;
+pub mod design;
 pub mod fit;
 pub mod sensitivity;
 pub mod slurm;

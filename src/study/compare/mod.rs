@@ -306,10 +306,10 @@ pub struct ArmSummary {
     /// SD, µL.
     pub sd_ul: f64,
     /// CV, a fraction (written as `cv_pct`, percent).
-    #[serde(rename = "cv_pct", serialize_with = "crate::report::as_pct")]
+    #[serde(rename = "cv_pct", serialize_with = "crate::text::as_pct")]
     pub cv: f64,
     /// Bias (mean / target − 1), a fraction (written as `bias_pct`, percent).
-    #[serde(rename = "bias_pct", serialize_with = "crate::report::as_pct")]
+    #[serde(rename = "bias_pct", serialize_with = "crate::text::as_pct")]
     pub bias: f64,
     /// 5th, 50th and 95th percentiles, µL.
     pub p5_ul: f64,

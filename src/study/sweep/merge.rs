@@ -354,7 +354,7 @@ impl Shape {
             histogram: Vec::new(),
             trace_point: 0,
             sampling: crate::scenario::Sampling::Grid,
-            design: None,
+            space_filling: None,
         };
         // raw.csv lists the drawn value of every [uncertain] key the manifest records.
         let uncertain: Vec<String> = reference["uncertain"]
@@ -521,13 +521,13 @@ fn write_merged(
         f.sync_all().map_err(|e| bad(raw_tmp, e.to_string()))?;
         std::fs::rename(raw_tmp, out.join("raw.csv")).map_err(|e| bad(out, e.to_string()))?;
     }
-    crate::report::write_atomic(&out.join("sweep.csv"), table).map_err(|e| bad(out, e.to_string()))?;
+    crate::files::write_atomic(&out.join("sweep.csv"), table).map_err(|e| bad(out, e.to_string()))?;
     let mut merged = reference.clone();
     if let Some(obj) = merged.as_object_mut() {
         obj.remove("shard");
         obj.insert("summary".into(), serde_json::to_value(total).expect("plain data"));
     }
-    crate::report::write_atomic(&out.join("sweep_manifest.json"), &crate::report::json_bytes(&merged))
+    crate::files::write_atomic(&out.join("sweep_manifest.json"), &crate::files::json_bytes(&merged))
         .map_err(|e| bad(out, e.to_string()))
 }
 

@@ -153,7 +153,7 @@ pub fn draw<R: rand::Rng>(d: &Distribution, rng: &mut R) -> f64 {
 /// uncertain draws from the task's own stream.
 pub fn overrides(sc: &Scenario, spec: &SweepSpec, base: &[String], point: u64, replicate: u64) -> Vec<String> {
     let mut out: Vec<String> = base.to_vec();
-    for (key, v) in spec.point(point) {
+    for (key, v) in crate::study::design::point(spec, point) {
         out.push(crate::scenario::set_arg(&key, v));
     }
     replicate_sets(sc, out, point, replicate)
@@ -291,7 +291,7 @@ pub fn run_point(
     doses.sort_by(f64::total_cmp);
     Ok(PointStats {
         point,
-        values: spec.point(point).into_iter().map(|x| x.1).collect(),
+        values: crate::study::design::point(spec, point).into_iter().map(|x| x.1).collect(),
         shots: doses.len(),
         mean: d.mean,
         sd: d.sd,

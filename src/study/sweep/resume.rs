@@ -29,9 +29,7 @@ pub fn fingerprint(
     base: &[String],
     shard: Option<(u64, u64)>,
 ) -> serde_json::Value {
-    let design = spec
-        .design
-        .as_ref()
+    let design = crate::study::design::rows(spec)
         .map(|d| fnv1a(d.iter().flat_map(|row| row.iter().flat_map(|v| v.to_bits().to_le_bytes()))));
     serde_json::json!({
         "mesobench_version": crate::VERSION,

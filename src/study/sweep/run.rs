@@ -234,7 +234,7 @@ impl<'a> Sweep<'a> {
         }
         let tmp = &f.fp_tmp;
         let mut file = File::create(tmp).map_err(io(tmp))?;
-        faults.write(&mut file, &crate::report::json_bytes(fp)).map_err(io(tmp))?;
+        faults.write(&mut file, &crate::files::json_bytes(fp)).map_err(io(tmp))?;
         drop(file);
         faults.point();
         std::fs::rename(tmp, &f.fp_path).map_err(io(&f.fp_path))?;
