@@ -1120,15 +1120,33 @@ pub fn fast_forward(plant: &mut Plant, t_to: f64) {
     s.t = t_to;
 }
 
+/// Model-validity and event warnings of a session, in a fixed order.
 fn warnings(plant: &Plant, shots: &[ShotRecord], stopped: Option<&str>, step: f64) -> Vec<String> {
     let mut w = Vec::new();
+    needle_warnings(&mut w, plant, shots);
+    element_warnings(&mut w, plant, shots);
+    flow_warnings(&mut w, shots, step);
+    stroke_warnings(&mut w, plant, shots);
+    if let Some(msg) = stopped {
+        w.push(format!("session stopped early: {msg}"));
+    }
+    w
+}
+
+/// Shots of `shots` for which `f` holds.
+fn count(shots: &[ShotRecord], f: impl Fn(&ShotRecord) -> bool) -> usize {
+    shots.iter().filter(|s| f(s)).count()
+}
+
+/// The needle flow regime: turbulence, shear-thinning validity, the flow
+/// curve's range, developing flow and the deprecated lumped loss.
+fn needle_warnings(w: &mut Vec<String>, plant: &Plant, shots: &[ShotRecord]) {
     let newtonian = plant.params.fluid.is_newtonian();
     let max_re = shots.iter().map(|s| s.max_re).fold(0.0, f64::max);
-    let count = |f: &dyn Fn(&ShotRecord) -> bool| shots.iter().filter(|s| f(s)).count();
     if newtonian && max_re > 2000.0 {
         w.push(format!(
             "needle flow left the laminar regime in {} of {} shots (max Re {:.0}): Hagen–Poiseuille alone would under-predict the pressure drop; the smooth laminar–turbulent blend (Blasius above Re 4000) is used",
-            count(&|s| s.max_re > 2000.0),
+            count(shots, |s| s.max_re > 2000.0),
             shots.len(),
             max_re
         ));
@@ -1163,6 +1181,10 @@ fn warnings(plant: &Plant, shots: &[ShotRecord], stopped: Option<&str>, step: f6
                 .into(),
         );
     }
+}
+
+/// The tissue sites' validated range and the pneumatic line's Mach number.
+fn element_warnings(w: &mut Vec<String>, plant: &Plant, shots: &[ShotRecord]) {
     if let Some(site) = plant.params.sites.first() {
         let volume = shots.iter().map(|s| s.flags.site_volume).fold(0.0, f64::max);
         let flow = shots.iter().map(|s| s.flags.site_flow).fold(0.0, f64::max);
@@ -1176,7 +1198,11 @@ fn warnings(plant: &Plant, shots: &[ShotRecord], stopped: Option<&str>, step: f6
             "pneumatic line Mach number reaches {mach:.2} (> 0.3): the lumped line is outside its validity"
         ));
     }
-    let leaky = count(&|s| s.leak > 1e-12);
+}
+
+/// Reflux to the skin surface and plunger stick-slip.
+fn flow_warnings(w: &mut Vec<String>, shots: &[ShotRecord], step: f64) {
+    let leaky = count(shots, |s| s.leak > 1e-12);
     if leaky > 0 {
         let total: f64 = shots.iter().map(|s| s.leak).sum();
         w.push(format!(
@@ -1186,7 +1212,7 @@ fn warnings(plant: &Plant, shots: &[ShotRecord], stopped: Option<&str>, step: f6
             shots.len()
         ));
     }
-    let slip = count(&|s| s.breakaways > 1);
+    let slip = count(shots, |s| s.breakaways > 1);
     if slip > 0 {
         let worst = shots.iter().map(|s| s.breakaways).max().unwrap_or(0);
         // Suggest a finer step than the one the run already uses.
@@ -1206,7 +1232,11 @@ fn warnings(plant: &Plant, shots: &[ShotRecord], stopped: Option<&str>, step: f6
             worst
         ));
     }
-    let stroke = count(&|s| s.hit_stroke);
+}
+
+/// Shots limited by the piston's stroke, and dry shots.
+fn stroke_warnings(w: &mut Vec<String>, plant: &Plant, shots: &[ShotRecord]) {
+    let stroke = count(shots, |s| s.hit_stroke);
     if stroke > 0 {
         w.push(format!(
             "the piston reached its front stop in {} of {} shots: those doses are limited by the stroke",
@@ -1214,7 +1244,7 @@ fn warnings(plant: &Plant, shots: &[ShotRecord], stopped: Option<&str>, step: f6
             shots.len()
         ));
     }
-    let dry = count(&|s| s.dose < DRY_SHOT);
+    let dry = count(shots, |s| s.dose < DRY_SHOT);
     if let Some(first) = shots.iter().find(|s| s.dose < DRY_SHOT) {
         let reservoir =
             if plant.params.supply.reservoir.is_some() { "; the finite supply reservoir may be exhausted" } else { "" };
@@ -1226,10 +1256,6 @@ fn warnings(plant: &Plant, shots: &[ShotRecord], stopped: Option<&str>, step: f6
             crate::text::g6(first.supply_pressure_start / 1e3),
         ));
     }
-    if let Some(msg) = stopped {
-        w.push(format!("session stopped early: {msg}"));
-    }
-    w
 }
 
 /// A shot that delivered less than this (1 nL) delivered nothing, m³.
