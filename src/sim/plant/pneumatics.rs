@@ -223,16 +223,10 @@ pub(super) fn chamber_at_valve(p: &Params, s: &mut PlantState, vf: &ValveFlows, 
 /// holds is the gas that flowed in (a temperature advanced by its own rate
 /// drifts from it at first order in the step, and the supply with it).
 #[inline]
-fn update_chamber(
-    s: &mut PlantState,
-    geom: &ChamberGeometry,
-    r: &ChamberRates,
-    dp: f64,
-    inflow: f64,
-    dt: f64,
-) {
+fn update_chamber(s: &mut PlantState, geom: &ChamberGeometry, r: &ChamberRates, dp: f64, inflow: f64, dt: f64) {
+    // Polytropic chambers keep their temperature (r.dt is 0): only an
+    // energy-model chamber's temperature follows its mass.
     if r.dt != 0.0 {
-        // Polytropic chambers keep their temperature (r.dt is 0).
         let m = s.p_c * geom.v_c / (R_AIR * s.t_c);
         let m_new = m + dt * inflow;
         let t_new = (s.p_c + dp) * geom.end_volume(dt) / (R_AIR * m_new);
