@@ -8,15 +8,17 @@
 //! ms. `--set key.path=value` overrides are applied to the parsed document.
 
 use serde::Deserialize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 pub mod checks;
+mod input;
 pub mod registry;
 mod source;
 mod study;
 
+pub use input::{line_col, locate, Checker, Locator};
 use source::{apply_override, parse_error, split_key, toml_integer, toml_number};
-pub use source::{is_study_text, locate, read_capped, Capped, Source, MAX_FILE_MIB};
+pub use source::{is_study_text, read_capped, Capped, Source, MAX_FILE_MIB};
 pub use study::{
     parse_uncertain, Distribution, Level, Optimizer, RawSensitivity, RawSweep, RawTune, Sampling, SpaceFilling,
     SweepSpec, TuneObjective, TuneSpec, Uncertain, MAX_AXIS_POINTS, MAX_DESIGN_VALUES, MAX_GRID_POINTS, PER_SHOT_KEYS,
@@ -29,7 +31,7 @@ use crate::model::chamber::{ChamberParams, RawChamber};
 use crate::model::fluid::{Fluid, RawFluid};
 use crate::model::line::{LineParams, RawLine};
 use crate::model::needle::RawNeedle;
-use crate::model::param::{self, Invalid, Reader};
+use crate::model::param::{self, fmt_num, Invalid, Reader};
 use crate::model::piston::{PistonParams, RawPiston};
 use crate::model::supply::{RawSupply, SupplyParams};
 use crate::model::syringe::{RawSyringe, SyringeParams};
@@ -218,8 +220,8 @@ impl Prepared {
     /// The scenario with `overrides` (`key=value`) applied and validated.
     pub fn with(&self, overrides: &[String]) -> Result<Scenario, ScenarioError> {
         let (raw, set_keys) = self.raw_with(overrides)?;
-        let ctx = Ctx { source: &self.source, set_keys: &set_keys };
-        Scenario::from_raw(raw, &ctx, &self.fallback)
+        let ctx = Checker::new(&self.source.name, &self.source.text).with_sets(&set_keys);
+        Scenario::from_raw(raw, &ctx, &self.source.dir, &self.fallback)
     }
 
     /// The file as written with `overrides` applied, and where each override
@@ -280,7 +282,7 @@ impl Prepared {
     /// that value was written (for `check --params`).
     pub fn entries(&self, overrides: &[String]) -> Result<Vec<registry::Entry>, ScenarioError> {
         let (raw, set_keys) = self.raw_with(overrides)?;
-        let ctx = Ctx { source: &self.source, set_keys: &set_keys };
+        let ctx = Checker::new(&self.source.name, &self.source.text).with_sets(&set_keys);
         Ok(registry::entries(&raw, |key| ctx.location(key)))
     }
 
@@ -299,7 +301,7 @@ impl Prepared {
             .iter()
             .filter_map(|arg| arg.split_once('=').map(|(k, _)| (k.trim().to_string(), arg.clone())))
             .collect();
-        let ctx = Ctx { source: &self.source, set_keys: &set_keys };
+        let ctx = Checker::new(&self.source.name, &self.source.text).with_sets(&set_keys);
         let is_int = is_integer_key;
         if let Some(sw) = &sc.sweep {
             for (key, values) in &sw.axes {
@@ -366,7 +368,7 @@ impl Prepared {
     /// reported at `where_` (the study table's entry).
     fn check_value(
         &self,
-        ctx: &Ctx,
+        ctx: &Checker,
         where_: &str,
         key: &str,
         v: f64,
@@ -431,82 +433,12 @@ impl Prepared {
     }
 }
 
-/// Validation context: where keys were written.
-struct Ctx<'a> {
-    source: &'a Source,
-    set_keys: &'a [(String, String)],
-}
-
-impl Ctx<'_> {
-    fn location(&self, key: &str) -> String {
-        let same = |k: &str| k == key || split_key(k).is_some_and(|a| split_key(key).is_some_and(|b| a == b));
-        if let Some((_, arg)) = self.set_keys.iter().find(|(k, _)| same(k)) {
-            return format!("--set {arg}");
-        }
-        match locate(&self.source.text, key) {
-            Some((line, col)) => format!("{}:{}:{}", self.source.name, line, col),
-            None => self.source.name.clone(),
-        }
-    }
-
-    /// A component's [`Invalid`] value, located where its key was written.
-    fn at(&self, e: Invalid) -> ScenarioError {
-        ScenarioError::Invalid { location: self.location(&e.key), key: e.key, value: e.value, allowed: e.allowed }
-    }
-
-    fn invalid(&self, key: &str, value: impl std::fmt::Display, allowed: impl Into<String>) -> ScenarioError {
-        ScenarioError::Invalid {
-            location: self.location(key),
-            key: key.into(),
-            value: value.to_string(),
-            allowed: allowed.into(),
-        }
-    }
-
-    /// A number in [lo, hi] (inclusive), with a default.
-    fn num(&self, v: Option<f64>, default: f64, key: &str, lo: f64, hi: f64, unit: &str) -> Result<f64, ScenarioError> {
-        let x = v.unwrap_or(default);
-        if !x.is_finite() || x < lo || x > hi {
-            return Err(self.invalid(
-                key,
-                fmt_num(x),
-                format!("a number from {} to {} {}", fmt_num(lo), fmt_num(hi), unit),
-            ));
-        }
-        Ok(x)
-    }
-
-    fn int(&self, v: Option<i64>, default: i64, key: &str, lo: i64, hi: i64) -> Result<i64, ScenarioError> {
-        let x = v.unwrap_or(default);
-        if x < lo || x > hi {
-            return Err(self.invalid(key, x, format!("a whole number from {lo} to {hi}")));
-        }
-        Ok(x)
-    }
-
-    fn choice<'s>(
-        &self,
-        v: &'s Option<String>,
-        default: &'s str,
-        key: &str,
-        allowed: &[&str],
-    ) -> Result<&'s str, ScenarioError> {
-        let x = v.as_deref().unwrap_or(default);
-        if !allowed.contains(&x) {
-            return Err(self.invalid(key, format!("\"{x}\""), format!("one of {}", allowed.join(", "))));
-        }
-        Ok(x)
-    }
-}
-
-use crate::model::param::fmt_num;
-
 impl Scenario {
-    fn from_raw(raw: Raw, c: &Ctx, fallback_name: &str) -> Result<Scenario, ScenarioError> {
+    fn from_raw(raw: Raw, c: &Checker, dir: &Path, fallback_name: &str) -> Result<Scenario, ScenarioError> {
         let name = scenario_name(&raw, c, fallback_name)?;
         let seed = raw.seed.unwrap_or(1);
 
-        let loc = |e: Invalid| c.at(e);
+        let loc = |e: Invalid| c.located(e);
         let r = Reader::new(0.0);
         let p_atm = r.real(&RawAmbient::PRESSURE, raw.ambient.pressure_kpa).map_err(loc)?;
         let t_amb = r.real(&RawAmbient::TEMPERATURE, raw.ambient.temperature_c).map_err(loc)?;
@@ -566,7 +498,7 @@ impl Scenario {
                 &raw.sensors,
                 &r,
                 Timing { kind: &kind, open_time, period, proportional },
-                &c.source.dir,
+                dir,
             )
             .map_err(loc)?,
             session: SessionSettings { shots, period },
@@ -576,7 +508,7 @@ impl Scenario {
 
 /// The scenario's name: the `name` key, or else the file stem with the
 /// characters that cannot name a folder portably (dots, spaces, …) as '_'.
-fn scenario_name(raw: &Raw, c: &Ctx, fallback_name: &str) -> Result<String, ScenarioError> {
+fn scenario_name(raw: &Raw, c: &Checker, fallback_name: &str) -> Result<String, ScenarioError> {
     let name = raw.name.clone().unwrap_or_else(|| {
         fallback_name.chars().map(|ch| if ch.is_ascii_alphanumeric() || ch == '-' { ch } else { '_' }).collect()
     });

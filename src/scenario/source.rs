@@ -174,37 +174,3 @@ pub(super) fn split_key(key: &str) -> Option<Vec<String>> {
     parts.push(cur);
     Some(parts)
 }
-
-/// Line and column (1-based) of the value of a dotted key in a TOML text
-/// written as `[table]` headers and `key = value` lines.
-pub fn locate(text: &str, dotted: &str) -> Option<(usize, usize)> {
-    // Segments may be quoted (`sweep.parameters."supply.pressure_bar"`).
-    let parts = split_key(dotted)?;
-    let (last, path) = parts.split_last()?;
-    let table = path.join(".");
-    let quoted = format!("\"{last}\"");
-    let key =
-        if last.contains('.') || !path.is_empty() && dotted.ends_with('"') { quoted.as_str() } else { last.as_str() };
-    let mut current = String::new();
-    for (i, line) in text.lines().enumerate() {
-        let trimmed = line.trim_start();
-        if let Some(rest) = trimmed.strip_prefix('[') {
-            if let Some(end) = rest.find(']') {
-                current = rest[..end].trim().to_string();
-            }
-            continue;
-        }
-        if current == table {
-            if let Some(rest) = trimmed.strip_prefix(key) {
-                let rest_t = rest.trim_start();
-                if let Some(after) = rest_t.strip_prefix('=') {
-                    let indent = line.len() - trimmed.len();
-                    let eq = key.len() + (rest.len() - rest_t.len());
-                    let value_off = after.len() - after.trim_start().len();
-                    return Some((i + 1, indent + eq + 1 + value_off + 1));
-                }
-            }
-        }
-    }
-    None
-}

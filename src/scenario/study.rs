@@ -3,7 +3,7 @@
 
 use serde::Deserialize;
 
-use super::{Ctx, ScenarioError};
+use super::{Checker, ScenarioError};
 
 /// `[tune]`: firmware auto-tuning (`mesobench tune`).
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -258,7 +258,7 @@ pub(super) fn support(d: &Distribution) -> Vec<(f64, &'static str)> {
     }
 }
 
-pub(super) fn tune_spec(t: &RawTune, c: &Ctx) -> Result<TuneSpec, ScenarioError> {
+pub(super) fn tune_spec(t: &RawTune, c: &Checker) -> Result<TuneSpec, ScenarioError> {
     let parameters = tune_bounds(t, c)?;
     let objective = match c.choice(&t.objective, "cv", "tune.objective", &["cv", "tolerance", "weighted"])? {
         "tolerance" => TuneObjective::Tolerance,
@@ -307,7 +307,7 @@ pub(super) fn tune_spec(t: &RawTune, c: &Ctx) -> Result<TuneSpec, ScenarioError>
 
 /// An optional study value in [`lo`, `hi`] (human units), times `scale` to SI.
 fn optional(
-    c: &Ctx,
+    c: &Checker,
     v: Option<f64>,
     key: &str,
     range: (f64, f64),
@@ -321,7 +321,7 @@ fn optional(
 }
 
 /// `tune.landscape`: one or two keys of `tune.parameters`, as indices.
-fn tune_landscape(t: &RawTune, c: &Ctx, parameters: &[(String, f64, f64)]) -> Result<Vec<usize>, ScenarioError> {
+fn tune_landscape(t: &RawTune, c: &Checker, parameters: &[(String, f64, f64)]) -> Result<Vec<usize>, ScenarioError> {
     let mut landscape = Vec::new();
     for key in t.landscape.clone().unwrap_or_default() {
         match parameters.iter().position(|p| p.0 == key) {
@@ -339,7 +339,7 @@ fn tune_landscape(t: &RawTune, c: &Ctx, parameters: &[(String, f64, f64)]) -> Re
 }
 
 /// `tune.parameters`: each key with its `[low, high]` bounds.
-fn tune_bounds(t: &RawTune, c: &Ctx) -> Result<Vec<(String, f64, f64)>, ScenarioError> {
+fn tune_bounds(t: &RawTune, c: &Checker) -> Result<Vec<(String, f64, f64)>, ScenarioError> {
     let table = t.parameters.clone().unwrap_or_default();
     if table.is_empty() {
         return Err(c.invalid(
@@ -371,7 +371,7 @@ pub const MAX_GRID_POINTS: u64 = 1_000_000_000;
 /// Most values (samples × keys) of an `lhs` or `sobol` design, which is held in memory.
 pub const MAX_DESIGN_VALUES: usize = 30_000_000;
 
-pub(super) fn sweep_spec(sw: &RawSweep, c: &Ctx, seed: u64) -> Result<SweepSpec, ScenarioError> {
+pub(super) fn sweep_spec(sw: &RawSweep, c: &Checker, seed: u64) -> Result<SweepSpec, ScenarioError> {
     let replicates = c.int(sw.replicates, 10, "sweep.replicates", 1, 1_000_000)? as usize;
     let sampling = match c.choice(&sw.sampling, "grid", "sweep.sampling", &["grid", "lhs", "sobol"])? {
         "grid" => Sampling::Grid,
@@ -387,7 +387,7 @@ pub(super) fn sweep_spec(sw: &RawSweep, c: &Ctx, seed: u64) -> Result<SweepSpec,
 /// A Latin-hypercube or Sobol sweep over `{ range = … }` / `{ logrange = … }` keys.
 fn design_sweep(
     sw: &RawSweep,
-    c: &Ctx,
+    c: &Checker,
     seed: u64,
     replicates: usize,
     sampling: Sampling,
@@ -438,7 +438,7 @@ fn design_sweep(
 }
 
 /// A grid sweep: every combination of the axes' values.
-fn grid_sweep(sw: &RawSweep, c: &Ctx, replicates: usize) -> Result<SweepSpec, ScenarioError> {
+fn grid_sweep(sw: &RawSweep, c: &Checker, replicates: usize) -> Result<SweepSpec, ScenarioError> {
     let target = optional(c, sw.target_ul, "sweep.target_ul", (0.001, 1e5), "µL", 1e-9)?;
     let mut axes = Vec::new();
     for (key, value) in sw.parameters.iter().flatten() {
@@ -461,7 +461,7 @@ fn grid_sweep(sw: &RawSweep, c: &Ctx, replicates: usize) -> Result<SweepSpec, Sc
 }
 
 /// The values of one grid axis: a list, `{ linspace = … }` or `{ logspace = … }`.
-fn grid_axis(key: &str, value: &toml::Value, c: &Ctx) -> Result<Vec<f64>, ScenarioError> {
+fn grid_axis(key: &str, value: &toml::Value, c: &Checker) -> Result<Vec<f64>, ScenarioError> {
     let where_ = format!("sweep.parameters.\"{key}\"");
     let bad = |allowed: &str| c.invalid(&where_, value.to_string(), allowed.to_string());
     let num = |v: &toml::Value| v.as_float().or_else(|| v.as_integer().map(|i| i as f64));
@@ -504,7 +504,7 @@ fn grid_axis(key: &str, value: &toml::Value, c: &Ctx) -> Result<Vec<f64>, Scenar
 }
 
 /// The grid points whose histograms and trace are drawn.
-fn shown_points(sw: &RawSweep, c: &Ctx, points: u64) -> Result<(Vec<u64>, u64), ScenarioError> {
+fn shown_points(sw: &RawSweep, c: &Checker, points: u64) -> Result<(Vec<u64>, u64), ScenarioError> {
     let histogram = match &sw.histogram_points {
         None => {
             let mut h = vec![0, points / 2, points.saturating_sub(1)];
@@ -536,7 +536,7 @@ fn shown_points(sw: &RawSweep, c: &Ctx, points: u64) -> Result<(Vec<u64>, u64), 
     Ok((histogram, trace_point))
 }
 
-pub(super) fn uncertain_specs(t: &toml::Table, c: &Ctx) -> Result<Vec<Uncertain>, ScenarioError> {
+pub(super) fn uncertain_specs(t: &toml::Table, c: &Checker) -> Result<Vec<Uncertain>, ScenarioError> {
     parse_uncertain(t, "uncertain", &|key, value, allowed| c.invalid(key, value, allowed))
 }
 

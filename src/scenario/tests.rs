@@ -44,16 +44,20 @@ fn every_numeric_key_reads_the_same_through_the_registry_as_through_toml() {
             let arg = vec![format!("{key}={v}")];
             let fast = prep.with_numbers(&arg);
             let direct = prep.with_document(&arg).map(|(raw, keys)| {
-                let ctx = Ctx { source: &prep.source, set_keys: &keys };
-                Scenario::from_raw(raw, &ctx, &prep.fallback)
+                let ctx = Checker::new(&prep.source.name, &prep.source.text).with_sets(&keys);
+                Scenario::from_raw(raw, &ctx, &prep.source.dir, &prep.fallback)
             });
             let via_toml = match direct {
                 Ok(r) => outcome(r),
                 Err(e) => outcome(Err(e)),
             };
             if let Some((raw, keys)) = fast {
-                let ctx = Ctx { source: &prep.source, set_keys: &keys };
-                assert_eq!(outcome(Scenario::from_raw(raw, &ctx, &prep.fallback)), via_toml, "{key}={v}");
+                let ctx = Checker::new(&prep.source.name, &prep.source.text).with_sets(&keys);
+                assert_eq!(
+                    outcome(Scenario::from_raw(raw, &ctx, &prep.source.dir, &prep.fallback)),
+                    via_toml,
+                    "{key}={v}"
+                );
                 checked += 1;
             }
             assert_eq!(outcome(prep.with(&arg)), via_toml, "{key}={v}");

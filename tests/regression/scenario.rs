@@ -152,3 +152,23 @@ fn a_fill_beyond_the_syringe_capacity_is_refused() {
     let ten = load(&["syringe.preset=\"bd_10ml\"", "syringe.fill_ml=10"]);
     assert!(ten.is_ok(), "{:?}", ten.err());
 }
+
+/// A bad value written as a top-level dotted key (`supply.pressure_bar =
+/// 50`) or inside an inline table (`supply = { pressure_bar = 50 }`) was
+/// reported with the file name only: the key was found by searching the
+/// text for `[supply]` headers. Every scenario key is now located from the
+/// spans of the parsed document, so the message names line and column.
+#[test]
+fn a_bad_value_in_a_dotted_key_or_an_inline_table_names_its_line_and_column() {
+    let load = |text: &str| {
+        let src = Source { name: "d.toml".into(), text: text.into(), dir: ".".into() };
+        scenario::load(&src, &[], "d").map(|_| ()).unwrap_err().to_string()
+    };
+    let m = load("name = \"d\"\nsupply.pressure_bar = 50.0\n");
+    assert!(m.starts_with("d.toml:2:23: supply.pressure_bar = 50 is not allowed"), "{m}");
+    let m = load("name = \"d\"\nsupply = { pressure_bar = 50.0 }\n");
+    assert!(m.starts_with("d.toml:2:27: supply.pressure_bar = 50 is not allowed"), "{m}");
+    // A header table, as before.
+    let m = load("name = \"d\"\n[supply]\npressure_bar = 50.0\n");
+    assert!(m.starts_with("d.toml:3:16: supply.pressure_bar = 50 is not allowed"), "{m}");
+}

@@ -6,9 +6,10 @@ use std::path::Path;
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::{arm_key, Arm, ArmKind, DoseSetting, Study, StudyError};
+use super::tasks::arm_key;
+use super::{Arm, ArmKind, DoseSetting, Study, StudyError};
 use crate::control::manual::{OperatorParams, PRESETS as OPERATOR_PRESETS};
-use crate::scenario::{self, Prepared, ScenarioError, Source, Uncertain};
+use crate::scenario::{self, Checker, Prepared, ScenarioError, Source, Uncertain};
 use crate::stats::tolerance::Limits;
 
 #[derive(Debug, Deserialize)]
@@ -71,13 +72,19 @@ struct RawHand {
 fn hand(raw: &RawHand, c: &Checker, arm: &str) -> Result<super::Hand, StudyError> {
     let k = |name: &str| format!("arm '{arm}' hand.{name}");
     Ok(super::Hand {
-        depth: c.num(&raw.depth_mm, 1.5e-3, &k("depth_mm"), 0.1, 20.0, 1e-3, "mm")?,
-        depth_sd: c.num(&raw.depth_sd_mm, 0.15e-3, &k("depth_sd_mm"), 0.0, 5.0, 1e-3, "mm")?,
-        dermis: c.num(&raw.dermis_mm, 2.0e-3, &k("dermis_mm"), 0.5, 5.0, 1e-3, "mm")?,
-        tilt_deg: c.num(&raw.tilt_deg, 0.0, &k("tilt_deg"), 0.0, 80.0, 1.0, "°")?,
-        tilt_sd_deg: c.num(&raw.tilt_sd_deg, 10.0, &k("tilt_sd_deg"), 0.0, 45.0, 1.0, "°")?,
+        depth: c.spanned_num(&raw.depth_mm, 1.5e-3, &k("depth_mm"), (0.1, 20.0), (1e-3, "mm"))?,
+        depth_sd: c.spanned_num(&raw.depth_sd_mm, 0.15e-3, &k("depth_sd_mm"), (0.0, 5.0), (1e-3, "mm"))?,
+        dermis: c.spanned_num(&raw.dermis_mm, 2.0e-3, &k("dermis_mm"), (0.5, 5.0), (1e-3, "mm"))?,
+        tilt_deg: c.spanned_num(&raw.tilt_deg, 0.0, &k("tilt_deg"), (0.0, 80.0), (1.0, "°"))?,
+        tilt_sd_deg: c.spanned_num(&raw.tilt_sd_deg, 10.0, &k("tilt_sd_deg"), (0.0, 45.0), (1.0, "°"))?,
         contact: raw.contact.unwrap_or(true),
-        hover_leak_factor: c.num(&raw.hover_leak_factor, 0.3, &k("hover_leak_factor"), 0.01, 1.0, 1.0, "")?,
+        hover_leak_factor: c.spanned_num(
+            &raw.hover_leak_factor,
+            0.3,
+            &k("hover_leak_factor"),
+            (0.01, 1.0),
+            (1.0, ""),
+        )?,
     })
 }
 
@@ -115,88 +122,27 @@ struct RawOperator {
     dermis_mm: Option<Spanned<f64>>,
 }
 
-/// `file:line:column` of byte offset `at` in `text`.
-pub(crate) fn location(file: &str, text: &str, at: usize) -> String {
-    let before = &text[..at.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let col = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
-    format!("{file}:{line}:{col}")
-}
-
-struct Checker<'a> {
-    file: &'a str,
-    text: &'a str,
-}
-
-impl Checker<'_> {
-    fn invalid(
-        &self,
-        span: std::ops::Range<usize>,
-        key: &str,
-        value: impl std::fmt::Display,
-        allowed: &str,
-    ) -> StudyError {
-        StudyError::Input(ScenarioError::Invalid {
-            location: location(self.file, self.text, span.start),
-            key: key.into(),
-            value: value.to_string(),
-            allowed: allowed.into(),
-        })
-    }
-
-    /// A number in [lo, hi] (`scale` converts to SI), or the default (SI).
-    #[allow(clippy::too_many_arguments)]
-    fn num(
-        &self,
-        v: &Option<Spanned<f64>>,
-        default: f64,
-        key: &str,
-        lo: f64,
-        hi: f64,
-        scale: f64,
-        unit: &str,
-    ) -> Result<f64, StudyError> {
-        match v {
-            None => Ok(default),
-            Some(s) => {
-                let x = *s.get_ref();
-                if !x.is_finite() || x < lo || x > hi {
-                    return Err(self.invalid(s.span(), key, x, format!("{lo} to {hi} {unit}").trim_end()));
-                }
-                Ok(x * scale)
-            }
-        }
-    }
-
-    fn int(&self, v: &Option<Spanned<i64>>, default: i64, key: &str, lo: i64, hi: i64) -> Result<i64, StudyError> {
-        match v {
-            None => Ok(default),
-            Some(s) if (lo..=hi).contains(s.get_ref()) => Ok(*s.get_ref()),
-            Some(s) => Err(self.invalid(s.span(), key, s.get_ref(), &format!("a whole number from {lo} to {hi}"))),
-        }
-    }
-
-    fn uncertain(&self, t: &Spanned<toml::Table>, table: &str) -> Result<Vec<Uncertain>, StudyError> {
-        let loc = location(self.file, self.text, t.span().start);
-        scenario::parse_uncertain(t.get_ref(), table, &|key, value, allowed| ScenarioError::Invalid {
-            location: loc.clone(),
-            key: key.into(),
-            value,
-            allowed,
-        })
-        .map_err(StudyError::Input)
-    }
+/// The `[uncertain]`-style table `t` (named `table` in messages).
+fn uncertain(c: &Checker, t: &Spanned<toml::Table>, table: &str) -> Result<Vec<Uncertain>, StudyError> {
+    let loc = c.at(t.span());
+    scenario::parse_uncertain(t.get_ref(), table, &|key, value, allowed| ScenarioError::Invalid {
+        location: loc.clone(),
+        key: key.into(),
+        value,
+        allowed,
+    })
+    .map_err(StudyError::Input)
 }
 
 fn operator_params(raw: &RawOperator, c: &Checker, arm: &str) -> Result<(String, OperatorParams), StudyError> {
     let preset = raw.preset.as_ref().map(|s| s.get_ref().clone()).unwrap_or_else(|| "experienced".into());
     let mut p = OperatorParams::preset(&preset).ok_or_else(|| {
-        c.invalid(
+        StudyError::Input(c.invalid_at(
             raw.preset.as_ref().map(|s| s.span()).unwrap_or(0..0),
             &format!("arm '{arm}' operator.preset"),
             format!("{preset:?}"),
-            &format!("one of {}", OPERATOR_PRESETS.join(", ")),
-        )
+            format!("one of {}", OPERATOR_PRESETS.join(", ")),
+        ))
     })?;
     let k = |name: &str| format!("arm '{arm}' operator.{name}");
     // Each key in its unit and range; the preset's value when absent. In
@@ -233,11 +179,11 @@ fn operator_params(raw: &RawOperator, c: &Checker, arm: &str) -> Result<(String,
         (&mut p.dermis, &r.dermis_mm, "dermis_mm", 0.5, 5.0, 1e-3, "mm"),
     ];
     for (slot, v, name, lo, hi, scale, unit) in keys {
-        *slot = c.num(v, *slot, &k(name), lo, hi, scale, unit)?;
+        *slot = c.spanned_num(v, *slot, &k(name), (lo, hi), (scale, unit))?;
     }
     if p.tremor_hz.1 < p.tremor_hz.0 {
         let span = raw.tremor_hz_hi.as_ref().map(|s| s.span()).unwrap_or(0..0);
-        return Err(c.invalid(span, &k("tremor_hz_hi"), p.tremor_hz.1, "at least tremor_hz_lo"));
+        return Err(StudyError::Input(c.invalid_at(span, &k("tremor_hz_hi"), p.tremor_hz.1, "at least tremor_hz_lo")));
     }
     Ok((preset, p))
 }
@@ -250,24 +196,24 @@ pub fn load(path: &Path) -> Result<Study, StudyError> {
     })?;
     let file = path.display().to_string();
     let raw = parse(&text, &file)?;
-    let c = Checker { file: &file, text: &text };
+    let c = Checker::new(&file, &text);
     let stem = path.file_stem().and_then(|s| s.to_str()).unwrap_or("study").to_string();
     let prepared = shared_scenario(&raw, &c, path)?;
     let targets_ul = raw.targets_ul.get_ref();
     if targets_ul.is_empty() || targets_ul.iter().any(|t| !(t.is_finite() && (0.1..=1000.0).contains(t))) {
-        return Err(c.invalid(
+        return Err(StudyError::Input(c.invalid_at(
             raw.targets_ul.span(),
             "targets_ul",
             format!("{targets_ul:?}"),
             "a non-empty list of doses from 0.1 to 1000 µL",
-        ));
+        )));
     }
-    let units = c.int(&raw.units, 8, "units", 2, 4095)? as usize;
-    let shots = c.int(&raw.shots, 15, "shots", 2, 4095)? as usize;
-    let seed = c.int(&raw.seed, 1, "seed", 0, i64::MAX)? as u64;
+    let units = c.spanned_int(&raw.units, 8, "units", 2, 4095)? as usize;
+    let shots = c.spanned_int(&raw.shots, 15, "shots", 2, 4095)? as usize;
+    let seed = c.spanned_int(&raw.seed, 1, "seed", 0, i64::MAX)? as u64;
     let (preset, limits, bootstrap, interval) = acceptance(&raw.acceptance, &c)?;
     let shared = match &raw.variability {
-        Some(t) => c.uncertain(t, "variability")?,
+        Some(t) => uncertain(&c, t, "variability")?,
         None => Vec::new(),
     };
     if raw.arm.is_empty() {
@@ -387,7 +333,7 @@ fn parse(text: &str, file: &str) -> Result<RawStudy, StudyError> {
 /// The shared scenario: a path relative to the study at `path`, or the
 /// embedded default; parsed once and checked.
 fn shared_scenario(raw: &RawStudy, c: &Checker, path: &Path) -> Result<Prepared, StudyError> {
-    let file = c.file;
+    let file = c.file();
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let source = match &raw.scenario {
         None => Source::default_scenario(),
@@ -398,12 +344,12 @@ fn shared_scenario(raw: &RawStudy, c: &Checker, path: &Path) -> Result<Prepared,
                     ScenarioError::TooLarge { .. } => format!(" ({e})"),
                     _ => String::new(),
                 };
-                c.invalid(
+                StudyError::Input(c.invalid_at(
                     s.span(),
                     "scenario",
                     format!("{:?}", s.get_ref()),
-                    &format!("a readable scenario file, relative to the study file{why}"),
-                )
+                    format!("a readable scenario file, relative to the study file{why}"),
+                ))
             })?
         }
     };
@@ -425,21 +371,21 @@ fn shared_scenario(raw: &RawStudy, c: &Checker, path: &Path) -> Result<Prepared,
 fn acceptance(a: &RawAcceptance, c: &Checker) -> Result<(String, Limits, usize, f64), StudyError> {
     let preset = a.preset.as_ref().map(|s| s.get_ref().clone()).unwrap_or_else(|| "mesotherapy".into());
     let base = Limits::preset(&preset).ok_or_else(|| {
-        c.invalid(
+        StudyError::Input(c.invalid_at(
             a.preset.as_ref().map(|s| s.span()).unwrap_or(0..0),
             "acceptance.preset",
             format!("{preset:?}"),
             "\"iso_pen\" or \"mesotherapy\"",
-        )
+        ))
     })?;
     let limits = Limits {
-        alpha: c.num(&a.alpha_ul, base.alpha, "acceptance.alpha_ul", 0.0, 1e4, 1.0, "µL")?,
-        beta: c.num(&a.beta, base.beta, "acceptance.beta", 0.0, 1.0, 1.0, "")?,
-        coverage: c.num(&a.coverage, base.coverage, "acceptance.coverage", 0.5, 0.9999, 1.0, "")?,
-        confidence: c.num(&a.confidence, base.confidence, "acceptance.confidence", 0.5, 0.9999, 1.0, "")?,
+        alpha: c.spanned_num(&a.alpha_ul, base.alpha, "acceptance.alpha_ul", (0.0, 1e4), (1.0, "µL"))?,
+        beta: c.spanned_num(&a.beta, base.beta, "acceptance.beta", (0.0, 1.0), (1.0, ""))?,
+        coverage: c.spanned_num(&a.coverage, base.coverage, "acceptance.coverage", (0.5, 0.9999), (1.0, ""))?,
+        confidence: c.spanned_num(&a.confidence, base.confidence, "acceptance.confidence", (0.5, 0.9999), (1.0, ""))?,
     };
-    let bootstrap = c.int(&a.bootstrap, 2000, "acceptance.bootstrap", 100, 1_000_000)? as usize;
-    let interval = c.num(&a.interval, 0.95, "acceptance.interval", 0.5, 0.999, 1.0, "")?;
+    let bootstrap = c.spanned_int(&a.bootstrap, 2000, "acceptance.bootstrap", 100, 1_000_000)? as usize;
+    let interval = c.spanned_num(&a.interval, 0.95, "acceptance.interval", (0.5, 0.999), (1.0, ""))?;
     Ok((preset, limits, bootstrap, interval))
 }
 
@@ -447,22 +393,22 @@ fn acceptance(a: &RawAcceptance, c: &Checker) -> Result<(String, Limits, usize, 
 fn arm(ra: &RawArm, c: &Checker, before: &[Arm]) -> Result<Arm, StudyError> {
     let name = ra.name.get_ref().clone();
     if name.is_empty() || before.iter().any(|a| a.name == name || arm_key(&a.name) == arm_key(&name)) {
-        return Err(c.invalid(
+        return Err(StudyError::Input(c.invalid_at(
             ra.name.span(),
             "arm.name",
             format!("{name:?}"),
             "a non-empty name, unique in the study",
-        ));
+        )));
     }
     let kind = match ra.kind.get_ref().as_str() {
         "manual" => {
             if let Some(h) = &ra.hand {
-                return Err(c.invalid(
+                return Err(StudyError::Input(c.invalid_at(
                     h.span(),
                     &format!("arm '{name}' hand"),
                     "(a table)",
                     "only on gun arms (a manual arm's hand is its operator table)",
-                ));
+                )));
             }
             let (preset, operator) =
                 operator_params(ra.operator.as_ref().unwrap_or(&RawOperator::default()), c, &name)?;
@@ -473,16 +419,16 @@ fn arm(ra: &RawArm, c: &Checker, before: &[Arm]) -> Result<Arm, StudyError> {
             hand: ra.hand.as_ref().map(|h| hand(h.get_ref(), c, &name)).transpose()?,
         },
         other => {
-            return Err(c.invalid(
+            return Err(StudyError::Input(c.invalid_at(
                 ra.kind.span(),
                 &format!("arm '{name}' kind"),
                 format!("{other:?}"),
                 "\"manual\" or \"gun\"",
-            ))
+            )))
         }
     };
     let variability = match &ra.variability {
-        Some(t) => c.uncertain(t, &format!("arm '{name}' variability"))?,
+        Some(t) => uncertain(c, t, &format!("arm '{name}' variability"))?,
         None => Vec::new(),
     };
     Ok(Arm { name, kind, set: ra.set.clone(), variability, notes: Default::default() })
@@ -499,20 +445,20 @@ fn gun_dose(ra: &RawArm, c: &Checker, name: &str) -> Result<DoseSetting, StudyEr
                     (r.get_ref()[0], r.get_ref()[1])
                 }
                 Some(r) => {
-                    return Err(c.invalid(
+                    return Err(StudyError::Input(c.invalid_at(
                         r.span(),
                         &format!("arm '{name}' calibrate_range"),
                         format!("{:?}", r.get_ref()),
                         "[lo, hi] with lo < hi, in the key's unit",
-                    ))
+                    )))
                 }
                 None => {
-                    return Err(c.invalid(
+                    return Err(StudyError::Input(c.invalid_at(
                         k.span(),
                         &format!("arm '{name}' calibrate_range"),
                         "(missing)",
                         "[lo, hi] to search for the key's value",
-                    ))
+                    )))
                 }
             };
             DoseSetting::Calibrate {
@@ -523,12 +469,12 @@ fn gun_dose(ra: &RawArm, c: &Checker, name: &str) -> Result<DoseSetting, StudyEr
             }
         }
         _ => {
-            return Err(c.invalid(
+            return Err(StudyError::Input(c.invalid_at(
                 ra.kind.span(),
                 &format!("arm '{name}'"),
                 "gun",
                 "exactly one of dose_key (set to the target in µL) or calibrate_key (bisected to the target)",
-            ))
+            )))
         }
     })
 }

@@ -18,6 +18,8 @@
 //! Reading and checking the study file is in `load.rs`.
 
 pub(crate) mod load;
+mod summary;
+mod tasks;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -25,14 +27,12 @@ use rayon::prelude::*;
 
 pub use load::load;
 
-use super::sweep::{draw, simulate_per_shot};
-use super::task_rng;
+use self::summary::{arm_summary, pairs};
+use self::tasks::TaskOut;
 use crate::control::manual::OperatorParams;
-use crate::scenario::{Level, Prepared, ScenarioError, Uncertain};
-use crate::sim::manual::{manual_params, manual_shot};
-use crate::sim::Plant;
-use crate::stats::compare::{brown_forsythe, cv_ratio_interval, f_test, variance_components, RatioInterval, Test};
-use crate::stats::tolerance::{accept, Limits, Verdict};
+use crate::scenario::{Prepared, ScenarioError, Uncertain};
+use crate::stats::compare::{RatioInterval, Test};
+use crate::stats::tolerance::{Limits, Verdict};
 
 /// Errors of a comparison study.
 #[derive(Debug, thiserror::Error)]
@@ -386,229 +386,6 @@ pub struct GunSession {
     pub warnings: Vec<String>,
 }
 
-/// What one task produced: its shots, its plant steps and, for a gun arm,
-/// its session's notes.
-type TaskOut = (Vec<ShotRow>, u64, Option<GunSession>);
-
-// Stream families (the `point` of `task_rng`); units and shots < 4096 keep
-// the replicate index below 2^24.
-const SHARED_UNIT: u64 = 1 << 36;
-const SHARED_SHOT: u64 = 2 << 36;
-const ARM_UNIT: u64 = 3 << 36;
-const ARM_SHOT: u64 = 4 << 36;
-const PAIRS: u64 = 5 << 36;
-const HAND: u64 = 6 << 36;
-
-/// An arm's stream key from its name (FNV-1a, 20 bits), so adding or
-/// reordering arms leaves the others' draws unchanged.
-fn arm_key(name: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in name.bytes() {
-        h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
-    }
-    h & 0xf_ffff
-}
-
-fn draws(list: &[Uncertain], session: bool, rng: &mut rand_chacha::ChaCha8Rng, out: &mut Vec<String>) {
-    for u in list.iter().filter(|u| (u.level == Level::Session) == session) {
-        out.push(format!("{}={:?}", u.key, draw(&u.dist, rng)));
-    }
-}
-
-impl Study {
-    /// Tasks: (arm, target, unit), arm-major.
-    pub fn tasks(&self) -> u64 {
-        (self.arms.len() * self.targets.len() * self.units) as u64
-    }
-
-    fn unit_sets(&self, a: usize, t: usize, unit: usize) -> Vec<String> {
-        let arm = &self.arms[a];
-        let mut sets = arm.set.clone();
-        draws(&self.shared, true, &mut task_rng(self.seed, SHARED_UNIT, unit as u64), &mut sets);
-        draws(&arm.variability, true, &mut task_rng(self.seed, ARM_UNIT + arm_key(&arm.name), unit as u64), &mut sets);
-        sets.push(format!("seed={}", super::splitmix(self.seed ^ ((t as u64) << 40) ^ unit as u64) >> 1));
-        sets
-    }
-
-    fn shot_sets(&self, a: usize, t: usize, unit: usize, shot: usize, base: &[String]) -> Vec<String> {
-        let id = ((unit as u64) << 12) | shot as u64;
-        let mut sets = base.to_vec();
-        draws(&self.shared, false, &mut task_rng(self.seed, SHARED_SHOT + t as u64, id), &mut sets);
-        let arm_stream = ARM_SHOT + (arm_key(&self.arms[a].name) << 12) + t as u64;
-        draws(&self.arms[a].variability, false, &mut task_rng(self.seed, arm_stream, id), &mut sets);
-        sets
-    }
-
-    fn per_shot(&self, a: usize) -> bool {
-        self.shared.iter().chain(&self.arms[a].variability).any(|u| u.level != Level::Session)
-    }
-
-    /// Calibrate gun arm `a` to target `t` on the device the overrides
-    /// `device` describe (none: the nominal device).
-    fn calibrate(&self, a: usize, t: usize, device: &[String]) -> Result<Option<f64>, StudyError> {
-        let arm = &self.arms[a];
-        let ArmKind::Gun { dose: DoseSetting::Calibrate { key, lo, hi, .. }, .. } = &arm.kind else {
-            return Ok(None);
-        };
-        let target = self.targets[t];
-        let fail =
-            |message: String| StudyError::Calibration { arm: arm.name.clone(), target_ul: self.targets_ul[t], message };
-        let dose_at = |x: f64| -> Result<f64, StudyError> {
-            let mut sets = if device.is_empty() { arm.set.clone() } else { device.to_vec() };
-            sets.push("session.shots=3".into());
-            sets.push(format!("{key}={x:?}"));
-            let sc = self.scenario.with(&sets).map_err(|e| fail(e.to_string()))?;
-            let run = crate::simulate(&sc, false).map_err(|e| fail(e.to_string()))?;
-            let d: Vec<f64> = run.result.shots.iter().map(|s| s.dose).collect();
-            Ok(crate::stats::describe(&d).mean)
-        };
-        let (mut a_x, mut b_x) = (*lo, *hi);
-        let (da, db) = (dose_at(a_x)?, dose_at(b_x)?);
-        if !(da <= target && target <= db) {
-            return Err(fail(format!(
-                "{key} from {lo} to {hi} gives {:.3} to {:.3} µL on the nominal device",
-                da * 1e9,
-                db * 1e9
-            )));
-        }
-        for _ in 0..60 {
-            let m = 0.5 * (a_x + b_x);
-            if dose_at(m)? < target {
-                a_x = m;
-            } else {
-                b_x = m;
-            }
-            if b_x - a_x < 1e-6 * (hi - lo) {
-                break;
-            }
-        }
-        Ok(Some(0.5 * (a_x + b_x)))
-    }
-
-    /// Run one (arm, target, unit) task.
-    fn task(&self, a: usize, t: usize, unit: usize, calibrated: Option<f64>) -> Result<TaskOut, StudyError> {
-        match &self.arms[a].kind {
-            ArmKind::Manual { operator, .. } => self.manual_task(a, t, unit, operator),
-            ArmKind::Gun { dose, .. } => self.gun_task(a, t, unit, dose, calibrated),
-        }
-    }
-
-    /// The error of task (arm `a`, target `t`, `unit`).
-    fn fail(&self, a: usize, t: usize, unit: usize) -> impl Fn(String) -> StudyError + '_ {
-        move |message: String| StudyError::Run {
-            arm: self.arms[a].name.clone(),
-            target_ul: self.targets_ul[t],
-            unit,
-            message,
-        }
-    }
-
-    /// A manual task: one operator drawn from the arm's population gives
-    /// every shot on one plant.
-    fn manual_task(&self, a: usize, t: usize, unit: usize, operator: &OperatorParams) -> Result<TaskOut, StudyError> {
-        let arm = &self.arms[a];
-        let target = self.targets[t];
-        let fail = self.fail(a, t, unit);
-        let base = self.unit_sets(a, t, unit);
-        let sc = self.scenario.with(&base).map_err(|e| fail(e.to_string()))?;
-        let op = operator.draw_operator(&mut task_rng(self.seed, ARM_UNIT + arm_key(&arm.name), unit as u64 | 1 << 20));
-        let mut plant = Plant::new(manual_params(sc.params.clone()));
-        let dt = sc.solver.effective_step();
-        let mut rows = Vec::with_capacity(self.shots);
-        let per_shot = self.per_shot(a);
-        for s in 0..self.shots {
-            if per_shot {
-                let shot_sc =
-                    self.scenario.with(&self.shot_sets(a, t, unit, s, &base)).map_err(|e| fail(e.to_string()))?;
-                plant.set_params(manual_params(shot_sc.params)).map_err(&fail)?;
-            }
-            let id = ((unit as u64) << 12) | s as u64;
-            let mut rng = task_rng(self.seed, ARM_SHOT + (arm_key(&arm.name) << 12) + t as u64, id | 1 << 23);
-            let plan = operator.draw_shot(&op, target, plant.params.syringe.area, &mut rng);
-            let r = manual_shot(&mut plant, operator, &plan, target, dt).map_err(|e| fail(e.to_string()))?;
-            rows.push(ShotRow {
-                arm: a,
-                target: t,
-                unit,
-                shot: s,
-                dose: r.dose,
-                leak: r.leak,
-                peak_tissue_pressure: r.peak_tissue_pressure,
-                duration: r.duration,
-            });
-        }
-        Ok((rows, plant.steps(), None))
-    }
-
-    /// A gun task: one device's session, its dose key set to the target or
-    /// to its calibrated value.
-    fn gun_task(
-        &self,
-        a: usize,
-        t: usize,
-        unit: usize,
-        dose: &DoseSetting,
-        calibrated: Option<f64>,
-    ) -> Result<TaskOut, StudyError> {
-        let fail = self.fail(a, t, unit);
-        let mut base = self.unit_sets(a, t, unit);
-        base.push(format!("session.shots={}", self.shots));
-        let value = match dose {
-            DoseSetting::Direct { .. } => self.targets_ul[t],
-            DoseSetting::Calibrate { each_unit: true, .. } => self.calibrate(a, t, &base)?.expect("a calibrated arm"),
-            DoseSetting::Calibrate { .. } => calibrated.expect("calibrated first"),
-        };
-        let (DoseSetting::Direct { key } | DoseSetting::Calibrate { key, .. }) = dose;
-        base.push(format!("{key}={value:?}"));
-        let sc = self.scenario.with(&base).map_err(|e| fail(e.to_string()))?;
-        let run = if let ArmKind::Gun { hand: Some(hand), .. } = &self.arms[a].kind {
-            let per_shot = self.per_shot(a);
-            let stream = HAND + (arm_key(&self.arms[a].name) << 12) + t as u64;
-            let mut hook = |shot: usize, plant: &mut Plant| -> Result<(), String> {
-                let mut params = if per_shot {
-                    self.scenario.with(&self.shot_sets(a, t, unit, shot, &base)).map_err(|e| e.to_string())?.params
-                } else {
-                    sc.params.clone()
-                };
-                hand.apply(&mut params.sites, &mut task_rng(self.seed, stream, ((unit as u64) << 12) | shot as u64));
-                plant.set_params(params)
-            };
-            let mut fw = crate::controller_for(&sc).map_err(|e| fail(e.to_string()))?;
-            crate::simulate_hooked(&sc, fw.as_mut(), false, Some(&mut hook))
-        } else if self.per_shot(a) {
-            simulate_per_shot(&self.scenario, &sc, &|shot| self.shot_sets(a, t, unit, shot, &base), false)
-        } else {
-            crate::simulate(&sc, false)
-        }
-        .map_err(|e| fail(e.to_string()))?;
-        if run.result.shots.len() != self.shots {
-            return Err(fail(format!(
-                "the session stopped after {} of {} shots{}",
-                run.result.shots.len(),
-                self.shots,
-                run.result.stopped.as_deref().map(|s| format!(": {s}")).unwrap_or_default()
-            )));
-        }
-        let rows = run
-            .result
-            .shots
-            .iter()
-            .map(|s| ShotRow {
-                arm: a,
-                target: t,
-                unit,
-                shot: s.index,
-                dose: s.dose,
-                leak: s.leak,
-                peak_tissue_pressure: s.peak_tissue_pressure,
-                duration: s.duration,
-            })
-            .collect();
-        let session = GunSession { arm: a, target: t, unit, dose_value: value, warnings: run.result.warnings };
-        Ok((rows, run.result.steps, Some(session)))
-    }
-}
-
 /// Run the study on `threads` threads; `progress` gets the number of finished tasks.
 pub fn run(study: &Study, threads: usize, progress: &(dyn Fn(u64) + Sync)) -> Result<Outcome, StudyError> {
     run_cancellable(study, threads, progress, &AtomicBool::new(false))
@@ -665,77 +442,4 @@ fn run_inner(study: &Study, progress: &(dyn Fn(u64) + Sync), cancel: &AtomicBool
     }
     let pairs = pairs(study, &shots);
     Ok(Outcome { shots, arms, pairs, steps, sessions })
-}
-
-/// The doses (µL) of arm `a` at target `t`, one group per unit.
-fn doses_ul(study: &Study, shots: &[ShotRow], a: usize, t: usize) -> Vec<Vec<f64>> {
-    let per = study.units * study.shots;
-    let start = (a * study.targets.len() + t) * per;
-    shots[start..start + per].chunks(study.shots).map(|c| c.iter().map(|s| s.dose * 1e9).collect()).collect()
-}
-
-/// The statistics of arm `a` at target `t`.
-fn arm_summary(study: &Study, shots: &[ShotRow], a: usize, t: usize, calibrated: Option<f64>) -> ArmSummary {
-    let arm = &study.arms[a];
-    let per = study.units * study.shots;
-    let groups = doses_ul(study, shots, a, t);
-    let all: Vec<f64> = groups.iter().flatten().copied().collect();
-    let d = crate::stats::describe(&all);
-    let mut sorted = all.clone();
-    sorted.sort_by(f64::total_cmp);
-    let refs: Vec<&[f64]> = groups.iter().map(Vec::as_slice).collect();
-    let (within, between) = variance_components(&refs);
-    let start = (a * study.targets.len() + t) * per;
-    let slice = &shots[start..start + per];
-    let v = study.targets_ul[t];
-    ArmSummary {
-        arm: arm.name.clone(),
-        kind: match arm.kind {
-            ArmKind::Manual { .. } => "manual".into(),
-            ArmKind::Gun { .. } => "gun".into(),
-        },
-        target_ul: v,
-        n: d.n,
-        mean_ul: d.mean,
-        sd_ul: d.sd,
-        cv: d.cv,
-        bias: d.mean / v - 1.0,
-        p5_ul: crate::stats::percentile(&sorted, 0.05),
-        p50_ul: crate::stats::percentile(&sorted, 0.5),
-        p95_ul: crate::stats::percentile(&sorted, 0.95),
-        within_sd_ul: within,
-        between_sd_ul: between,
-        unit_mean_ul: groups.iter().map(|g| crate::stats::describe(g).mean).collect(),
-        unit_sd_ul: groups.iter().map(|g| crate::stats::describe(g).sd).collect(),
-        leak_ul: slice.iter().map(|s| s.leak).sum::<f64>() * 1e9 / per as f64,
-        duration_ms: slice.iter().map(|s| s.duration).sum::<f64>() * 1e3 / per as f64,
-        calibrated,
-        acceptance: accept(&all, v, &study.limits),
-    }
-}
-
-/// Every pair of arms (a < b) at every target, target-major.
-fn pairs(study: &Study, shots: &[ShotRow]) -> Vec<PairSummary> {
-    let (na, nt) = (study.arms.len(), study.targets.len());
-    let mut pairs = Vec::new();
-    for t in 0..nt {
-        for a in 0..na {
-            for b in a + 1..na {
-                let (ga, gb) = (doses_ul(study, shots, a, t), doses_ul(study, shots, b, t));
-                let (ra, rb): (Vec<&[f64]>, Vec<&[f64]>) =
-                    (ga.iter().map(Vec::as_slice).collect(), gb.iter().map(Vec::as_slice).collect());
-                let (fa, fb): (Vec<f64>, Vec<f64>) = (ga.concat(), gb.concat());
-                let mut rng = task_rng(study.seed, PAIRS + t as u64, ((a as u64) << 12) | b as u64);
-                pairs.push(PairSummary {
-                    target_ul: study.targets_ul[t],
-                    a: study.arms[a].name.clone(),
-                    b: study.arms[b].name.clone(),
-                    cv_ratio: cv_ratio_interval(&ra, &rb, study.bootstrap, study.interval, &mut rng),
-                    f_test: f_test(&fa, &fb),
-                    brown_forsythe: brown_forsythe(&[&fa, &fb]),
-                });
-            }
-        }
-    }
-    pairs
 }

@@ -11,8 +11,8 @@ use toml::Spanned;
 use super::{Align, Experiment, FitError, FitFile, FitParam, Settings, Tolerance, ToleranceKind};
 use crate::bench::{self, ColumnSpec, Signal};
 use crate::model::param::{fmt_num, Kind};
+use crate::scenario::Checker;
 use crate::scenario::{self, registry, Prepared, Source};
-use crate::study::compare::load::location;
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -66,43 +66,6 @@ struct RawParam {
     start: Option<Spanned<f64>>,
 }
 
-struct Ctx<'a> {
-    file: &'a str,
-    text: &'a str,
-}
-
-impl Ctx<'_> {
-    fn at(&self, span: std::ops::Range<usize>) -> String {
-        location(self.file, self.text, span.start)
-    }
-
-    fn invalid(
-        &self,
-        span: std::ops::Range<usize>,
-        key: &str,
-        value: impl std::fmt::Display,
-        allowed: &str,
-    ) -> FitError {
-        FitError::Input(format!("{}: {key} = {value} is not allowed: {allowed}", self.at(span)))
-    }
-
-    fn count(&self, v: &Option<Spanned<i64>>, key: &str, default: usize, lo: i64, hi: i64) -> Result<usize, FitError> {
-        match v {
-            None => Ok(default),
-            Some(s) if (lo..=hi).contains(s.get_ref()) => Ok(*s.get_ref() as usize),
-            Some(s) => Err(self.invalid(s.span(), key, s.get_ref(), &format!("a whole number from {lo} to {hi}"))),
-        }
-    }
-
-    fn real(&self, v: &Option<Spanned<f64>>, key: &str, default: f64, lo: f64, hi: f64) -> Result<f64, FitError> {
-        match v {
-            None => Ok(default),
-            Some(s) if s.get_ref().is_finite() && (lo..=hi).contains(s.get_ref()) => Ok(*s.get_ref()),
-            Some(s) => Err(self.invalid(s.span(), key, s.get_ref(), &format!("{} to {}", fmt_num(lo), fmt_num(hi)))),
-        }
-    }
-}
-
 /// What a file is read for: `fit` needs `[parameters]`, `validate` must not have them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Purpose {
@@ -126,7 +89,7 @@ pub fn load_with(path: &Path, purpose: Purpose, scenario: Option<&Path>) -> Resu
     })?;
     let file = path.display().to_string();
     let raw: RawFit = toml::from_str(&text).map_err(|e| FitError::Input(format!("{file}: {e}")))?;
-    let cx = Ctx { file: &file, text: &text };
+    let cx = Checker::new(&file, &text);
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let scenario_path = scenario.map_or_else(|| dir.join(raw.scenario.get_ref()), Path::to_path_buf);
     let source = Source::from_path(&scenario_path).map_err(|e| {
@@ -137,10 +100,10 @@ pub fn load_with(path: &Path, purpose: Purpose, scenario: Option<&Path>) -> Resu
     let base = prepared.with(&[]).map_err(|e| FitError::Input(e.to_string()))?;
 
     let settings = Settings {
-        starts: cx.count(&raw.fit.starts, "fit.starts", 16, 0, 4096)?,
-        max_iterations: cx.count(&raw.fit.max_iterations, "fit.max_iterations", 60, 1, 10_000)?,
+        starts: cx.spanned_int(&raw.fit.starts, 16, "fit.starts", 0, 4096)? as usize,
+        max_iterations: cx.spanned_int(&raw.fit.max_iterations, 60, "fit.max_iterations", 1, 10_000)? as usize,
         profile: raw.fit.profile.unwrap_or(true),
-        profile_points: cx.count(&raw.fit.profile_points, "fit.profile_points", 6, 2, 40)?,
+        profile_points: cx.spanned_int(&raw.fit.profile_points, 6, "fit.profile_points", 2, 40)? as usize,
     };
 
     let parameters = match (&raw.parameters, purpose) {
@@ -167,12 +130,12 @@ pub fn load_with(path: &Path, purpose: Purpose, scenario: Option<&Path>) -> Resu
     let mut experiments = Vec::new();
     for ex in &raw.experiment {
         if experiments.iter().any(|e: &Experiment| &e.name == ex.name.get_ref()) {
-            return Err(cx.invalid(
+            return Err(FitError::from(cx.invalid_at(
                 ex.name.span(),
                 "experiment.name",
                 format!("{:?}", ex.name.get_ref()),
                 "a name used once",
-            ));
+            )));
         }
         experiments.push(experiment(&cx, ex, &dir, &prepared, &parameters, base.params.p_atm)?);
     }
@@ -191,7 +154,7 @@ pub fn load_with(path: &Path, purpose: Purpose, scenario: Option<&Path>) -> Resu
 }
 
 fn params(
-    cx: &Ctx,
+    cx: &Checker,
     table: &Spanned<BTreeMap<String, Spanned<RawParam>>>,
     prepared: &Prepared,
 ) -> Result<Vec<FitParam>, FitError> {
@@ -208,15 +171,20 @@ fn params(
         let decl = registry::find(key).ok_or_else(|| {
             let near = registry::closest(key);
             let hint = if near.is_empty() { String::new() } else { format!(" (did you mean {}?)", near.join(", ")) };
-            cx.invalid(span.clone(), "parameters", format!("{key:?}"), &format!("a real-valued scenario key{hint}"))
+            FitError::from(cx.invalid_at(
+                span.clone(),
+                "parameters",
+                format!("{key:?}"),
+                format!("a real-valued scenario key{hint}"),
+            ))
         })?;
         let Kind::Real { min, max } = decl.kind else {
-            return Err(cx.invalid(
+            return Err(FitError::from(cx.invalid_at(
                 span,
                 "parameters",
                 format!("{key:?}"),
                 "a real-valued key (whole numbers and choices cannot be fitted)",
-            ));
+            )));
         };
         let raw = p.get_ref();
         let (lo, hi) = (*raw.lo.get_ref(), *raw.hi.get_ref());
@@ -224,11 +192,21 @@ fn params(
         let range = format!("{} to {} {unit} (the key's allowed range), with lo < hi", fmt_num(min), fmt_num(max));
         for (v, s, name) in [(lo, raw.lo.span(), "lo"), (hi, raw.hi.span(), "hi")] {
             if !v.is_finite() || v < min || v > max {
-                return Err(cx.invalid(s, &format!("parameters.\"{key}\".{name}"), fmt_num(v), &range));
+                return Err(FitError::from(cx.invalid_at(
+                    s,
+                    &format!("parameters.\"{key}\".{name}"),
+                    fmt_num(v),
+                    &range,
+                )));
             }
         }
         if lo >= hi {
-            return Err(cx.invalid(raw.hi.span(), &format!("parameters.\"{key}\".hi"), fmt_num(hi), &range));
+            return Err(FitError::from(cx.invalid_at(
+                raw.hi.span(),
+                &format!("parameters.\"{key}\".hi"),
+                fmt_num(hi),
+                &range,
+            )));
         }
         let current = entries
             .iter()
@@ -238,12 +216,12 @@ fn params(
         let start = match &raw.start {
             Some(s) if *s.get_ref() > lo && *s.get_ref() < hi => *s.get_ref(),
             Some(s) => {
-                return Err(cx.invalid(
+                return Err(FitError::from(cx.invalid_at(
                     s.span(),
                     &format!("parameters.\"{key}\".start"),
                     fmt_num(*s.get_ref()),
-                    &format!("strictly between lo = {} and hi = {}", fmt_num(lo), fmt_num(hi)),
-                ))
+                    format!("strictly between lo = {} and hi = {}", fmt_num(lo), fmt_num(hi)),
+                )))
             }
             None => current.unwrap_or(0.5 * (lo + hi)),
         };
@@ -263,7 +241,7 @@ fn override_arg(key: &str, v: &toml::Value) -> Option<String> {
 }
 
 fn experiment(
-    cx: &Ctx,
+    cx: &Checker,
     ex: &RawExperiment,
     dir: &Path,
     prepared: &Prepared,
@@ -283,10 +261,12 @@ fn experiment(
         None => Align::ValveCommand,
         Some(v) => align(cx, v)?,
     };
-    let pre = cx.real(&ex.pre_trigger_ms, "experiment.pre_trigger_ms", 2.0, 0.0, 1000.0)? * 1e-3;
+    let pre = cx.spanned_num(&ex.pre_trigger_ms, 2.0, "experiment.pre_trigger_ms", (0.0, 1000.0), (1.0, ""))? * 1e-3;
     let window = match &ex.align_window_ms {
         None => None,
-        Some(_) => Some(cx.real(&ex.align_window_ms, "experiment.align_window_ms", 0.0, 0.0, 10.0)? * 1e-3),
+        Some(_) => {
+            Some(cx.spanned_num(&ex.align_window_ms, 0.0, "experiment.align_window_ms", (0.0, 10.0), (1.0, ""))? * 1e-3)
+        }
     };
     let trace = match &ex.trace {
         None if ex.masses.is_none() => {
@@ -299,7 +279,7 @@ fn experiment(
         None => Vec::new(),
         Some(m) => bench::read_masses(&dir.join(m.get_ref())).map_err(|e| FitError::Input(e.to_string()))?,
     };
-    let mass_sd = cx.real(&ex.mass_sd_mg, "experiment.mass_sd_mg", 0.1, 1e-6, 1e4)? * 1e-6;
+    let mass_sd = cx.spanned_num(&ex.mass_sd_mg, 0.1, "experiment.mass_sd_mg", (1e-6, 1e4), (1.0, ""))? * 1e-6;
     let origin = here(ex.name.span());
     Experiment::new(name, origin, set, trace, masses, mass_sd, density, align, pre, window)
 }
@@ -307,30 +287,35 @@ fn experiment(
 /// An experiment's `set` table as `--set` overrides; neither the number of
 /// shots nor an estimated key may be set.
 fn set_overrides(
-    cx: &Ctx,
+    cx: &Checker,
     set_table: &Spanned<BTreeMap<String, toml::Value>>,
     params: &[FitParam],
 ) -> Result<Vec<String>, FitError> {
     let mut set = Vec::new();
     for (key, v) in set_table.get_ref() {
         let arg = override_arg(key, v).ok_or_else(|| {
-            cx.invalid(set_table.span(), &format!("set.\"{key}\""), v, "a number, a name or true/false")
+            FitError::from(cx.invalid_at(
+                set_table.span(),
+                &format!("set.\"{key}\""),
+                v,
+                "a number, a name or true/false",
+            ))
         })?;
         if key == "session.shots" {
-            return Err(cx.invalid(
+            return Err(FitError::from(cx.invalid_at(
                 set_table.span(),
                 "set.\"session.shots\"",
                 v,
                 "no value: the number of shots comes from the data (the shots found in the trace, or the masses)",
-            ));
+            )));
         }
         if params.iter().any(|p| &p.key == key) {
-            return Err(cx.invalid(
+            return Err(FitError::from(cx.invalid_at(
                 set_table.span(),
                 &format!("set.\"{key}\""),
                 v,
                 "a key that is not also estimated in [parameters]",
-            ));
+            )));
         }
         set.push(arg);
     }
@@ -339,37 +324,37 @@ fn set_overrides(
 
 /// The experiment's channels, in the order of the file: each column's
 /// signal, unit and noise sd.
-fn column_specs(cx: &Ctx, ex: &RawExperiment) -> Result<Vec<ColumnSpec>, FitError> {
+fn column_specs(cx: &Checker, ex: &RawExperiment) -> Result<Vec<ColumnSpec>, FitError> {
     let mut specs = Vec::new();
     let mut mapped: Vec<(&String, &Spanned<RawChannel>)> = ex.channels.iter().collect();
     mapped.sort_by_key(|(_, c)| c.span().start);
     for (column, ch) in mapped {
         let c = ch.get_ref();
         let signal = Signal::from_name(c.signal.get_ref()).ok_or_else(|| {
-            cx.invalid(
+            FitError::from(cx.invalid_at(
                 c.signal.span(),
                 &format!("channels.\"{column}\".signal"),
                 format!("{:?}", c.signal.get_ref()),
-                &format!("one of {}", Signal::names()),
-            )
+                format!("one of {}", Signal::names()),
+            ))
         })?;
         if specs.iter().any(|s: &ColumnSpec| s.signal == signal) {
-            return Err(cx.invalid(
+            return Err(FitError::from(cx.invalid_at(
                 c.signal.span(),
                 &format!("channels.\"{column}\".signal"),
                 signal.name(),
                 "a signal mapped once per experiment",
-            ));
+            )));
         }
         let sd = match &c.sd {
             Some(s) if s.get_ref().is_finite() && *s.get_ref() > 0.0 => Some(*s.get_ref()),
             Some(s) => {
-                return Err(cx.invalid(
+                return Err(FitError::from(cx.invalid_at(
                     s.span(),
                     &format!("channels.\"{column}\".sd"),
                     s.get_ref(),
                     "a positive number (SI: Pa, A, m, m³, m³/s)",
-                ))
+                )))
             }
             None => None,
         };
@@ -412,7 +397,7 @@ fn read_trace(
     bench::read_trace(&path, specs, p_atm).map_err(|e| FitError::Input(e.to_string()))
 }
 
-fn align(cx: &Ctx, v: &Spanned<toml::Value>) -> Result<Align, FitError> {
+fn align(cx: &Checker, v: &Spanned<toml::Value>) -> Result<Align, FitError> {
     let allowed = "\"valve_command\", \"trigger\", or { signal = \"p_chamber\", level_kpa = 20.0 } \
                    (a rising crossing of a pressure)";
     match v.get_ref() {
@@ -425,28 +410,28 @@ fn align(cx: &Ctx, v: &Spanned<toml::Value>) -> Result<Align, FitError> {
                 (Some(s), Some(l), 2) if s.quantity() == bench::Quantity::Pressure && l.is_finite() && l > 0.0 => {
                     Ok(Align::Level { signal: s, level: l * 1e3 })
                 }
-                _ => Err(cx.invalid(v.span(), "experiment.align", v.get_ref(), allowed)),
+                _ => Err(FitError::from(cx.invalid_at(v.span(), "experiment.align", v.get_ref(), allowed))),
             }
         }
-        other => Err(cx.invalid(v.span(), "experiment.align", other, allowed)),
+        other => Err(FitError::from(cx.invalid_at(v.span(), "experiment.align", other, allowed))),
     }
 }
 
-fn tolerances(cx: &Ctx, t: &BTreeMap<String, Spanned<f64>>) -> Result<Vec<Tolerance>, FitError> {
+fn tolerances(cx: &Checker, t: &BTreeMap<String, Spanned<f64>>) -> Result<Vec<Tolerance>, FitError> {
     let mut out = Vec::new();
     for (key, v) in t {
         let kind = ToleranceKind::parse(key).ok_or_else(|| {
-            cx.invalid(
+            FitError::from(cx.invalid_at(
                 v.span(),
                 &format!("tolerance.{key}"),
                 v.get_ref(),
                 "a key such as p_syringe_rms_kpa, p_chamber_peak_kpa, flow_rms_ul_per_s, \
                  plunger_position_rms_mm, coil_current_peak_a, dose_error_pct or valve_delay_ms",
-            )
+            ))
         })?;
         let x = *v.get_ref();
         if !(x.is_finite() && x > 0.0) {
-            return Err(cx.invalid(v.span(), &format!("tolerance.{key}"), x, "a positive number"));
+            return Err(FitError::from(cx.invalid_at(v.span(), &format!("tolerance.{key}"), x, "a positive number")));
         }
         out.push(Tolerance { key: key.clone(), kind, limit: x, origin: cx.at(v.span()) });
     }

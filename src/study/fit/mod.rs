@@ -35,6 +35,12 @@ pub enum FitError {
     Run(String),
 }
 
+impl From<crate::scenario::ScenarioError> for FitError {
+    fn from(e: crate::scenario::ScenarioError) -> FitError {
+        FitError::Input(e.to_string())
+    }
+}
+
 /// Optimiser settings (`[fit]`).
 #[derive(Debug, Clone)]
 pub struct Settings {
