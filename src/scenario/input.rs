@@ -94,7 +94,8 @@ impl<'a> Checker<'a> {
     /// Where the value of a dotted key came from: its `--set` argument,
     /// `file:line:col` of its value, or the file when it was not written.
     pub fn location(&self, key: &str) -> String {
-        let same = |k: &str| k == key || split_key(k).is_some_and(|a| split_key(key).is_some_and(|b| a == b));
+        let parts = split_key(key);
+        let same = |k: &str| k == key || parts.is_some() && split_key(k) == parts;
         if let Some((_, arg)) = self.set_keys.iter().find(|(k, _)| same(k)) {
             return format!("--set {arg}");
         }
@@ -111,7 +112,7 @@ impl<'a> Checker<'a> {
 
     /// A bad value of `key`, located where the key was written.
     pub fn invalid(&self, key: &str, value: impl std::fmt::Display, allowed: impl Into<String>) -> ScenarioError {
-        self.invalid_at_location(self.location(key), key, value, allowed)
+        bad_value(self.location(key), key, value, allowed)
     }
 
     /// A bad value of `key` written at `span`.
@@ -122,17 +123,7 @@ impl<'a> Checker<'a> {
         value: impl std::fmt::Display,
         allowed: impl Into<String>,
     ) -> ScenarioError {
-        self.invalid_at_location(self.at(span), key, value, allowed)
-    }
-
-    fn invalid_at_location(
-        &self,
-        location: String,
-        key: &str,
-        value: impl std::fmt::Display,
-        allowed: impl Into<String>,
-    ) -> ScenarioError {
-        ScenarioError::Invalid { location, key: key.into(), value: value.to_string(), allowed: allowed.into() }
+        bad_value(self.at(span), key, value, allowed)
     }
 
     /// A number of `key` in [lo, hi] (inclusive), or the default.
@@ -208,6 +199,10 @@ impl<'a> Checker<'a> {
             Some(s) => Err(self.invalid_at(s.span(), key, s.get_ref(), whole_range(lo, hi))),
         }
     }
+}
+
+fn bad_value(location: String, key: &str, value: impl std::fmt::Display, allowed: impl Into<String>) -> ScenarioError {
+    ScenarioError::Invalid { location, key: key.into(), value: value.to_string(), allowed: allowed.into() }
 }
 
 fn in_range(x: f64, lo: f64, hi: f64) -> bool {

@@ -124,14 +124,8 @@ struct RawOperator {
 
 /// The `[uncertain]`-style table `t` (named `table` in messages).
 fn uncertain(c: &Checker, t: &Spanned<toml::Table>, table: &str) -> Result<Vec<Uncertain>, StudyError> {
-    let loc = c.at(t.span());
-    scenario::parse_uncertain(t.get_ref(), table, &|key, value, allowed| ScenarioError::Invalid {
-        location: loc.clone(),
-        key: key.into(),
-        value,
-        allowed,
-    })
-    .map_err(StudyError::Input)
+    scenario::parse_uncertain(t.get_ref(), table, &|key, value, allowed| c.invalid_at(t.span(), key, value, allowed))
+        .map_err(StudyError::Input)
 }
 
 fn operator_params(raw: &RawOperator, c: &Checker, arm: &str) -> Result<(String, OperatorParams), StudyError> {
