@@ -116,3 +116,91 @@ fn the_fixed_mode_is_the_default_and_other_modes_are_refused() {
     let err = mesobench::scenario::load(&source, &["solver.mode=\"rk45\"".into()], "reference").unwrap_err();
     assert!(err.to_string().contains("solver.mode"), "{err}");
 }
+
+/// Every accepted step of a one-shot session of `sc`: its end time (s) and
+/// the plant steps it cost (trial steps included).
+fn accepted_steps(sc: &Scenario) -> Vec<(f64, u64)> {
+    struct Log(Vec<(f64, u64)>, u64);
+    impl mesobench::sim::Observer for Log {
+        fn observe(&mut self, plant: &mesobench::sim::Plant, _: f64, _: &FwOutput) {
+            self.0.push((plant.state.t, plant.steps() - self.1));
+            self.1 = plant.steps();
+        }
+    }
+    let mut controller = mesobench::controller_for(sc).unwrap();
+    let mut plant = mesobench::sim::Plant::new(sc.params.clone());
+    let mut fw = mesobench::sim::FirmwareLoop {
+        controller: controller.as_mut(),
+        sensors: mesobench::control::sensors::Sensors::new(sc.firmware.sensors.clone(), sc.seed),
+        driver: mesobench::control::drive::Driver::new(sc.firmware.timer_tick),
+        delay_ticks: sc.firmware.compute_delay_ticks,
+    };
+    let mut session = sc.session.clone();
+    session.shots = 1;
+    let mut log = Log(Vec::new(), 0);
+    mesobench::sim::run_session(&mut plant, &mut fw, &sc.solver, &session, &mut log).unwrap();
+    log.0
+}
+
+/// A firmware that reads a sensor at every tick holds the adaptive stepper
+/// to one step per tick; where nothing changes, that step is taken once
+/// (its error judged from the last step's increment) instead of three
+/// times by step doubling.
+#[test]
+fn a_firmware_acting_every_tick_costs_one_plant_step_per_quiet_tick() {
+    let sc = shipped("closed_loop_pressure", &["solver.mode=\"adaptive\""]);
+    let tick = sc.solver.tick;
+    let steps = accepted_steps(&sc);
+    // The valve closes at 15 ms; from 40 ms on, only the PID's regulator trims move.
+    let quiet: Vec<_> = steps.iter().filter(|(t, _)| *t > 0.040).collect();
+    assert!(quiet.len() > 500, "{} quiet steps", quiet.len());
+    let mut t_prev = steps[steps.len() - quiet.len() - 1].0;
+    for (t, n) in quiet {
+        assert!(rel(t - t_prev, tick) < 1e-6, "a step of {:e} s at {t} s, the tick is {tick:e} s", t - t_prev);
+        assert_eq!(*n, 1, "{n} plant steps for the tick ending at {t} s");
+        t_prev = *t;
+    }
+}
+
+/// The adaptive mode keeps a hose it would step explicitly at its smallest
+/// step explicit (at most 8 substeps of its stability limit per step): a
+/// longer step would turn its resolved waves into the lumped implicit line.
+#[test]
+fn adaptive_steps_keep_a_long_hose_within_its_explicit_substeps() {
+    let sc = shipped("console_valve_long_hose", &["solver.mode=\"adaptive\""]);
+    let limit = sc.params.line.explicit_step_limit(sc.params.chamber.dead_volume);
+    let cap = mesobench::sim::plant::MAX_LINE_SUBSTEPS as f64 * limit;
+    // The cap binds: it is shorter than the longest step the ladder allows.
+    let ladder = sc.solver.step / mesobench::sim::adaptive::MIN_STEP_DIVISOR as f64
+        * (1u64 << mesobench::sim::adaptive::MAX_LEVEL) as f64;
+    assert!(cap > sc.solver.step && cap < ladder, "the hose's cap {cap:e} s, the ladder's {ladder:e} s");
+    let steps = accepted_steps(&sc);
+    let mut t_prev = 0.0;
+    let mut longest: f64 = 0.0;
+    for (t, n) in &steps {
+        if *n > 0 {
+            longest = longest.max(t - t_prev);
+        }
+        t_prev = *t;
+    }
+    assert!(longest <= cap * (1.0 + 1e-9), "a step of {longest:e} s against the hose's {cap:e} s");
+    assert!(longest > 0.5 * cap, "the longest step {longest:e} s: the cap {cap:e} s is not reached");
+}
+
+/// `solver.tolerance` sets the adaptive mode's accuracy: a tighter tolerance
+/// takes more steps and lands closer to the converged dose.
+#[test]
+fn the_adaptive_tolerance_trades_steps_for_accuracy() {
+    let converged = shots(&shipped("reference", &["session.shots=1", "solver.step_us=2"]))[0].dose;
+    let run = |tol: &str| {
+        let set = format!("solver.tolerance={tol}");
+        shots(&shipped("reference", &["session.shots=1", "solver.mode=\"adaptive\"", &set]))[0].clone()
+    };
+    let (loose, tight) = (run("3e-2"), run("1e-4"));
+    assert!(tight.steps > loose.steps + 200, "{} steps at 1e-4 against {} at 3e-2", tight.steps, loose.steps);
+    let (e_loose, e_tight) = (rel(loose.dose, converged), rel(tight.dose, converged));
+    assert!(e_tight < 1e-4 && e_tight < e_loose / 5.0, "dose error {e_tight:e} at 1e-4 against {e_loose:e} at 3e-2");
+    let source = mesobench::scenario::Source::default_scenario();
+    let err = mesobench::scenario::load(&source, &["solver.tolerance=0.5".into()], "reference").unwrap_err();
+    assert!(err.to_string().contains("solver.tolerance") && err.to_string().contains("0.1"), "{err}");
+}

@@ -454,6 +454,7 @@ impl Scenario {
             "adaptive" => crate::sim::SolverMode::Adaptive,
             _ => crate::sim::SolverMode::Fixed,
         };
+        let tolerance = r.real(&RawSolver::TOLERANCE, sv.tolerance).map_err(loc)?;
         let f = &raw.firmware;
         let kind = r.choice(&F::KIND, &f.kind).map_err(loc)?.to_string();
         let tick = 1.0 / r.real(&F::TICK, f.tick_hz).map_err(loc)?;
@@ -492,7 +493,7 @@ impl Scenario {
             description: raw.description.unwrap_or_default(),
             seed,
             params,
-            solver: SolverSettings { step, tick, trace_interval, max_tail, mode },
+            solver: SolverSettings { step, tick, trace_interval, max_tail, mode, tolerance },
             firmware: FirmwareSpec::from_raw(
                 &raw.firmware,
                 &raw.sensors,

@@ -20,10 +20,10 @@
 //! implicit solve, in the plant), and a moving armature limits the step to
 //! its explicit stability limit.
 
-use super::plant::{Plant, PlantState};
+use super::plant::{Plant, PlantState, MAX_LINE_SUBSTEPS};
 use crate::model::valve::Actuation;
 
-/// Relative tolerance on the local error of a step.
+/// Default relative tolerance on the local error of a step (`solver.tolerance`).
 pub const TOLERANCE: f64 = 1e-3;
 /// The smallest step is the fixed mode's step over this.
 pub const MIN_STEP_DIVISOR: u64 = 4;
@@ -31,102 +31,173 @@ pub const MIN_STEP_DIVISOR: u64 = 4;
 pub const RESERVOIR_SCALE: f64 = 10.0;
 /// Largest step: h₀·2^MAX_LEVEL.
 pub const MAX_LEVEL: u32 = 8;
+/// A step taken once, without step doubling, is kept when the estimate from
+/// the last step's increment is within this fraction of the tolerance.
+pub const SINGLE_STEP_ACCEPT: f64 = 0.5;
 
 /// Scratch space and step-size memory of the adaptive stepper.
 #[derive(Debug)]
 pub struct Adaptive {
     start: PlantState,
-    full: Compared,
+    /// The compared states (see [`compared`]) at the start of the trial step.
+    at_start: Vec<f64>,
+    /// ... after the whole step of step doubling.
+    at_full: Vec<f64>,
+    /// ... now (after the two half steps, or the single step).
+    now: Vec<f64>,
+    /// Their weights, 1/(tolerance · scale), from the state now.
+    weights: Vec<f64>,
+    /// The increment of the compared states over the last accepted step.
+    last_increment: Vec<f64>,
+    /// Length of the last accepted step in smallest steps, when its error
+    /// was estimated under a quarter of the tolerance in one mode (0 when not:
+    /// the next step is not taken once on the strength of its increment).
+    last_smooth_len: u64,
     /// Level (step h₀·2^level) to try next.
     pub level: u32,
     /// Volume scale of the dose error, m³.
     pub volume_scale: f64,
+    /// Relative tolerance on the local error of a step.
+    pub tolerance: f64,
 }
 
-/// The states the error estimate compares, from the whole step.
-#[derive(Debug, Default)]
-struct Compared {
-    scalars: [f64; 9],
-    line_p: Vec<f64>,
-    delivered: Vec<f64>,
-    leaked: Vec<f64>,
-}
-
-impl Compared {
-    fn set(&mut self, s: &PlantState) {
-        self.scalars = scalars(s);
-        self.line_p.clone_from(&s.line_p);
-        self.delivered.clone_from(&s.delivered);
-        self.leaked.clone_from(&s.leaked);
-    }
-}
-
-/// Pressures (absolute, against their level), then the rest.
-fn scalars(s: &PlantState) -> [f64; 9] {
-    [s.p_c, s.p_reg, s.p_res, s.p_s, s.p_hub, s.t_c, s.expelled, s.valve.opening, s.valve.current]
+/// The states the error estimate compares, in a fixed order: the pressures
+/// (chamber, regulator, syringe, hub, reservoir), the chamber temperature,
+/// the expelled volume, the valve's opening and coil current, the line's
+/// node pressures, then every needle's delivered and leaked volumes.
+fn compared(s: &PlantState, out: &mut Vec<f64>) {
+    out.clear();
+    out.extend_from_slice(&[
+        s.p_c,
+        s.p_reg,
+        s.p_s,
+        s.p_hub,
+        s.p_res,
+        s.t_c,
+        s.expelled,
+        s.valve.opening,
+        s.valve.current,
+    ]);
+    out.extend_from_slice(&s.line_p);
+    out.extend_from_slice(&s.delivered);
+    out.extend_from_slice(&s.leaked);
 }
 
 impl Adaptive {
-    /// A stepper for `plant`.
-    pub fn new(plant: &Plant) -> Adaptive {
-        Adaptive { start: plant.state.clone(), full: Compared::default(), level: 0, volume_scale: 1e-9 }
+    /// A stepper for `plant` with relative tolerance `tolerance`.
+    pub fn new(plant: &Plant, tolerance: f64) -> Adaptive {
+        Adaptive {
+            start: plant.state.clone(),
+            at_start: Vec::new(),
+            at_full: Vec::new(),
+            now: Vec::new(),
+            weights: Vec::new(),
+            last_increment: Vec::new(),
+            last_smooth_len: 0,
+            level: 0,
+            volume_scale: 1e-9,
+            tolerance,
+        }
     }
 
     /// Save the state before a trial step.
     pub fn save_start(&mut self, plant: &Plant) {
         plant.save_state(&mut self.start);
+        compared(&plant.state, &mut self.at_start);
     }
     /// Keep what the error estimate needs of the whole step.
     pub fn save_full(&mut self, plant: &Plant) {
-        self.full.set(&plant.state);
+        compared(&plant.state, &mut self.at_full);
     }
+
     /// Back to the state before the trial step.
     pub fn restore_start(&self, plant: &mut Plant) {
         plant.restore_state(&self.start);
     }
 
-    /// The weighed local error of the plant's state (two half steps)
-    /// against the whole step's: 1 is the tolerance.
-    pub fn error(&self, plant: &Plant) -> f64 {
+    /// The compared states now and their weights.
+    fn weigh(&mut self, plant: &Plant) {
         let p = &plant.params;
         let b = &plant.state;
-        let tol = TOLERANCE;
-        let rel = |x: f64, y: f64, scale: f64| (x - y).abs() / (tol * scale);
-        let a = &self.full.scalars;
-        let bs = scalars(b);
+        compared(b, &mut self.now);
+        let inv = 1.0 / self.tolerance;
+        let w = &mut self.weights;
+        w.clear();
         // Pressures against their absolute level (the gauge level of a
         // vented chamber would make an atmosphere's rounding count).
-        let mut e: f64 = 0.0;
-        for k in [0, 1, 3, 4] {
-            e = e.max(rel(a[k], bs[k], bs[k].abs().max(p.p_atm)));
+        for x in &self.now[..4] {
+            w.push(inv / x.abs().max(p.p_atm));
         }
         // A finite reservoir's sag sets the late doses of a session: its
         // drop is weighed against RESERVOIR_SCALE, not its level.
-        e = e.max(rel(a[2], bs[2], RESERVOIR_SCALE));
-        for (x, y) in self.full.line_p.iter().zip(&b.line_p) {
-            e = e.max(rel(*x, *y, y.abs().max(p.p_atm)));
-        }
-        e = e.max(rel(a[5], bs[5], bs[5]));
+        w.push(inv / RESERVOIR_SCALE);
+        w.push(inv / b.t_c);
         // Volumes against the dose scale.
-        e = e.max(rel(a[6], bs[6], self.volume_scale));
-        for (x, y) in self.full.delivered.iter().zip(&b.delivered) {
-            e = e.max(rel(*x, *y, self.volume_scale));
-        }
-        for (x, y) in self.full.leaked.iter().zip(&b.leaked) {
-            e = e.max(rel(*x, *y, self.volume_scale));
-        }
+        w.push(inv / self.volume_scale);
         // The valve: its opening, and the coil current against its full value.
-        e = e.max(rel(a[7], bs[7], 1.0));
-        if let Actuation::Coil(c) = &p.valve.actuation {
-            let i_full = c.voltage / c.resistance();
-            e = e.max(rel(a[8], bs[8], i_full));
+        w.push(inv);
+        w.push(match &p.valve.actuation {
+            Actuation::Coil(c) => inv * c.resistance() / c.voltage,
+            _ => 0.0,
+        });
+        for x in &b.line_p {
+            w.push(inv / x.abs().max(p.p_atm));
         }
-        if e.is_nan() {
-            f64::INFINITY
-        } else {
-            e
-        }
+        let nv = b.delivered.len() + b.leaked.len();
+        w.extend(std::iter::repeat_n(inv / self.volume_scale, nv));
     }
+
+    /// The weighed local error of the plant's state (two half steps)
+    /// against the whole step's: 1 is the tolerance.
+    pub fn error(&mut self, plant: &Plant) -> f64 {
+        self.weigh(plant);
+        weighed_max(self.now.iter().zip(&self.at_full).zip(&self.weights).map(|((x, y), w)| (x - y).abs() * w))
+    }
+
+    /// Whether a step of `len` smallest steps may be taken once, its error
+    /// estimated from the last accepted step's increment: that step had the
+    /// same length and a small error in one mode.
+    pub fn single_step_allowed(&self, len: u64) -> bool {
+        self.last_smooth_len == len
+    }
+
+    /// The weighed local error of a step taken once, estimated from how its
+    /// increment differs from the last step's (of the same length): for a
+    /// first-order step that difference is h²·ÿ, twice the local error.
+    pub fn single_step_error(&mut self, plant: &Plant) -> f64 {
+        self.weigh(plant);
+        if self.now.len() != self.last_increment.len() {
+            return f64::INFINITY;
+        }
+        let terms = self.now.iter().zip(&self.at_start).zip(&self.last_increment).zip(&self.weights);
+        weighed_max(terms.map(|(((x, x0), d), w)| 0.5 * ((x - x0) - d).abs() * w))
+    }
+
+    /// Record an accepted step of `len` smallest steps (its compared states
+    /// weighed by [`Adaptive::error`] or [`Adaptive::single_step_error`]),
+    /// `smooth` when its estimated error was small in one mode.
+    pub fn accepted(&mut self, len: u64, smooth: bool) {
+        self.last_increment.clear();
+        self.last_increment.extend(self.now.iter().zip(&self.at_start).map(|(x, x0)| x - x0));
+        self.last_smooth_len = if smooth { len } else { 0 };
+    }
+
+    /// A step taken without an estimate (the smallest step, across an event).
+    pub fn unestimated(&mut self) {
+        self.last_smooth_len = 0;
+    }
+}
+
+/// The largest of weighed errors; infinite if any is not a number.
+fn weighed_max(terms: impl Iterator<Item = f64>) -> f64 {
+    let mut e: f64 = 0.0;
+    for v in terms {
+        if v.is_nan() {
+            return f64::INFINITY;
+        }
+        e = e.max(v);
+    }
+    e
 }
 
 /// The plant's discrete mode: a step across which it changes holds an event.
@@ -153,17 +224,26 @@ pub fn mode(plant: &Plant) -> u64 {
 
 /// The largest level whose step the plant's explicit parts allow now: a
 /// moving armature (off its stops or with its coil current changing) is
-/// stepped within its explicit stability limit.
+/// stepped within its explicit stability limit, and a pneumatic line whose
+/// smallest step is stepped explicitly keeps being stepped explicitly (at
+/// most [`MAX_LINE_SUBSTEPS`] substeps of its stability limit), so a long
+/// step does not turn its resolved waves into the lumped implicit line.
 pub fn stable_level(plant: &Plant, h0: f64) -> u32 {
+    let p = &plant.params;
+    let mut level = MAX_LEVEL;
+    let line_limit = MAX_LINE_SUBSTEPS as f64 * p.line.explicit_step_limit(p.chamber.dead_volume);
+    if line_limit >= h0 {
+        level = level_within(line_limit, h0);
+    }
     let v = &plant.state.valve;
-    if let Actuation::Coil(c) = &plant.params.valve.actuation {
+    if let Actuation::Coil(c) = &p.valve.actuation {
         if v.v != 0.0 || (v.x > 0.0 && v.x < c.stroke) {
             // Symplectic Euler on m·ẍ = −k·x is stable for h < 2/ω: keep h ≤ 1/ω.
             let omega = (c.spring_rate / c.armature_mass).sqrt().max(1e-300);
-            return level_within(1.0 / omega, h0);
+            level = level.min(level_within(1.0 / omega, h0));
         }
     }
-    MAX_LEVEL
+    level
 }
 
 /// The largest level l ≤ MAX_LEVEL with h₀·2^l ≤ h (0 when h < 2h₀).
@@ -173,4 +253,18 @@ pub fn level_within(h: f64, h0: f64) -> u32 {
         l += 1;
     }
     l
+}
+
+/// The level to try after a step accepted at `level` with weighed error
+/// `err` (≤ 1): the local error of the first-order step grows as h², so a
+/// step four times longer is tried when err < 1/64 and twice as long when
+/// err < 1/4.
+pub fn next_level(level: u32, err: f64) -> u32 {
+    if err < 1.0 / 64.0 {
+        level + 2
+    } else if err < 0.25 {
+        level + 1
+    } else {
+        level
+    }
 }

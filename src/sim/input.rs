@@ -14,6 +14,9 @@ section! {
         /// Step control: `fixed` (steps of step_us, whole per tick: the reference) or `adaptive` (h/4 to 64·h by step doubling, events located; docs/numerics.md).
         mode: String as MODE = choice("fixed", &["fixed", "adaptive"])
             .src("fixed: the converged reference mode; adaptive is opt-in (docs/numerics.md)"),
+        /// Relative tolerance on the local error of an adaptive step (pressures against their level, volumes against 1 µL, the valve against its travel and full current; docs/numerics.md).
+        tolerance: f64 as TOLERANCE = real(ONE, 1e-3, 1e-6, 0.1)
+            .src("every shipped scenario's doses within 0.1 % of converged but where noted (docs/numerics.md)"),
     }
 }
 

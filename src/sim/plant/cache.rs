@@ -55,7 +55,7 @@ pub(super) struct StepCache {
 /// Most explicit line substeps per plant step. Beyond this the line's waves
 /// are so much faster than the step that it acts as a lumped volume, which
 /// the linearly implicit solve reproduces without resolving them.
-const MAX_LINE_SUBSTEPS: u32 = 8;
+pub const MAX_LINE_SUBSTEPS: u32 = 8;
 
 impl StepCache {
     pub(super) fn refresh(&mut self, p: &Params, dt: f64) {

@@ -33,6 +33,7 @@ mod snapshot;
 
 pub use self::snapshot::Snapshot;
 
+pub use self::cache::MAX_LINE_SUBSTEPS;
 use self::cache::{LineScratch, StepCache};
 use self::liquid::{move_piston, update_sites, LiquidChain, NeedleLin};
 use self::pneumatics::{chamber_at_valve, line_explicit, line_implicit, ChamberGeometry, ValveFlows};

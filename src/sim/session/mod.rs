@@ -62,6 +62,14 @@ pub struct SolverSettings {
     /// How the step is chosen (not written for the fixed mode, the default).
     #[serde(skip_serializing_if = "SolverMode::is_fixed")]
     pub mode: SolverMode,
+    /// Relative tolerance on the local error of an adaptive step (not
+    /// written when it is the default).
+    #[serde(skip_serializing_if = "is_default_tolerance")]
+    pub tolerance: f64,
+}
+
+fn is_default_tolerance(t: &f64) -> bool {
+    *t == super::adaptive::TOLERANCE
 }
 
 impl SolverSettings {
@@ -267,7 +275,7 @@ pub fn run_session_with<O: Observer + ?Sized>(
     let steps0 = plant.steps();
     fw.controller.reset()?;
     let mut fs = FwState::new(fw);
-    let mut ad = (solver.mode == SolverMode::Adaptive).then(|| Adaptive::new(plant));
+    let mut ad = (solver.mode == SolverMode::Adaptive).then(|| Adaptive::new(plant, solver.tolerance));
     let mut trig = Trigger { debounced: 0, pending: 0, edges: 0, t_edge: f64::NEG_INFINITY };
     let mut ticks_run = 0u64;
     fw.sensors.settle(tm.truth(plant));

@@ -326,29 +326,43 @@ fn adaptive_window<O: Observer + ?Sized>(
             if level == 0 {
                 // No estimate at the smallest step: take it, then try a larger one.
                 ad.level = 1;
+                ad.unestimated();
                 break (1, step(plant, &fw.driver, m, 1));
             }
             let len = 1u64 << level;
             let half = len / 2;
             let mode0 = adaptive::mode(plant);
             ad.save_start(plant);
-            step(plant, &fw.driver, m, len);
-            let mode_full = adaptive::mode(plant);
-            ad.save_full(plant);
-            ad.restore_start(plant);
-            let c1 = step(plant, &fw.driver, m, half);
-            let mode_mid = adaptive::mode(plant);
-            let c2 = step(plant, &fw.driver, m + half, half);
-            let mode_end = adaptive::mode(plant);
-            let same_mode = mode0 == mode_full && mode0 == mode_mid && mode0 == mode_end;
-            let err = if same_mode { ad.error(plant) } else { f64::INFINITY };
-            if err <= 1.0 {
-                ad.level = if err < 0.25 { level + 1 } else { level };
-                break (len, 0.5 * (c1 + c2));
+            if len == w.units && ad.level > cap && ad.single_step_allowed(len) {
+                // A window of one step (the firmware acts at every tick) on a
+                // smooth stretch, held below the step the error would allow:
+                // take the step once and judge it by how its increment
+                // differs from the last step's.
+                let c = step(plant, &fw.driver, m, len);
+                if adaptive::mode(plant) == mode0 && ad.single_step_error(plant) <= adaptive::SINGLE_STEP_ACCEPT {
+                    ad.accepted(len, true);
+                    break (len, c);
+                }
+                ad.restore_start(plant);
             }
-            // Rejected: back to the start, half the step.
+            step(plant, &fw.driver, m, len);
+            if adaptive::mode(plant) == mode0 {
+                ad.save_full(plant);
+                ad.restore_start(plant);
+                let c1 = step(plant, &fw.driver, m, half);
+                let mode_mid = adaptive::mode(plant);
+                let c2 = step(plant, &fw.driver, m + half, half);
+                let same_mode = mode0 == mode_mid && mode0 == adaptive::mode(plant);
+                let err = if same_mode { ad.error(plant) } else { f64::INFINITY };
+                if err <= 1.0 {
+                    ad.accepted(len, err < 0.25);
+                    ad.level = adaptive::next_level(level, err);
+                    break (len, 0.5 * (c1 + c2));
+                }
+            }
+            // Rejected (a change of mode is bisected, so the event is found
+            // within h₀): back to the start, half the step.
             ad.restore_start(plant);
-            // (A change of mode is bisected: the event is found within h₀.)
             level -= 1;
             ad.level = level;
         };
