@@ -53,6 +53,8 @@ pub struct Adaptive {
     /// was estimated under a quarter of the tolerance in one mode (0 when not:
     /// the next step is not taken once on the strength of its increment).
     last_smooth_len: u64,
+    /// Whether the trial step under way keeps its start for [`Adaptive::accepted`].
+    tracking: bool,
     /// Level (step h₀·2^level) to try next.
     pub level: u32,
     /// Volume scale of the dose error, m³.
@@ -94,16 +96,21 @@ impl Adaptive {
             weights: Vec::new(),
             last_increment: Vec::new(),
             last_smooth_len: 0,
+            tracking: false,
             level: 0,
             volume_scale: 1e-9,
             tolerance,
         }
     }
 
-    /// Save the state before a trial step.
-    pub fn save_start(&mut self, plant: &Plant) {
+    /// Save the state before a trial step; `track` keeps what a single
+    /// step after it would be judged by (its increment, if it is accepted).
+    pub fn save_start(&mut self, plant: &Plant, track: bool) {
         plant.save_state(&mut self.start);
-        compared(&plant.state, &mut self.at_start);
+        self.tracking = track;
+        if track {
+            compared(&plant.state, &mut self.at_start);
+        }
     }
     /// Keep what the error estimate needs of the whole step.
     pub fn save_full(&mut self, plant: &Plant) {
@@ -120,31 +127,36 @@ impl Adaptive {
         let p = &plant.params;
         let b = &plant.state;
         compared(b, &mut self.now);
+        let n = self.now.len();
+        self.weights.resize(n, 0.0);
+        let (w, now) = (&mut self.weights[..n], &self.now[..n]);
         let inv = 1.0 / self.tolerance;
-        let w = &mut self.weights;
-        w.clear();
+        let atm = p.p_atm;
         // Pressures against their absolute level (the gauge level of a
         // vented chamber would make an atmosphere's rounding count).
-        for x in &self.now[..4] {
-            w.push(inv / x.abs().max(p.p_atm));
+        for (w, x) in w[..4].iter_mut().zip(&now[..4]) {
+            *w = inv / x.abs().max(atm);
         }
         // A finite reservoir's sag sets the late doses of a session: its
         // drop is weighed against RESERVOIR_SCALE, not its level.
-        w.push(inv / RESERVOIR_SCALE);
-        w.push(inv / b.t_c);
+        w[4] = inv / RESERVOIR_SCALE;
+        w[5] = inv / b.t_c;
         // Volumes against the dose scale.
-        w.push(inv / self.volume_scale);
+        let vol = inv / self.volume_scale;
+        w[6] = vol;
         // The valve: its opening, and the coil current against its full value.
-        w.push(inv);
-        w.push(match &p.valve.actuation {
+        w[7] = inv;
+        w[8] = match &p.valve.actuation {
             Actuation::Coil(c) => inv * c.resistance() / c.voltage,
             _ => 0.0,
-        });
-        for x in &b.line_p {
-            w.push(inv / x.abs().max(p.p_atm));
+        };
+        let lines = 9 + b.line_p.len();
+        for (w, x) in w[9..lines].iter_mut().zip(&now[9..lines]) {
+            *w = inv / x.abs().max(atm);
         }
-        let nv = b.delivered.len() + b.leaked.len();
-        w.extend(std::iter::repeat_n(inv / self.volume_scale, nv));
+        for x in &mut w[lines..] {
+            *x = vol;
+        }
     }
 
     /// The weighed local error of the plant's state (two half steps)
@@ -177,9 +189,12 @@ impl Adaptive {
     /// weighed by [`Adaptive::error`] or [`Adaptive::single_step_error`]),
     /// `smooth` when its estimated error was small in one mode.
     pub fn accepted(&mut self, len: u64, smooth: bool) {
-        self.last_increment.clear();
-        self.last_increment.extend(self.now.iter().zip(&self.at_start).map(|(x, x0)| x - x0));
-        self.last_smooth_len = if smooth { len } else { 0 };
+        self.last_smooth_len = 0;
+        if self.tracking && smooth {
+            self.last_increment.clear();
+            self.last_increment.extend(self.now.iter().zip(&self.at_start).map(|(x, x0)| x - x0));
+            self.last_smooth_len = len;
+        }
     }
 
     /// A step taken without an estimate (the smallest step, across an event).
@@ -213,10 +228,12 @@ pub fn mode(plant: &Plant) -> u64 {
         | ((s.valve.opening >= 1.0) as u64) << 6
         | ((s.valve.current <= 0.0) as u64) << 7
         | (s.syringe_empty as u64) << 8;
-    for (k, q) in s.q_needle.iter().enumerate().take(24) {
+    let flows = &s.q_needle[..s.q_needle.len().min(24)];
+    for (k, q) in flows.iter().enumerate() {
         m |= ((*q > 0.0) as u64) << (9 + k);
     }
-    for (k, q) in plant.signals.q_leak.iter().enumerate().take(24) {
+    let leaks = &plant.signals.q_leak[..plant.signals.q_leak.len().min(24)];
+    for (k, q) in leaks.iter().enumerate() {
         m |= ((*q > 0.0) as u64) << (33 + k);
     }
     m

@@ -316,12 +316,16 @@ fn adaptive_window<O: Observer + ?Sized>(
         coil
     };
     let mut m = 0u64;
+    // The plant's mode at the start of the next step (known after a step
+    // accepted in one mode).
+    let mut mode_now = None;
     while m < w.units {
         // The largest aligned level that fits the window and the stability limit.
         let aligned = if m == 0 { adaptive::MAX_LEVEL } else { m.trailing_zeros().min(adaptive::MAX_LEVEL) };
         let fits = 63 - (w.units - m).leading_zeros();
         let cap = aligned.min(fits).min(adaptive::stable_level(plant, w.h0));
         let mut level = ad.level.min(cap);
+        let mode0 = mode_now.take().unwrap_or_else(|| adaptive::mode(plant));
         let (len, coil) = loop {
             if level == 0 {
                 // No estimate at the smallest step: take it, then try a larger one.
@@ -331,8 +335,7 @@ fn adaptive_window<O: Observer + ?Sized>(
             }
             let len = 1u64 << level;
             let half = len / 2;
-            let mode0 = adaptive::mode(plant);
-            ad.save_start(plant);
+            ad.save_start(plant, len == w.units);
             if len == w.units && ad.level > cap && ad.single_step_allowed(len) {
                 // A window of one step (the firmware acts at every tick) on a
                 // smooth stretch, held below the step the error would allow:
@@ -341,6 +344,7 @@ fn adaptive_window<O: Observer + ?Sized>(
                 let c = step(plant, &fw.driver, m, len);
                 if adaptive::mode(plant) == mode0 && ad.single_step_error(plant) <= adaptive::SINGLE_STEP_ACCEPT {
                     ad.accepted(len, true);
+                    mode_now = Some(mode0);
                     break (len, c);
                 }
                 ad.restore_start(plant);
@@ -357,6 +361,7 @@ fn adaptive_window<O: Observer + ?Sized>(
                 if err <= 1.0 {
                     ad.accepted(len, err < 0.25);
                     ad.level = adaptive::next_level(level, err);
+                    mode_now = Some(mode0);
                     break (len, 0.5 * (c1 + c2));
                 }
             }
