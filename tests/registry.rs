@@ -54,6 +54,7 @@ fn writing_a_declared_default_changes_nothing() {
         let mut sets = match key.split('.').next() {
             Some("tubing") => vec!["tubing.length_mm=150".to_string()],
             Some("supply") if key.contains("reservoir") => vec!["supply.reservoir_volume_ml=50".to_string()],
+            Some("solver") if key == "solver.tolerance" => vec!["solver.mode=\"adaptive\"".to_string()],
             _ => vec![],
         };
         let reference = serde_json::to_string(&prep.with(&sets).expect("valid")).expect("json");

@@ -201,6 +201,17 @@ fn the_adaptive_tolerance_trades_steps_for_accuracy() {
     let (e_loose, e_tight) = (rel(loose.dose, converged), rel(tight.dose, converged));
     assert!(e_tight < 1e-4 && e_tight < e_loose / 5.0, "dose error {e_tight:e} at 1e-4 against {e_loose:e} at 3e-2");
     let source = mesobench::scenario::Source::default_scenario();
-    let err = mesobench::scenario::load(&source, &["solver.tolerance=0.5".into()], "reference").unwrap_err();
+    let adaptive = "solver.mode=\"adaptive\"".to_string();
+    let err = mesobench::scenario::load(&source, &[adaptive, "solver.tolerance=0.5".into()], "reference").unwrap_err();
     assert!(err.to_string().contains("solver.tolerance") && err.to_string().contains("0.1"), "{err}");
+}
+
+/// The fixed mode has no error estimate: a tolerance given with it would be
+/// silently ignored, so it is refused with the mode it needs.
+#[test]
+fn a_tolerance_without_the_adaptive_mode_is_refused() {
+    let source = mesobench::scenario::Source::default_scenario();
+    let err = mesobench::scenario::load(&source, &["solver.tolerance=1e-5".into()], "reference").unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("solver.tolerance") && msg.contains("solver.mode = \"adaptive\""), "{msg}");
 }

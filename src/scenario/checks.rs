@@ -20,6 +20,19 @@ pub fn open_time_within_period(open_time: f64, rate: f64) -> Result<(), Invalid>
     Ok(())
 }
 
+/// `solver.tolerance` sets the adaptive stepper's error control; in the
+/// fixed mode it would be silently ignored, so it is refused there.
+pub fn tolerance_needs_adaptive(tolerance: Option<f64>, adaptive: bool) -> Result<(), Invalid> {
+    match tolerance {
+        Some(t) if !adaptive => Err(invalid(
+            crate::sim::input::RawSolver::TOLERANCE.key,
+            fmt_num(t),
+            "only with solver.mode = \"adaptive\" (the fixed mode takes steps of solver.step_us, without an error estimate)",
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// A coil valve must pull its armature in against the spring preload and the
 /// set pressure acting on its seat.
 pub fn valve_pulls_in(valve: &ValveParams, supply: &SupplyParams, p_atm: f64) -> Result<(), Invalid> {

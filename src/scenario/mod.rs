@@ -455,6 +455,7 @@ impl Scenario {
             _ => crate::sim::SolverMode::Fixed,
         };
         let tolerance = r.real(&RawSolver::TOLERANCE, sv.tolerance).map_err(loc)?;
+        checks::tolerance_needs_adaptive(sv.tolerance, mode == crate::sim::SolverMode::Adaptive).map_err(loc)?;
         let f = &raw.firmware;
         let kind = r.choice(&F::KIND, &f.kind).map_err(loc)?.to_string();
         let tick = 1.0 / r.real(&F::TICK, f.tick_hz).map_err(loc)?;
