@@ -77,8 +77,35 @@ pub fn two_sided_confidence(n: usize, p: f64, k: f64) -> f64 {
 }
 
 /// Exact two-sided normal tolerance factor k(n, p, γ).
+///
+/// Each factor is a root of a double integral (some 10⁸ instructions), and
+/// studies ask for the same few again and again (every arm and target of a
+/// comparison, every candidate of a tuning run), so factors are kept by the
+/// exact bits of (n, p, γ): the result is the same value, computed once.
 pub fn k_two_sided(n: usize, p: f64, gamma: f64) -> f64 {
     assert!(n >= 2 && (0.0..1.0).contains(&p) && (0.0..1.0).contains(&gamma));
+    type Key = (usize, u64, u64);
+    static KEPT: std::sync::Mutex<Vec<(Key, f64)>> = std::sync::Mutex::new(Vec::new());
+    const MOST_KEPT: usize = 256;
+    let key = (n, p.to_bits(), gamma.to_bits());
+    let kept = |list: &Vec<(Key, f64)>| list.iter().find(|(k, _)| *k == key).map(|(_, v)| *v);
+    if let Some(k) = KEPT.lock().ok().and_then(|list| kept(&list)) {
+        return k;
+    }
+    let k = k_two_sided_computed(n, p, gamma);
+    if let Ok(mut list) = KEPT.lock() {
+        if list.len() >= MOST_KEPT {
+            list.remove(0);
+        }
+        if kept(&list).is_none() {
+            list.push((key, k));
+        }
+    }
+    k
+}
+
+/// [`k_two_sided`] computed, not looked up.
+fn k_two_sided_computed(n: usize, p: f64, gamma: f64) -> f64 {
     let guess = howe_k(n, p, gamma);
     bisect(|k| two_sided_confidence(n, p, k) - gamma, 0.5 * guess, 2.0 * guess + 1.0)
 }
@@ -182,4 +209,25 @@ pub fn accept(doses: &[f64], v: f64, limits: &Limits) -> Verdict {
     let limit = limits.alpha.max(limits.beta * v);
     let (lower, upper) = (d.mean - k * d.sd, d.mean + k * d.sd);
     Verdict { n: d.n, mean: d.mean, sd: d.sd, k, limit, lower, upper, pass: lower >= v - limit && upper <= v + limit }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A factor kept from an earlier call is the factor of these (n, p, γ),
+    /// whatever was asked in between.
+    #[test]
+    fn a_kept_tolerance_factor_is_the_one_computed_for_its_inputs() {
+        let cases = [(10, 0.95, 0.95), (10, 0.95, 0.9), (10, 0.9, 0.95), (30, 0.95, 0.95), (11, 0.95, 0.95)];
+        for _ in 0..2 {
+            for &(n, p, g) in &cases {
+                assert_eq!(
+                    k_two_sided(n, p, g).to_bits(),
+                    k_two_sided_computed(n, p, g).to_bits(),
+                    "n {n} p {p} γ {g}"
+                );
+            }
+        }
+    }
 }
