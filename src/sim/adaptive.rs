@@ -7,18 +7,22 @@
 //! every window edge (a tick where the firmware acts) is a step boundary and
 //! each step length keeps its coefficients cached. A step of 2h is taken
 //! once whole and once as two steps of h (step doubling); their difference
-//! estimates the local error of the first-order scheme, weighed against a
-//! tolerance per state; the two half steps are kept. The step doubles after
-//! a step whose error is under a quarter of the tolerance (the local error
-//! grows as h²) and halves after a rejected one. A step in which the plant
-//! changes mode (the plunger sticks or slips, the armature reaches or leaves
-//! a stop, the coil current reaches zero, a needle's check valve or a site's
-//! reflux path opens or closes, the syringe empties) is rejected down to h₀,
-//! so each event is located within h₀ instead of being stepped over. The
-//! stiff parts stay linearly implicit (the plant's scheme is unchanged), the
-//! pneumatic line keeps its own stability limit (explicit substeps or the
-//! implicit solve, in the plant), and a moving armature limits the step to
-//! its explicit stability limit.
+//! estimates the local error of the first-order scheme, weighed against
+//! `solver.tolerance` per state; the two half steps are kept. The local
+//! error grows as h², so the next step is four times longer after an error
+//! under 1/64 of the tolerance, twice as long under 1/4, and half as long
+//! after a rejected step. A step in which the plant changes mode (the
+//! plunger sticks or slips, the armature reaches or leaves a stop, the coil
+//! current reaches zero, a needle's check valve or a site's reflux path
+//! opens or closes, the syringe empties) is rejected as soon as the whole
+//! step shows it, and bisected down to h₀, so each event is located within
+//! h₀ instead of being stepped over. Where the firmware acts at every tick,
+//! a quiet tick is stepped once and judged by how its increment differs
+//! from the last step's (redone by step doubling when that estimate is too
+//! large). The stiff parts stay linearly implicit (the plant's scheme is
+//! unchanged), a pneumatic line stepped explicitly at h₀ stays explicit (at
+//! most [`MAX_LINE_SUBSTEPS`] substeps of its stability limit per step), and
+//! a moving armature limits the step to its explicit stability limit.
 
 use super::plant::{Plant, PlantState, MAX_LINE_SUBSTEPS};
 use crate::model::valve::Actuation;
