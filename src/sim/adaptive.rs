@@ -67,23 +67,18 @@ pub struct Adaptive {
     pub tolerance: f64,
 }
 
+/// How many single states [`compared`] writes before the line's pressures.
+const SCALARS: usize = 9;
+
 /// The states the error estimate compares, in a fixed order: the pressures
 /// (chamber, regulator, syringe, hub, reservoir), the chamber temperature,
 /// the expelled volume, the valve's opening and coil current, the line's
 /// node pressures, then every needle's delivered and leaked volumes.
 fn compared(s: &PlantState, out: &mut Vec<f64>) {
     out.clear();
-    out.extend_from_slice(&[
-        s.p_c,
-        s.p_reg,
-        s.p_s,
-        s.p_hub,
-        s.p_res,
-        s.t_c,
-        s.expelled,
-        s.valve.opening,
-        s.valve.current,
-    ]);
+    let scalars: [f64; SCALARS] =
+        [s.p_c, s.p_reg, s.p_s, s.p_hub, s.p_res, s.t_c, s.expelled, s.valve.opening, s.valve.current];
+    out.extend_from_slice(&scalars);
     out.extend_from_slice(&s.line_p);
     out.extend_from_slice(&s.delivered);
     out.extend_from_slice(&s.leaked);
@@ -154,8 +149,8 @@ impl Adaptive {
             Actuation::Coil(c) => inv * c.resistance() / c.voltage,
             _ => 0.0,
         };
-        let lines = 9 + b.line_p.len();
-        for (w, x) in w[9..lines].iter_mut().zip(&now[9..lines]) {
+        let lines = SCALARS + b.line_p.len();
+        for (w, x) in w[SCALARS..lines].iter_mut().zip(&now[SCALARS..lines]) {
             *w = inv / x.abs().max(atm);
         }
         for x in &mut w[lines..] {

@@ -15,7 +15,7 @@ section! {
         mode: String as MODE = choice("fixed", &["fixed", "adaptive"])
             .src("fixed: the converged reference mode; adaptive is opt-in (docs/numerics.md)"),
         /// Relative tolerance on the local error of an adaptive step (pressures against their level, volumes against 1 µL, the valve against its travel and full current; docs/numerics.md).
-        tolerance: f64 as TOLERANCE = real(ONE, 1e-3, 1e-6, 0.1)
+        tolerance: f64 as TOLERANCE = real(ONE, crate::sim::adaptive::TOLERANCE, 1e-6, 0.1)
             .src("every shipped scenario's doses within 0.1 % of converged but where noted (docs/numerics.md)"),
     }
 }
