@@ -179,6 +179,48 @@ pub struct Flags {
     pub site_volume: f64,
     /// Largest flow into any site, m³/s.
     pub site_flow: f64,
+    /// The deepest mid-stroke near-stick of the shot: the plunger's sliding
+    /// speed fell below [`NEAR_STICK_DIP`] of its peak and rose again above
+    /// [`NEAR_STICK_RECOVERY`] of it without stopping, as (lowest speed, the
+    /// peak before it), m/s.
+    pub near_stick: Option<(f64, f64)>,
+    /// Peak sliding speed since the plunger last started, or since the last
+    /// near-stick, m/s (0 while it is stopped).
+    pub slide_peak: f64,
+    /// Lowest sliding speed since that peak, m/s.
+    pub slide_low: f64,
+}
+
+/// A sliding plunger slowed below this fraction of its peak speed...
+pub const NEAR_STICK_DIP: f64 = 0.25;
+/// ... and sped up again above this fraction of it, without stopping, came
+/// close to sticking (see [`Flags::near_stick`]).
+pub const NEAR_STICK_RECOVERY: f64 = 0.5;
+
+impl Flags {
+    /// Follow the plunger's velocity `v` (m/s) after a step for a mid-stroke
+    /// near-stick.
+    #[inline]
+    pub(super) fn slide(&mut self, v: f64) {
+        if v <= 0.0 {
+            self.slide_peak = 0.0;
+            self.slide_low = 0.0;
+            return;
+        }
+        self.slide_low = self.slide_low.min(v);
+        let dipped = self.slide_low < NEAR_STICK_DIP * self.slide_peak;
+        if dipped && v > NEAR_STICK_RECOVERY * self.slide_peak {
+            let (low, peak) = (self.slide_low, self.slide_peak);
+            if self.near_stick.is_none_or(|(l, p)| low / peak < l / p) {
+                self.near_stick = Some((low, peak));
+            }
+            self.slide_peak = v;
+            self.slide_low = v;
+        } else if v >= self.slide_peak {
+            self.slide_peak = v;
+            self.slide_low = v;
+        }
+    }
 }
 
 /// Receives the plant after every step.
@@ -313,7 +355,7 @@ pub fn run_session_with<O: Observer + ?Sized>(
             break;
         }
     }
-    let warnings = warnings(plant, &shots, stopped.as_deref(), tm.h);
+    let warnings = warnings(plant, &shots, stopped.as_deref(), tm.h, ad.is_some());
     Ok(SessionResult {
         shots,
         stopped,

@@ -60,6 +60,7 @@ impl ShotRecord {
         self.hit_stroke |= s.x_p >= plant.params.piston.stroke;
         self.flags.extrapolated |= sig.extrapolated;
         self.flags.line_mach = self.flags.line_mach.max(sig.line_mach);
+        self.flags.slide(s.v_p);
         // One pass over the needles, on slices of one length.
         let n = self.needles.len();
         let (p_site, re) = (&sig.p_site[..n], &sig.re[..n]);

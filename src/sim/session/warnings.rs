@@ -3,12 +3,19 @@
 use super::ShotRecord;
 use crate::sim::plant::Plant;
 
-/// Model-validity and event warnings of a session, in a fixed order.
-pub(super) fn warnings(plant: &Plant, shots: &[ShotRecord], stopped: Option<&str>, step: f64) -> Vec<String> {
+/// Model-validity and event warnings of a session, in a fixed order
+/// (`step` is the fixed mode's step, s; `adaptive` whether the run stepped adaptively).
+pub(super) fn warnings(
+    plant: &Plant,
+    shots: &[ShotRecord],
+    stopped: Option<&str>,
+    step: f64,
+    adaptive: bool,
+) -> Vec<String> {
     let mut w = Vec::new();
     needle_warnings(&mut w, plant, shots);
     element_warnings(&mut w, plant, shots);
-    flow_warnings(&mut w, shots, step);
+    flow_warnings(&mut w, shots, step, adaptive);
     stroke_warnings(&mut w, plant, shots);
     if let Some(msg) = stopped {
         w.push(format!("session stopped early: {msg}"));
@@ -83,8 +90,8 @@ fn element_warnings(w: &mut Vec<String>, plant: &Plant, shots: &[ShotRecord]) {
     }
 }
 
-/// Reflux to the skin surface and plunger stick-slip.
-fn flow_warnings(w: &mut Vec<String>, shots: &[ShotRecord], step: f64) {
+/// Reflux to the skin surface, plunger stick-slip and mid-stroke near-sticks.
+fn flow_warnings(w: &mut Vec<String>, shots: &[ShotRecord], step: f64, adaptive: bool) {
     let leaky = count(shots, |s| s.leak > 1e-12);
     if leaky > 0 {
         let total: f64 = shots.iter().map(|s| s.leak).sum();
@@ -98,22 +105,42 @@ fn flow_warnings(w: &mut Vec<String>, shots: &[ShotRecord], step: f64) {
     let slip = count(shots, |s| s.breakaways > 1);
     if slip > 0 {
         let worst = shots.iter().map(|s| s.breakaways).max().unwrap_or(0);
-        // Suggest a finer step than the one the run already uses.
-        let check = if step > 10.5e-6 {
-            "check with solver.step_us ≤ 10".to_string()
-        } else {
-            format!(
-                "the run already steps at {} µs: check with solver.step_us = {}",
-                crate::text::g6(step * 1e6),
-                crate::text::g6(step * 0.5e6)
-            )
-        };
         w.push(format!(
-            "the plunger stick-slipped in {} of {} shots (up to {} breakaways in a shot): the drive force is close to the stopper friction, so the dose depends on the friction law's details and converges slowly with the step ({check})",
+            "the plunger stick-slipped in {} of {} shots (up to {} breakaways in a shot): the drive force is close to the stopper friction, so the dose depends on the friction law's details and converges slowly with the step ({})",
             slip,
             shots.len(),
-            worst
+            worst,
+            finer_step(step, adaptive)
         ));
+    }
+    let near: Vec<(f64, f64)> = shots.iter().filter_map(|s| s.flags.near_stick).collect();
+    if let Some(&(low, peak)) = near.iter().min_by(|a, b| (a.0 / a.1).total_cmp(&(b.0 / b.1))) {
+        use crate::text::g6;
+        w.push(format!(
+            "the plunger nearly stuck mid-stroke in {} of {} shots (it slowed to {} mm/s from {} mm/s and sped up again without stopping): the first-order step damps the plunger's oscillation on the liquid, so a finer step may find it sticking there, which changes the dose ({})",
+            near.len(),
+            shots.len(),
+            g6(low * 1e3),
+            g6(peak * 1e3),
+            finer_step(step, adaptive)
+        ));
+    }
+}
+
+/// A finer step to check a step-sensitive result with than the run's `step`
+/// (s), in the fixed mode: the adaptive mode's error estimate does not see
+/// the events these warnings are about before they happen.
+fn finer_step(step: f64, adaptive: bool) -> String {
+    if adaptive {
+        format!("check with solver.mode = \"fixed\" and solver.step_us ≤ {}", crate::text::g6((step * 1e6).min(10.0)))
+    } else if step > 10.5e-6 {
+        "check with solver.step_us ≤ 10".to_string()
+    } else {
+        format!(
+            "the run already steps at {} µs: check with solver.step_us = {}",
+            crate::text::g6(step * 1e6),
+            crate::text::g6(step * 0.5e6)
+        )
     }
 }
 
