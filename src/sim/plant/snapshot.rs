@@ -51,8 +51,8 @@ pub(super) fn copy_state(d: &mut PlantState, s: &PlantState) {
     d.p_reg = *p_reg;
     d.p_res = *p_res;
     d.valve = *valve;
-    d.line_p.clone_from(line_p);
-    d.line_w.clone_from(line_w);
+    copy_vec(&mut d.line_p, line_p);
+    copy_vec(&mut d.line_w, line_w);
     d.p_c = *p_c;
     d.t_c = *t_c;
     d.x_p = *x_p;
@@ -64,11 +64,11 @@ pub(super) fn copy_state(d: &mut PlantState, s: &PlantState) {
     d.q_tube = *q_tube;
     d.w_hub = *w_hub;
     d.p_hub = *p_hub;
-    d.q_needle.clone_from(q_needle);
-    d.v_bleb.clone_from(v_bleb);
+    copy_vec(&mut d.q_needle, q_needle);
+    copy_vec(&mut d.v_bleb, v_bleb);
     d.expelled = *expelled;
-    d.delivered.clone_from(delivered);
-    d.leaked.clone_from(leaked);
+    copy_vec(&mut d.delivered, delivered);
+    copy_vec(&mut d.leaked, leaked);
     d.supply_mass = *supply_mass;
     d.syringe_empty = *syringe_empty;
 }
@@ -90,12 +90,26 @@ pub(super) fn copy_signals(d: &mut Signals, s: &Signals) {
     d.q_valve_in = *q_valve_in;
     d.q_valve_ex = *q_valve_ex;
     d.inlet_choked = *inlet_choked;
-    d.p_site.clone_from(p_site);
-    d.re.clone_from(re);
-    d.q_leak.clone_from(q_leak);
+    copy_vec(&mut d.p_site, p_site);
+    copy_vec(&mut d.re, re);
+    copy_vec(&mut d.q_leak, q_leak);
     d.extrapolated = *extrapolated;
     d.line_mach = *line_mach;
     d.q_total = *q_total;
     d.delivered_total = *delivered_total;
     d.breakaway = *breakaway;
+}
+
+/// `d` becomes a copy of `s`, reusing its allocation; the lengths of one
+/// plant (no line, one needle) are copied without a call to `memcpy`.
+#[inline]
+fn copy_vec(d: &mut Vec<f64>, s: &[f64]) {
+    match (d.len(), s.len()) {
+        (0, 0) => {}
+        (1, 1) => d[0] = s[0],
+        _ => {
+            d.clear();
+            d.extend_from_slice(s);
+        }
+    }
 }
