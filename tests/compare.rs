@@ -467,3 +467,36 @@ fn run_and_compare_in_one_folder_do_not_overwrite_each_others_files() {
     }
     assert!(s["acceptance"]["beta_pct"].as_f64().unwrap() > 1.0);
 }
+
+/// A study whose scenario asks for `solver.mode = "adaptive"` steps its
+/// manual arms adaptively too: the same draws give doses that differ in
+/// their digits (the fixed and adaptive modes' shots are not bit for bit
+/// the same), but stay close on average.
+#[test]
+fn a_study_scenario_in_the_adaptive_mode_steps_the_manual_arms_adaptively() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fixed = small_study(tmp.path(), NOVICE);
+    let text = std::fs::read_to_string(root().join("scenarios/reference.toml")).unwrap();
+    assert!(text.contains("\n[solver]\n"), "reference.toml has a [solver] table");
+    let scenario = tmp.path().join("adaptive.toml");
+    std::fs::write(&scenario, text.replacen("\n[solver]\n", "\n[solver]\nmode = \"adaptive\"\n", 1)).unwrap();
+    let study = std::fs::read_to_string(&fixed).unwrap();
+    let reference = root().join("scenarios/reference.toml");
+    let adaptive = tmp.path().join("adaptive_study.toml");
+    std::fs::write(
+        &adaptive,
+        study.replace(&format!("{:?}", reference.to_str().unwrap()), &format!("{:?}", scenario.to_str().unwrap())),
+    )
+    .unwrap();
+    let doses = |study: &Path, out: &str| -> Vec<f64> {
+        let dir = tmp.path().join(out);
+        run_study(study, &dir, "1");
+        let text = std::fs::read_to_string(dir.join("arms.csv")).unwrap();
+        text.lines().skip(1).map(|l| l.split(',').nth(5).unwrap().parse().unwrap()).collect()
+    };
+    let (f, a) = (doses(&fixed, "fixed"), doses(&adaptive, "adaptive"));
+    assert_eq!(f.len(), a.len());
+    assert!(f.iter().zip(&a).filter(|(x, y)| x != y).count() == f.len(), "every manual dose is stepped differently");
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    assert!((mean(&a) / mean(&f) - 1.0).abs() < 0.03, "means {} and {} µL", mean(&f), mean(&a));
+}

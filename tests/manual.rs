@@ -105,3 +105,77 @@ fn tip_depth_changes_the_tissue() {
     let mid = at(2.0e-3);
     assert!(mid.p_open < site.p_open && mid.p_open > sc.p_open);
 }
+
+/// `solver.mode = "adaptive"` steps a manual shot by step doubling, with the
+/// stop decision and the release located as events. One manual dose is
+/// ill-conditioned in the step: a stick of the stopper just before the
+/// reading reaches the mark delays the decision to the next slip, so single
+/// doses of the fixed 50 µs and 10 µs modes differ by up to tens of percent
+/// (docs/studies.md, *Stepping* under the manual study). The test therefore compares means
+/// over shots against a fixed 10 µs run and the plant steps, then the ideal
+/// operator's shot (no tremor or pulses) on its own.
+#[test]
+fn an_adaptive_manual_shot_matches_on_average_in_a_fraction_of_the_steps() {
+    use mesobench::sim::manual::{manual_shot_stepped, Stepping};
+    let sc = reference(&[]);
+    let params = manual_params(sc.params.clone());
+    let adaptive = Stepping::Adaptive { step: 50e-6, tolerance: 1e-3 };
+    let (mut fine, mut fixed, mut ad) = (vec![], vec![], vec![]);
+    let mut steps = (0, 0);
+    for (preset, target) in [("novice", 10e-9), ("experienced", 10e-9), ("experienced", 50e-9)] {
+        let pop = OperatorParams::preset(preset).unwrap();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let op = pop.draw_operator(&mut rng);
+        let mut plants = [Plant::new(params.clone()), Plant::new(params.clone()), Plant::new(params.clone())];
+        for _ in 0..4 {
+            let plan = pop.draw_shot(&op, target, params.syringe.area, &mut rng);
+            let mut run =
+                |k: usize, stepping| manual_shot_stepped(&mut plants[k], &pop, &plan, target, stepping).unwrap();
+            fine.push(run(0, Stepping::Fixed(10e-6)).dose / target);
+            let f = run(1, Stepping::Fixed(50e-6));
+            let a = run(2, adaptive);
+            steps = (steps.0 + f.steps, steps.1 + a.steps);
+            fixed.push(f.dose / target);
+            ad.push(a.dose / target);
+        }
+    }
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
+    let what = format!(
+        "mean dose / target: fine {:.5}, fixed 50 µs {:.5}, adaptive {:.5}; plant steps fixed {} adaptive {}",
+        mean(&fine),
+        mean(&fixed),
+        mean(&ad),
+        steps.0,
+        steps.1
+    );
+    eprintln!("{what}");
+    // Means of 12 ill-conditioned doses: the adaptive mode's is within 2 %
+    // of the fine run's, and no further from it than the fixed mode's.
+    let off = |v: &[f64]| (mean(v) / mean(&fine) - 1.0).abs();
+    assert!(off(&ad) < 0.02 && off(&ad) <= off(&fixed), "{what}");
+    assert!(steps.1 * 3 < steps.0, "{what}");
+    // The ideal operator: one shot, decision and release located.
+    let target = 20e-9;
+    let run = |stepping| {
+        manual_shot_stepped(&mut Plant::new(params.clone()), &ideal(), &plan(15e-9, 0.3), target, stepping).unwrap()
+    };
+    let (f, x, a) = (run(Stepping::Fixed(10e-6)), run(Stepping::Fixed(50e-6)), run(adaptive));
+    let what = format!(
+        "ideal: fine {:e} m³ at {} s ({} breakaways), fixed {:e} m³ at {} s ({}), adaptive {:e} m³ at {} s ({})",
+        f.dose,
+        f.decision_time,
+        f.breakaways,
+        x.dose,
+        x.decision_time,
+        x.breakaways,
+        a.dose,
+        a.decision_time,
+        a.breakaways
+    );
+    eprintln!("{what}");
+    // Its slow push stick-slips too (9 breakaways): every stick and slip is
+    // kept, and the dose is within 3 % (the fixed 50 µs mode: 0.9 %; the
+    // adaptive mode: 2.3 %, its decision 25 ms late after a stick).
+    assert_eq!(a.breakaways, f.breakaways, "{what}");
+    assert!((a.dose / f.dose - 1.0).abs() < 0.03, "{what}");
+}

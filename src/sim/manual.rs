@@ -4,7 +4,8 @@
 //! The gun's drive is taken out (valve never energised, so the chamber stays
 //! at ambient; no return spring, no piston seal) and the thumb force enters
 //! the piston's force balance through [`Drive::force`], its damping
-//! implicitly. The operator's logic runs at every plant step.
+//! implicitly. The operator's logic runs at every plant step; in the
+//! adaptive mode the stop decision and the release are located as events.
 
 use super::plant::{Drive, Plant, SimError};
 use crate::control::manual::{OperatorParams, ShotPlan};
@@ -185,6 +186,31 @@ impl Hand<'_> {
         self.v_seen += (v_new - self.v_seen) * (dt / 0.1).min(1.0);
     }
 
+    /// What a trial step changes of the hand.
+    fn snapshot(&self) -> HandState {
+        HandState { x_cmd: self.x_cmd, v_seen: self.v_seen, t: self.t }
+    }
+
+    /// Back to the hand of [`Hand::snapshot`].
+    fn restore(&mut self, s: HandState) {
+        self.x_cmd = s.x_cmd;
+        self.v_seen = s.v_seen;
+        self.t = s.t;
+    }
+
+    /// The hand's pending events as bits: the stop decision would be taken
+    /// now (bit 0), the release is due (bit 1). A step across which they
+    /// change holds the event, as a change of the plant's mode does.
+    fn events(&self, plant: &Plant) -> u64 {
+        let plan = self.plan;
+        let travel = plant.state.z - self.z0;
+        let decide = self.decided.is_none()
+            && (travel + plan.reading >= self.travel_target - plan.anticipation * self.v_seen
+                || plant.state.syringe_empty);
+        let release = matches!((self.decided, self.released), (Some(td), None) if self.t >= td + plan.reaction);
+        decide as u64 | (release as u64) << 1
+    }
+
     /// Delivery is over: released for five release times, rod at rest and
     /// every needle flow stopped.
     fn finished(&self, plant: &Plant) -> bool {
@@ -193,6 +219,14 @@ impl Hand<'_> {
             self.t - tr > 5.0 * self.pop.release && plant.state.v_p <= 0.0 && flows_stopped
         })
     }
+}
+
+/// The part of the hand a trial step changes.
+#[derive(Debug, Clone, Copy)]
+struct HandState {
+    x_cmd: f64,
+    v_seen: f64,
+    t: f64,
 }
 
 /// The plant's totals at the start of a manual shot, to difference at its end.
@@ -227,7 +261,37 @@ fn record_step(out: &mut ManualShot, plant: &Plant) {
     }
 }
 
-/// One manual shot of `target` m³ from the plant's current state.
+/// How a manual shot's plant steps are chosen (the scenario's `[solver]`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Stepping {
+    /// Fixed steps of this length, s (`solver.mode = "fixed"`).
+    Fixed(f64),
+    /// Step doubling from a quarter of `step` (s) up, with relative
+    /// tolerance `tolerance` (`solver.mode = "adaptive"`, see
+    /// `src/sim/adaptive.rs`): the stop decision and the release are located
+    /// as events.
+    Adaptive {
+        /// The fixed mode's step, s.
+        step: f64,
+        /// Relative tolerance on a step's local error.
+        tolerance: f64,
+    },
+}
+
+impl Stepping {
+    /// The stepping a scenario's solver settings ask for.
+    pub fn of(solver: &super::SolverSettings) -> Stepping {
+        match solver.mode {
+            super::SolverMode::Fixed => Stepping::Fixed(solver.effective_step()),
+            super::SolverMode::Adaptive => {
+                Stepping::Adaptive { step: solver.effective_step(), tolerance: solver.tolerance }
+            }
+        }
+    }
+}
+
+/// One manual shot of `target` m³ from the plant's current state, at fixed
+/// steps of `dt` s.
 ///
 /// The plant must have been built from [`manual_params`]; its sites are the
 /// tissue at the intended depth (drawn by the caller), and are restored at
@@ -238,6 +302,17 @@ pub fn manual_shot(
     plan: &ShotPlan,
     target: f64,
     dt: f64,
+) -> Result<ManualShot, ManualError> {
+    manual_shot_stepped(plant, pop, plan, target, Stepping::Fixed(dt))
+}
+
+/// One manual shot as [`manual_shot`], stepped as `stepping` says.
+pub fn manual_shot_stepped(
+    plant: &mut Plant,
+    pop: &OperatorParams,
+    plan: &ShotPlan,
+    target: f64,
+    stepping: Stepping,
 ) -> Result<ManualShot, ManualError> {
     let area = plant.params.syringe.area;
     let sites = plant.params.sites.clone();
@@ -276,7 +351,10 @@ pub fn manual_shot(
         breakaways: 0,
         steps: 0,
     };
-    let result = push(plant, &mut hand, &mut out, dt);
+    let result = match stepping {
+        Stepping::Fixed(dt) => push(plant, &mut hand, &mut out, dt),
+        Stepping::Adaptive { step, tolerance } => push_adaptive(plant, &mut hand, &mut out, step, tolerance),
+    };
     let (duration, decided, depth) = (hand.t, hand.decided, hand.depth);
     plant.params.sites = sites;
     plant.check()?;
@@ -313,6 +391,93 @@ fn push(plant: &mut Plant, hand: &mut Hand, out: &mut ManualShot, dt: f64) -> Re
         record_step(out, plant);
         if plant.steps().is_multiple_of(64) {
             plant.check()?;
+        }
+        if hand.finished(plant) {
+            return Ok(());
+        }
+        if hand.t > MAX_SHOT_TIME {
+            return Err(ManualError::Stalled(MAX_SHOT_TIME));
+        }
+    }
+}
+
+/// One step of `dt` under the hand; returns the thumb's force on the rod
+/// at its start, N.
+fn hand_step(plant: &mut Plant, hand: &mut Hand, dt: f64) -> f64 {
+    let (drive, v_cmd) = hand.drive(plant);
+    let v = plant.state.v_p.max(0.0);
+    plant.advance(&drive, dt);
+    hand.advance(plant, v_cmd, dt);
+    drive.force - drive.force_damping * v
+}
+
+/// Step the plant under the hand until delivery is over, with steps chosen
+/// by step doubling on a ladder of powers of two of h₀ = `step`/4, as the
+/// gun's adaptive mode does (`src/sim/adaptive.rs`). The thumb's spring acts
+/// through the force at each step's start, so the step is kept within 1/ω
+/// of the thumb on the moving mass; the hand decides and lets go at step
+/// boundaries, and a step across which the decision or the release falls
+/// due is bisected down to h₀, like a change of the plant's mode.
+fn push_adaptive(
+    plant: &mut Plant,
+    hand: &mut Hand,
+    out: &mut ManualShot,
+    step: f64,
+    tolerance: f64,
+) -> Result<(), ManualError> {
+    use super::adaptive::{self, Adaptive};
+    let h0 = step / adaptive::MIN_STEP_DIVISOR as f64;
+    let mut ad = Adaptive::new(plant, tolerance);
+    let omega = (hand.pop.stiffness / plant.params.piston.mass).sqrt().max(1e-300);
+    let thumb_level = adaptive::level_within(1.0 / omega, h0);
+    let mode = |plant: &Plant, hand: &Hand| adaptive::mode(plant) ^ hand.events(plant) << 62;
+    let mut m = 0u64;
+    let mut checked = plant.steps();
+    loop {
+        let travel = plant.state.z - hand.z0;
+        hand.follow_depth(plant, travel);
+        hand.decide(plant, travel);
+        let aligned = if m == 0 { adaptive::MAX_LEVEL } else { m.trailing_zeros().min(adaptive::MAX_LEVEL) };
+        let cap = aligned.min(thumb_level).min(adaptive::stable_level(plant, h0));
+        let mut level = ad.level.min(cap);
+        let mode0 = mode(plant, hand);
+        let (len, force) = loop {
+            if level == 0 {
+                ad.level = 1;
+                ad.unestimated();
+                break (1, hand_step(plant, hand, h0));
+            }
+            let len = 1u64 << level;
+            let h = len as f64 * h0;
+            ad.save_start(plant, false);
+            let start = hand.snapshot();
+            hand_step(plant, hand, h);
+            if mode(plant, hand) == mode0 {
+                ad.save_full(plant);
+                ad.restore_start(plant);
+                hand.restore(start);
+                let f1 = hand_step(plant, hand, 0.5 * h);
+                let mode_mid = mode(plant, hand);
+                let f2 = hand_step(plant, hand, 0.5 * h);
+                let same_mode = mode_mid == mode0 && mode(plant, hand) == mode0;
+                let err = if same_mode { ad.error(plant) } else { f64::INFINITY };
+                if err <= 1.0 {
+                    ad.accepted(len, false);
+                    ad.level = adaptive::next_level(level, err);
+                    break (len, f1.max(f2));
+                }
+            }
+            ad.restore_start(plant);
+            hand.restore(start);
+            level -= 1;
+            ad.level = level;
+        };
+        m += len;
+        out.peak_force = out.peak_force.max(force);
+        record_step(out, plant);
+        if plant.steps() >= checked + 64 {
+            plant.check()?;
+            checked = plant.steps();
         }
         if hand.finished(plant) {
             return Ok(());

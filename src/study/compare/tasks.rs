@@ -5,7 +5,7 @@
 use super::{ArmKind, DoseSetting, GunSession, ShotRow, Study, StudyError};
 use crate::control::manual::OperatorParams;
 use crate::scenario::{Level, Uncertain};
-use crate::sim::manual::{manual_params, manual_shot};
+use crate::sim::manual::{manual_params, manual_shot_stepped, Stepping};
 use crate::sim::Plant;
 use crate::study::sweep::{draw, simulate_per_shot};
 use crate::study::task_rng;
@@ -137,7 +137,7 @@ impl Study {
         let sc = self.scenario.with(&base).map_err(|e| fail(e.to_string()))?;
         let op = operator.draw_operator(&mut task_rng(self.seed, ARM_UNIT + arm_key(&arm.name), unit as u64 | 1 << 20));
         let mut plant = Plant::new(manual_params(sc.params.clone()));
-        let dt = sc.solver.effective_step();
+        let stepping = Stepping::of(&sc.solver);
         let mut rows = Vec::with_capacity(self.shots);
         let per_shot = self.per_shot(a);
         for s in 0..self.shots {
@@ -149,7 +149,8 @@ impl Study {
             let id = ((unit as u64) << 12) | s as u64;
             let mut rng = task_rng(self.seed, ARM_SHOT + (arm_key(&arm.name) << 12) + t as u64, id | 1 << 23);
             let plan = operator.draw_shot(&op, target, plant.params.syringe.area, &mut rng);
-            let r = manual_shot(&mut plant, operator, &plan, target, dt).map_err(|e| fail(e.to_string()))?;
+            let r =
+                manual_shot_stepped(&mut plant, operator, &plan, target, stepping).map_err(|e| fail(e.to_string()))?;
             rows.push(ShotRow {
                 arm: a,
                 target: t,
