@@ -143,18 +143,26 @@ impl Hand<'_> {
     /// Stop decision from the reading, anticipating at the speed seen; the
     /// release follows after the reaction time.
     fn decide(&mut self, plant: &Plant, travel: f64) {
-        let plan = self.plan;
-        if self.decided.is_none()
-            && (travel + plan.reading >= self.travel_target - plan.anticipation * self.v_seen
-                || plant.state.syringe_empty)
-        {
+        if self.decision_due(plant, travel) {
             self.decided = Some(self.t);
         }
-        if let (Some(td), None) = (self.decided, self.released) {
-            if self.t >= td + plan.reaction {
-                self.released = Some(self.t);
-            }
+        if self.release_due() {
+            self.released = Some(self.t);
         }
+    }
+
+    /// Not decided yet, and the reading (with the anticipated travel) has
+    /// reached the mark, or the syringe is empty.
+    fn decision_due(&self, plant: &Plant, travel: f64) -> bool {
+        let plan = self.plan;
+        self.decided.is_none()
+            && (travel + plan.reading >= self.travel_target - plan.anticipation * self.v_seen
+                || plant.state.syringe_empty)
+    }
+
+    /// Decided, not yet released, and the reaction time has passed.
+    fn release_due(&self) -> bool {
+        matches!((self.decided, self.released), (Some(td), None) if self.t >= td + self.plan.reaction)
     }
 
     /// The thumb's drive at this step and the commanded rod speed, m/s.
@@ -202,13 +210,7 @@ impl Hand<'_> {
     /// now (bit 0), the release is due (bit 1). A step across which they
     /// change holds the event, as a change of the plant's mode does.
     fn events(&self, plant: &Plant) -> u64 {
-        let plan = self.plan;
-        let travel = plant.state.z - self.z0;
-        let decide = self.decided.is_none()
-            && (travel + plan.reading >= self.travel_target - plan.anticipation * self.v_seen
-                || plant.state.syringe_empty);
-        let release = matches!((self.decided, self.released), (Some(td), None) if self.t >= td + plan.reaction);
-        decide as u64 | (release as u64) << 1
+        self.decision_due(plant, plant.state.z - self.z0) as u64 | (self.release_due() as u64) << 1
     }
 
     /// Delivery is over: released for five release times, rod at rest and
@@ -383,22 +385,27 @@ fn push(plant: &mut Plant, hand: &mut Hand, out: &mut ManualShot, dt: f64) -> Re
         let travel = plant.state.z - hand.z0;
         hand.follow_depth(plant, travel);
         hand.decide(plant, travel);
-        let (drive, v_cmd) = hand.drive(plant);
-        let v = plant.state.v_p.max(0.0);
-        out.peak_force = out.peak_force.max(drive.force - drive.force_damping * v);
-        plant.advance(&drive, dt);
-        hand.advance(plant, v_cmd, dt);
+        out.peak_force = out.peak_force.max(hand_step(plant, hand, dt));
         record_step(out, plant);
         if plant.steps().is_multiple_of(64) {
             plant.check()?;
         }
-        if hand.finished(plant) {
+        if over(plant, hand)? {
             return Ok(());
         }
-        if hand.t > MAX_SHOT_TIME {
-            return Err(ManualError::Stalled(MAX_SHOT_TIME));
-        }
     }
+}
+
+/// Delivery is over ([`Hand::finished`]), or an error when the shot has
+/// outlasted [`MAX_SHOT_TIME`].
+fn over(plant: &Plant, hand: &Hand) -> Result<bool, ManualError> {
+    if hand.finished(plant) {
+        return Ok(true);
+    }
+    if hand.t > MAX_SHOT_TIME {
+        return Err(ManualError::Stalled(MAX_SHOT_TIME));
+    }
+    Ok(false)
 }
 
 /// One step of `dt` under the hand; returns the thumb's force on the rod
@@ -479,11 +486,8 @@ fn push_adaptive(
             plant.check()?;
             checked = plant.steps();
         }
-        if hand.finished(plant) {
+        if over(plant, hand)? {
             return Ok(());
-        }
-        if hand.t > MAX_SHOT_TIME {
-            return Err(ManualError::Stalled(MAX_SHOT_TIME));
         }
     }
 }

@@ -184,11 +184,19 @@ pub struct Flags {
     /// [`NEAR_STICK_RECOVERY`] of it without stopping, as (lowest speed, the
     /// peak before it), m/s.
     pub near_stick: Option<(f64, f64)>,
-    /// Peak sliding speed since the plunger last started, or since the last
-    /// near-stick, m/s (0 while it is stopped).
-    pub slide_peak: f64,
-    /// Lowest sliding speed since that peak, m/s.
-    pub slide_low: f64,
+    /// The sliding speed followed for [`Flags::near_stick`].
+    #[serde(skip)]
+    slide: Slide,
+}
+
+/// The plunger's sliding speed as [`Flags::slide`] follows it, m/s.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct Slide {
+    /// Peak since the plunger last started, or since the last near-stick
+    /// (0 while it is stopped).
+    peak: f64,
+    /// Lowest since that peak.
+    low: f64,
 }
 
 /// A sliding plunger slowed below this fraction of its peak speed...
@@ -202,23 +210,21 @@ impl Flags {
     /// near-stick.
     #[inline]
     pub(super) fn slide(&mut self, v: f64) {
+        let sl = &mut self.slide;
         if v <= 0.0 {
-            self.slide_peak = 0.0;
-            self.slide_low = 0.0;
+            *sl = Slide::default();
             return;
         }
-        self.slide_low = self.slide_low.min(v);
-        let dipped = self.slide_low < NEAR_STICK_DIP * self.slide_peak;
-        if dipped && v > NEAR_STICK_RECOVERY * self.slide_peak {
-            let (low, peak) = (self.slide_low, self.slide_peak);
+        sl.low = sl.low.min(v);
+        let dipped = sl.low < NEAR_STICK_DIP * sl.peak;
+        if dipped && v > NEAR_STICK_RECOVERY * sl.peak {
+            let (low, peak) = (sl.low, sl.peak);
             if self.near_stick.is_none_or(|(l, p)| low / peak < l / p) {
                 self.near_stick = Some((low, peak));
             }
-            self.slide_peak = v;
-            self.slide_low = v;
-        } else if v >= self.slide_peak {
-            self.slide_peak = v;
-            self.slide_low = v;
+            *sl = Slide { peak: v, low: v };
+        } else if v >= sl.peak {
+            *sl = Slide { peak: v, low: v };
         }
     }
 }
